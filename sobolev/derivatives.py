@@ -1,0 +1,260 @@
+"""Derivatives of a model with respect to its inputs: full tensors, directional, selected partials.
+
+A *derivative stack* is the tuple ``(u, Du, D²u, …, Dᵏu)`` of a function ``f: (B, d) -> (B, m)``
+evaluated at a batch of points, with batch-first shapes
+
+    u: (B, m),  Du: (B, m, d),  D²u: (B, m, d, d),  …,  Dʲu: (B, m, d, …, d)  (j trailing d axes),
+
+where ``Dʲu[b, c, i₁, …, iⱼ] = ∂ʲu_c / ∂x_{i₁}…∂x_{iⱼ}`` at ``x[b]``.
+
+A *directional* stack replaces each full tensor by contractions with random directions:
+``Dʲu[v₁, …, vⱼ]`` of shape (B, m, S) for S independent direction sets, each set holding k
+independent directions per sample. For v's ~ N(0, I) independent,
+``E (Dʲe[v₁, …, vⱼ])² = ‖Dʲe‖²_F`` at every order j, so a squared error on directional derivatives
+is an unbiased estimate of the full Frobenius term at O(S) instead of O(dʲ) cost.
+
+Functions are assumed to treat the rows of ``x`` independently (no batch norm in training mode),
+which is what lets one backward pass of ``sum(u)`` yield every per-sample gradient.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch import Tensor
+from torch.func import jvp, vmap
+
+Fn = Callable[[Tensor], Tensor]
+MultiIndex = tuple[int, ...]
+
+
+class DerivativeStack(tuple):
+    """Tuple ``(u, Du, …)`` of derivative tensors; ``directions`` is set for directional stacks.
+
+    ``directions`` has shape (S, k, B, d): S sets of k directions per sample; the order-j entry
+    of the stack holds ``Dʲu[v₁, …, vⱼ]`` with the first j directions of each set.
+    """
+
+    directions: Tensor | None
+
+    def __new__(cls, tensors: Iterable[Tensor], directions: Tensor | None = None) -> "DerivativeStack":
+        self = super().__new__(cls, tuple(tensors))
+        self.directions = directions
+        return self
+
+    @property
+    def order(self) -> int:
+        return len(self) - 1
+
+    @property
+    def directional(self) -> bool:
+        return self.directions is not None
+
+    def detach(self) -> "DerivativeStack":
+        return DerivativeStack((t.detach() for t in self), self.directions)
+
+    def to(self, *args, **kwargs) -> "DerivativeStack":
+        v = None if self.directions is None else self.directions.to(*args, **kwargs)
+        return DerivativeStack((t.to(*args, **kwargs) for t in self), v)
+
+
+def _check_input(x: Tensor) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor of shape (batch, d), got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (batch, d), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+
+
+def _as_2d(u: Tensor, batch: int, name: str = "f") -> Tensor:
+    """Bring an output to (B, m): (B,) becomes (B, 1)."""
+    if not isinstance(u, Tensor):
+        raise TypeError(f"{name}(x) must return a torch.Tensor, got {type(u).__name__}")
+    if u.ndim == 1:
+        u = u.unsqueeze(-1)
+    if u.ndim != 2 or u.shape[0] != batch:
+        raise ValueError(f"{name}(x) must return shape (batch, m) = ({batch}, m), got {tuple(u.shape)}")
+    return u
+
+
+def sample_directions(
+    n_sets: int, order: int, batch: int, dim: int, *, generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None, device: torch.device | str | None = None,
+) -> Tensor:
+    """Independent standard Gaussian directions of shape (n_sets, order, batch, dim)."""
+    if n_sets < 1:
+        raise ValueError(f"directions must be a positive number of direction sets, got {n_sets}")
+    if generator is not None and device is not None and torch.device(device) != generator.device:
+        v = torch.randn(n_sets, order, batch, dim, generator=generator, dtype=dtype, device=generator.device)
+        return v.to(device)
+    return torch.randn(n_sets, order, batch, dim, generator=generator, dtype=dtype, device=device)
+
+
+def _full_stack(f: Fn, x: Tensor, order: int, create_graph: bool) -> list[Tensor]:
+    """Full derivative tensors by repeated reverse mode on the batch sum (one vmapped backward per order)."""
+    B, d = x.shape
+    with torch.set_grad_enabled(create_graph or order > 0):
+        xg = x if x.requires_grad else x.detach().requires_grad_(True)
+        u = _as_2d(f(xg), B)
+        stack = [u]
+        for j in range(1, order + 1):
+            t = stack[-1].reshape(B, -1)  # (B, P), P = m·d^(j-1)
+            keep = create_graph or j < order
+            if not t.requires_grad:  # a lower order was constant in x: all higher ones vanish
+                g = t.new_zeros(B, t.shape[1], d)
+            elif t.shape[1] == 1:
+                (g,) = torch.autograd.grad(t.sum(), xg, create_graph=keep, allow_unused=True)
+                g = None if g is None else g.unsqueeze(1)
+            else:
+                eye = torch.eye(t.shape[1], dtype=t.dtype, device=t.device)
+                (g,) = torch.autograd.grad(
+                    t, xg, grad_outputs=eye[:, None, :].expand(-1, B, -1), create_graph=keep,
+                    allow_unused=True, is_grads_batched=True,
+                )
+                g = None if g is None else g.movedim(0, 1)  # (B, P, d)
+            if g is None:
+                if j == 1:
+                    raise ValueError(
+                        "f(x) does not depend differentiably on x (no autograd path from x to the "
+                        "output): derivatives need a differentiable torch function of x"
+                    )
+                g = t.new_zeros(B, t.shape[1], d)
+            stack.append(g.reshape(B, *stack[-1].shape[1:], d))
+    if not create_graph:
+        stack = [s.detach() for s in stack]
+    return stack
+
+
+def _directional_stack(f: Fn, x: Tensor, order: int, directions: Tensor, create_graph: bool) -> list[Tensor]:
+    """``[u, Du[v₁], D²u[v₁, v₂], …]`` by nested forward mode, vmapped over direction sets."""
+    B = x.shape[0]
+    xd = x.detach() if not create_graph else x
+
+    def along(vs: Tensor) -> tuple[Tensor, ...]:  # vs: (order, B, d)
+        def base(y: Tensor) -> tuple[Tensor, ...]:
+            return (_as_2d(f(y), B),)
+
+        F = base
+        for j in range(order):
+            F = _extend(F, vs[j])
+        return F(xd)
+
+    with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+        u = _as_2d(f(xd), B)
+        if order == 0:
+            return [u]
+        outs = vmap(along)(directions[:, :order])  # each (S, B, m)
+    return [u] + [o.permute(1, 2, 0) for o in outs[1:]]
+
+
+def _extend(F: Callable[[Tensor], tuple[Tensor, ...]], v: Tensor) -> Callable[[Tensor], tuple[Tensor, ...]]:
+    """From y ↦ (D⁰, …, Dʲ) to y ↦ (D⁰, …, Dʲ, Dʲ⁺¹[…, v]) by one forward-mode pass along v."""
+
+    def G(y: Tensor) -> tuple[Tensor, ...]:
+        primals, tangents = jvp(F, (y,), (v,))
+        return (*primals, tangents[-1])
+
+    return G
+
+
+def _partial(f: Fn, x: Tensor, alpha: MultiIndex, create_graph: bool) -> Tensor:
+    """∂^α f at x, shape (B, m), by |α| nested forward-mode passes along unit vectors."""
+    B, d = x.shape
+    F: Callable[[Tensor], Tensor] = lambda y: _as_2d(f(y), B)
+    for axis, count in enumerate(alpha):
+        e = torch.zeros_like(x)
+        e[:, axis] = 1
+        for _ in range(count):
+            F = (lambda G, v: (lambda y: jvp(G, (y,), (v,))[1]))(F, e)
+    with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+        return F(x if create_graph else x.detach())
+
+
+def _check_partials(partials: Sequence[Sequence[int]], d: int, order: int) -> list[MultiIndex]:
+    out = []
+    for a in partials:
+        a = tuple(int(i) for i in a)
+        if len(a) != d or any(i < 0 for i in a):
+            raise ValueError(f"partials must be multi-indices of {d} non-negative integers, got {a}")
+        if sum(a) > order:
+            raise ValueError(f"partial {a} has order {sum(a)} > order={order}")
+        out.append(a)
+    return out
+
+
+def derivatives(
+    f: Fn, x: Tensor, order: int = 1, *, directions: int | Tensor | None = None,
+    partials: Sequence[Sequence[int]] | None = None, create_graph: bool | None = None,
+    generator: torch.Generator | None = None,
+) -> DerivativeStack | dict[MultiIndex, Tensor]:
+    """Derivative stack of ``f`` at ``x`` (B, d) up to ``order``.
+
+    Args:
+        f: callable (an ``nn.Module`` or a torch function) mapping (B, d) to (B, m) or (B,).
+        x: points, shape (B, d).
+        order: highest derivative order k ≥ 0.
+        directions: ``None`` for full tensors (cost O(dʲ) per order j); an int S to draw S sets of
+            k independent N(0, I) directions per sample (from ``generator``); or a tensor of
+            shape (S, k, B, d) or (S, k, d) (shared over the batch). The order-j entry then has
+            shape (B, m, S) and holds ``Dʲu[v₁, …, vⱼ]``.
+        partials: multi-indices such as ``[(1, 0), (0, 2)]``: only those partials are computed
+            (nested forward mode along unit vectors), returned as ``{alpha: (B, m)}``.
+        create_graph: keep the graph to the parameters (for training). Default: whether grad
+            mode is on. With ``False`` the results are detached and no graph is retained.
+
+    Returns:
+        A :class:`DerivativeStack` (a tuple), or a dict for ``partials``.
+    """
+    _check_input(x)
+    if not isinstance(order, int) or order < 0:
+        raise ValueError(f"order must be a non-negative integer, got {order!r}")
+    if create_graph is None:
+        create_graph = torch.is_grad_enabled()
+    B, d = x.shape
+    if partials is not None:
+        if directions is not None:
+            raise ValueError("pass either partials or directions, not both")
+        return {a: _partial(f, x, a, create_graph) for a in _check_partials(partials, d, order)}
+    if directions is None:
+        return DerivativeStack(_full_stack(f, x, order, create_graph))
+    V = _resolve_directions(directions, order, x, generator)
+    return DerivativeStack(_directional_stack(f, x, order, V, create_graph), V)
+
+
+def _resolve_directions(directions: int | Tensor, order: int, x: Tensor, generator: torch.Generator | None) -> Tensor:
+    B, d = x.shape
+    if isinstance(directions, bool) or not isinstance(directions, (int, Tensor)):
+        raise TypeError(f"directions must be None, an int or a Tensor, got {type(directions).__name__}")
+    if isinstance(directions, int):
+        return sample_directions(directions, max(order, 1), B, d, generator=generator, dtype=x.dtype, device=x.device)
+    V = directions
+    if V.ndim == 3:
+        V = V.unsqueeze(2).expand(-1, -1, B, -1)
+    if V.ndim != 4 or V.shape[1] < order or V.shape[2] != B or V.shape[3] != d:
+        raise ValueError(
+            f"directions tensor must have shape (S, k≥{order}, B={B}, d={d}) or (S, k, d), got {tuple(directions.shape)}"
+        )
+    return V.to(dtype=x.dtype, device=x.device)
+
+
+def directional_stack(stack: Sequence[Tensor], directions: Tensor) -> DerivativeStack:
+    """Contract a full stack with directions (S, k, B, d): order j becomes (B, m, S).
+
+    Used to compare supplied or numerically estimated full derivative targets with a model's
+    directional derivatives along the same directions.
+    """
+    S, k, B, d = directions.shape
+    if len(stack) - 1 > k:
+        raise ValueError(f"directions hold {k} directions per set but the stack has order {len(stack) - 1}")
+    out = [stack[0]]
+    letters = string.ascii_lowercase[3:]  # avoid b, c, s used below
+    for j, D in enumerate(stack[1:], start=1):
+        if D.shape != (B, D.shape[1]) + (d,) * j:
+            raise ValueError(f"stack entry of order {j} must have shape (B, m{', d' * j}) = ({B}, m{f', {d}' * j}), got {tuple(D.shape)}")
+        idx = letters[:j]
+        spec = "bc" + idx + "," + ",".join(f"sb{i}" for i in idx) + "->bcs"
+        out.append(torch.einsum(spec, D, *(directions[:, i] for i in range(j))))
+    return DerivativeStack(out, directions)

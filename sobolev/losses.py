@@ -1,0 +1,211 @@
+"""Sobolev W^{k,p} losses on derivative stacks.
+
+    L = Σ_{j=0..k} λ_j · E_x ‖Dʲu_θ(x) − Dʲu(x)‖_p^p
+
+The order-j term sums |error|^p over all m·dʲ entries of the j-th derivative tensor and averages
+over the batch (``reduction="mean"``); for m = 1 the order-0 term is the mean squared error.
+For directional stacks (see :mod:`sobolev.derivatives`) the order-j term averages the squared
+directional error over the S direction sets, an unbiased estimate of the full term (p = 2 only).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .derivatives import DerivativeStack, MultiIndex, derivatives, directional_stack, sample_directions
+
+Reduction = Literal["mean", "sum", "none"]
+Target = Sequence[Tensor] | Mapping[MultiIndex, Tensor] | Callable[[Tensor], Tensor] | Tensor
+
+
+def term_name(key: int | MultiIndex) -> str:
+    """Log name of a loss term: ``D0``, ``D1``, … for orders; ``D(1,0)`` for a partial."""
+    return f"D{key}" if isinstance(key, int) else "D(" + ",".join(map(str, key)) + ")"
+
+
+def _check_p(p: float) -> None:
+    if not isinstance(p, (int, float)) or not p >= 1:
+        raise ValueError(f"p must be a number ≥ 1, got {p!r}")
+
+
+def _check_weights(weights: Sequence[float] | None, n: int, what: str) -> list[float]:
+    if weights is None:
+        return [1.0] * n
+    weights = [float(w) for w in weights]
+    if len(weights) != n:
+        raise ValueError(f"weights must have one entry per {what} ({n}), got {len(weights)}")
+    if any(not w >= 0 for w in weights):
+        raise ValueError(f"weights must be non-negative and finite, got {weights}")
+    return weights
+
+
+def _per_sample(err: Tensor, p: float, directional: bool) -> Tensor:
+    """Σ |err|^p over all non-batch axes (averaged over the last, direction axis if directional): (B,)."""
+    a = err * err if p == 2 else err.abs().pow(p)
+    if directional:
+        a = a.mean(-1)
+    return a.reshape(a.shape[0], -1).sum(1)
+
+
+def _reduce(t: Tensor, reduction: Reduction) -> Tensor:
+    if reduction == "mean":
+        return t.mean()
+    if reduction == "sum":
+        return t.sum()
+    if reduction == "none":
+        return t
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def sobolev_loss(
+    pred_stack: Sequence[Tensor] | Mapping[MultiIndex, Tensor],
+    target_stack: Sequence[Tensor] | Mapping[MultiIndex, Tensor],
+    *, p: float = 2, weights: Sequence[float] | None = None, reduction: Reduction = "mean",
+    check_finite: bool = True,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """W^{k,p} loss between two derivative stacks of the same layout.
+
+    Args:
+        pred_stack: ``(u, Du, …, Dᵏu)`` with shapes (B, m), (B, m, d), …; or a directional stack
+            (order j: (B, m, S)); or a dict ``{multi-index: (B, m)}`` of selected partials.
+        target_stack: same layout and shapes as ``pred_stack``.
+        p: exponent ≥ 1 of the L^p norm.
+        weights: λ_j per order (or per partial, in dict order); default all ones.
+        reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for per-sample (B,) terms.
+
+    Returns:
+        ``(total, terms)`` with ``total = Σ λ_j term_j`` and ``terms`` the unweighted per-order
+        terms keyed ``"D0"``, ``"D1"``, … (``"D(1,0)"`` for partials).
+    """
+    _check_p(p)
+    if isinstance(pred_stack, Mapping) != isinstance(target_stack, Mapping):
+        raise TypeError("pred_stack and target_stack must both be sequences (orders) or both dicts (partials)")
+    if isinstance(pred_stack, Mapping):
+        if set(pred_stack) != set(target_stack):
+            raise ValueError(f"partials differ: pred has {sorted(pred_stack)}, target has {sorted(target_stack)}")
+        keys: list = list(pred_stack)
+        preds, targets = [pred_stack[k] for k in keys], [target_stack[k] for k in keys]
+        directional = False
+    else:
+        if len(pred_stack) != len(target_stack):
+            raise ValueError(
+                f"pred_stack has orders 0..{len(pred_stack) - 1} but target_stack has orders "
+                f"0..{len(target_stack) - 1}: stacks must have the same length"
+            )
+        keys, preds, targets = list(range(len(pred_stack))), list(pred_stack), list(target_stack)
+        directional = getattr(pred_stack, "directional", False)
+        if directional != getattr(target_stack, "directional", directional):
+            raise ValueError("pred_stack is directional but target_stack is not (or vice versa): "
+                             "contract full targets with sobolev.directional_stack first")
+    if not preds:
+        raise ValueError("stacks must hold at least the order-0 values")
+    lam = _check_weights(weights, len(keys), "order" if not isinstance(pred_stack, Mapping) else "partial")
+    terms: dict[str, Tensor] = {}
+    total = None
+    for key, w, a, b in zip(keys, lam, preds, targets):
+        if a.shape != b.shape:
+            raise ValueError(f"shape mismatch at {term_name(key)}: prediction {tuple(a.shape)} vs target {tuple(b.shape)}")
+        if check_finite and not torch.isfinite(b).all():
+            raise ValueError(f"target {term_name(key)} contains NaN or Inf")
+        t = _reduce(_per_sample(a - b, p, directional and key != 0), reduction)
+        terms[term_name(key)] = t
+        total = w * t if total is None else total + w * t
+    return total, terms
+
+
+class SobolevLoss(nn.Module):
+    """W^{k,p} training loss called as ``loss_fn(model, x, target)``.
+
+    ``target`` is a derivative stack ``(u, Du, …)`` matching ``order`` (supplied labels or
+    numerical estimates), a dict of partials when ``partials`` is set, or a callable whose
+    derivatives are taken exactly by autodiff. ``order=0`` is plain L^p regression, so L2 and
+    Sobolev runs share one code path.
+
+    Args:
+        order: highest derivative order k ≥ 0.
+        p: exponent ≥ 1.
+        weights: λ_0..λ_k (or one per partial); default all ones.
+        directions: ``None`` (full derivative tensors) or the number S of random direction sets
+            per step: each order-j term then is the unbiased directional estimate (p = 2).
+        partials: train only these partials, e.g. ``[(0, 0), (1, 0), (0, 2)]``.
+        weighting: ``"dimension"`` divides the total by Σ_j dʲ (the number of derivative entries
+            per output), as differential machine learning does for k = 1 (value weight
+            1/(1+d), derivative weight d/(1+d) on per-entry means), so the balance between
+            orders and the loss scale do not drift with the input dimension d.
+        generator: random source for directions (default: torch's global generator).
+    """
+
+    def __init__(
+        self, order: int = 1, p: float = 2, weights: Sequence[float] | None = None, *,
+        directions: int | None = None, partials: Sequence[Sequence[int]] | None = None,
+        weighting: Literal["none", "dimension"] = "none", reduction: Reduction = "mean",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(order, int) or isinstance(order, bool) or order < 0:
+            raise ValueError(f"order must be a non-negative integer, got {order!r}")
+        _check_p(p)
+        if directions is not None:
+            if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
+                raise ValueError(f"directions must be None or a positive int, got {directions!r}")
+            if p != 2:
+                raise ValueError("directional estimates are unbiased only for p = 2; use full derivatives for p ≠ 2")
+        if partials is not None:
+            partials = [tuple(int(i) for i in a) for a in partials]
+            if directions is not None:
+                raise ValueError("pass either partials or directions, not both")
+            order = max(sum(a) for a in partials)
+        if weighting not in ("none", "dimension"):
+            raise ValueError(f"weighting must be 'none' or 'dimension', got {weighting!r}")
+        self.order, self.p, self.directions, self.partials = order, p, directions, partials
+        self.weights = _check_weights(weights, len(partials) if partials else order + 1,
+                                      "partial" if partials else "order")
+        self.weighting, self.reduction, self.generator = weighting, reduction, generator
+
+    def extra_repr(self) -> str:
+        return f"order={self.order}, p={self.p}, weights={self.weights}, directions={self.directions}"
+
+    def forward(
+        self, model: Callable[[Tensor], Tensor], x: Tensor, target: Target, *, return_terms: bool = False,
+    ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+        """Loss of ``model`` at ``x`` (B, d) against ``target``; with ``return_terms`` also the per-order terms."""
+        d = x.shape[-1]
+        if self.partials is not None:
+            pred = derivatives(model, x, self.order, partials=self.partials)
+            tgt = self._target_partials(target, x)
+        else:
+            V = None
+            if self.directions is not None:
+                V = sample_directions(self.directions, max(self.order, 1), x.shape[0], d,
+                                      generator=self.generator, dtype=x.dtype, device=x.device)
+            pred = derivatives(model, x, self.order, directions=V)
+            tgt = self._target_stack(target, x, V)
+        total, terms = sobolev_loss(pred, tgt, p=self.p, weights=self.weights, reduction=self.reduction)
+        if self.weighting == "dimension":
+            total = total / sum(d**j for j in range(self.order + 1))
+        return (total, terms) if return_terms else total
+
+    def _target_stack(self, target: Target, x: Tensor, V: Tensor | None) -> Sequence[Tensor]:
+        if callable(target) and not isinstance(target, Tensor):
+            return derivatives(target, x, self.order, directions=V, create_graph=False)
+        if isinstance(target, Tensor):
+            if self.order != 0:
+                raise ValueError(f"a Tensor target gives values only; order={self.order} needs a derivative "
+                                 "stack (u, Du, …) or a callable target")
+            target = (target,)
+        if not isinstance(target, Sequence) or isinstance(target, (str, bytes)):
+            raise TypeError(f"target must be a derivative stack, a Tensor or a callable, got {type(target).__name__}")
+        if len(target) != self.order + 1:
+            raise ValueError(f"target stack has {len(target)} entries but order={self.order} needs {self.order + 1}")
+        target = [t.unsqueeze(-1) if j == 0 and t.ndim == 1 else t for j, t in enumerate(target)]
+        return target if V is None else directional_stack(target, V)
+
+    def _target_partials(self, target: Target, x: Tensor) -> Mapping[MultiIndex, Tensor]:
+        if callable(target) and not isinstance(target, Tensor):
+            return derivatives(target, x, self.order, partials=self.partials, create_graph=False)
+        if not isinstance(target, Mapping):
+            raise TypeError("with partials, target must be a dict {multi-index: (B, m)} or a callable")
+        return {tuple(k): v for k, v in target.items()}

@@ -1,0 +1,388 @@
+"""The training loop: optimisers (Adam, SGD, L-BFGS, Adam → L-BFGS), schedules, progress, JSONL
+metrics, atomic checkpoints and bit-for-bit resume.
+
+A run directory holds ``metrics.jsonl`` (one JSON record per logged step) and ``checkpoint.pt``
+(written atomically every ``checkpoint_every`` steps, on SIGINT/SIGTERM and at the end). Calling
+:func:`fit` again on the same directory resumes from the checkpoint: model, optimiser, schedule,
+step counter, data order and all RNG streams are restored, so the resumed run reproduces the
+uninterrupted one exactly; metrics logged after the checkpoint are dropped and recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .losses import SobolevLoss
+
+Objective = Callable[[nn.Module, tuple[Tensor, ...]], "Tensor | tuple[Tensor, dict[str, Tensor]]"]
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+OPTIMIZERS = ("adam", "sgd", "lbfgs")
+SCHEDULES = ("constant", "cosine", "exponential", "step")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of :func:`fit`.
+
+    ``lbfgs_at``: switch from the first optimiser to L-BFGS at this step (the published
+    experiments switch at half the budget). ``batch_size=None`` trains full-batch.
+    ``schedule``: ``constant``, ``cosine`` (to ``lr·lr_min_factor``), ``exponential``
+    (factor ``gamma`` per step) or ``step`` (×``gamma`` every ``step_size`` steps); it applies to
+    the first optimiser only.
+    """
+
+    steps: int = 1000
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    lbfgs_at: int | None = None
+    lbfgs_lr: float = 1.0
+    lbfgs_max_iter: int = 20
+    lbfgs_line_search: str | None = "strong_wolfe"
+    schedule: str = "constant"
+    gamma: float = 0.1
+    step_size: int = 1000
+    lr_min_factor: float = 0.0
+    batch_size: int | None = None
+    log_every: int = 100
+    checkpoint_every: int = 500
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "auto"
+    progress: bool = True
+    grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ValueError(f"steps must be ≥ 0, got {self.steps}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.log_every < 1:
+            raise ValueError(f"log_every must be ≥ 1, got {self.log_every}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be None or ≥ 1, got {self.batch_size}")
+
+
+@dataclass
+class History:
+    """What :func:`fit` returns: the logged records and how the run ended."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+    resumed_from: int | None = None
+
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        """(steps, values) of one logged quantity."""
+        pts = [(r["step"], r[key]) for r in self.records if key in r]
+        return [s for s, _ in pts], [v for _, v in pts]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` picks CUDA when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _make_optimizer(name: str, params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    lr = cfg.lbfgs_lr if cfg.optimizer != "lbfgs" else cfg.lr
+    return torch.optim.LBFGS(params, lr=lr, max_iter=cfg.lbfgs_max_iter, line_search_fn=cfg.lbfgs_line_search)
+
+
+def _make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    horizon = cfg.lbfgs_at if cfg.lbfgs_at is not None else cfg.steps
+    lr_at: Callable[[int], float] = {
+        "constant": lambda s: 1.0,
+        "cosine": lambda s: cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * min(s, horizon) / max(horizon, 1))),
+        "exponential": lambda s: cfg.gamma**s,
+        "step": lambda s: cfg.gamma ** (s // cfg.step_size),
+    }[cfg.schedule]
+    return torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+
+
+def _rng_state(data_gen: torch.Generator) -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+        "data": data_gen.get_state(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any], data_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    data_gen.set_state(state["data"])
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file, fsync, then rename over ``path``: never a torn file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class _Interrupt:
+    """Turns SIGINT/SIGTERM into a flag checked between steps, so a checkpoint is always consistent."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Interrupt":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: signals stay with the caller
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.flag = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class _Batches:
+    """Endless minibatches of ``data`` in a seeded random order (one permutation per epoch)."""
+
+    def __init__(self, n: int, batch_size: int | None, gen: torch.Generator) -> None:
+        self.n, self.bs, self.gen = n, batch_size, gen
+        self.perm: Tensor | None = None
+        self.pos = 0
+
+    def next(self) -> Tensor | None:
+        if self.bs is None or self.bs >= self.n:
+            return None
+        if self.perm is None or self.pos + self.bs > self.n:
+            self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
+        idx = self.perm[self.pos : self.pos + self.bs]
+        self.pos += self.bs
+        return idx
+
+    def state(self) -> dict[str, Any]:
+        return {"perm": self.perm, "pos": self.pos}
+
+    def load(self, s: dict[str, Any]) -> None:
+        self.perm, self.pos = s["perm"], s["pos"]
+
+
+def _as_objective(objective: Objective | SobolevLoss) -> Objective:
+    if isinstance(objective, SobolevLoss):
+        loss_fn = objective
+
+        def obj(model: nn.Module, batch: tuple[Tensor, ...]):
+            x, *target = batch
+            return loss_fn(model, x, target, return_terms=True)
+
+        return obj
+    return objective
+
+
+def _call(obj: Objective, model: nn.Module, batch: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, Tensor]]:
+    res = obj(model, batch)
+    return res if isinstance(res, tuple) else (res, {})
+
+
+def _read_records(path: Path, keep: int) -> list[dict[str, Any]]:
+    """The first ``keep`` records of ``metrics.jsonl`` (those logged before the checkpoint);
+    rewrites the file without the rest, so resumed logging continues it seamlessly."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    if len(lines) < keep:
+        raise RuntimeError(f"{path} has {len(lines)} records but the checkpoint expects {keep}")
+    records = [json.loads(line) for line in lines[:keep]]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.replace(tmp, path)
+    return records
+
+
+def fit(
+    model: nn.Module,
+    objective: Objective | SobolevLoss,
+    data: Sequence[Tensor],
+    config: TrainConfig | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    desc: str = "train",
+) -> History:
+    """Train ``model`` on ``data`` and return its :class:`History`.
+
+    Args:
+        model: the network; moved to ``config.device`` and ``config.dtype``.
+        objective: a :class:`SobolevLoss` (data is then ``(x, u, Du, …)``), or any callable
+            ``objective(model, batch) -> loss`` or ``-> (loss, {term: value})``, where ``batch`` is
+            the tuple of data tensors indexed by a minibatch.
+        data: tensors with a common first (sample) dimension.
+        config: a :class:`TrainConfig`.
+        out_dir: run directory for ``metrics.jsonl`` and ``checkpoint.pt``; if it holds a
+            checkpoint, training resumes from it. ``None`` trains in memory only.
+        evaluate: called on the model at each logged step; its floats are logged (held-out
+            errors, for example).
+        desc: label of the progress bar.
+    """
+    cfg = config or TrainConfig()
+    device, dtype = resolve_device(cfg.device), DTYPES[cfg.dtype]
+    data = tuple(t.detach().to(device=device, dtype=dtype if t.is_floating_point() else t.dtype) for t in data)
+    if not data:
+        raise ValueError("data must hold at least one tensor")
+    n = data[0].shape[0]
+    if any(t.shape[0] != n for t in data):
+        raise ValueError(f"data tensors must share their first dimension, got {[tuple(t.shape) for t in data]}")
+    for i, t in enumerate(data):
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise ValueError(f"data[{i}] contains NaN or Inf")
+    model.to(device=device, dtype=dtype)
+    obj = _as_objective(objective)
+    out = Path(out_dir) if out_dir is not None else None
+    ckpt_path = out / "checkpoint.pt" if out else None
+    metrics_path = out / "metrics.jsonl" if out else None
+
+    data_gen = torch.Generator().manual_seed(cfg.seed)
+    batches = _Batches(n, cfg.batch_size, data_gen)
+    phase = cfg.optimizer
+    opt = _make_optimizer(phase, model.parameters(), cfg)
+    sched = _make_schedule(opt, cfg)
+    step, elapsed = 0, 0.0
+    history = History()
+    if ckpt_path is not None and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        phase = ck["phase"]
+        if phase != cfg.optimizer:
+            opt = _make_optimizer(phase, model.parameters(), cfg)
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["schedule"])
+        step, elapsed = ck["step"], ck["elapsed"]
+        batches.load(ck["batches"])
+        _set_rng_state(ck["rng"], data_gen)
+        history.resumed_from = step
+        history.records = _read_records(metrics_path, ck["n_records"])
+    else:
+        torch.manual_seed(cfg.seed)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            if metrics_path.exists():
+                metrics_path.unlink()
+
+    def checkpoint() -> None:
+        if ckpt_path is None:
+            return
+        save_atomic({
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
+            "phase": phase, "step": step, "elapsed": elapsed, "batches": batches.state(),
+            "rng": _rng_state(data_gen), "config": asdict(cfg), "n_records": len(history.records),
+        }, ckpt_path)
+
+    def log(loss: float, terms: dict[str, float], evals: dict[str, float], at_time: float) -> None:
+        rec = {"step": step, "time": at_time, "loss": loss, **terms, "lr": opt.param_groups[0]["lr"],
+               "phase": phase, **evals}
+        history.records.append(rec)
+        if metrics_path is not None:
+            with open(metrics_path, "a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+
+    def run_evaluate() -> dict[str, float]:
+        if evaluate is None:
+            return {}
+        model.eval()
+        try:
+            return {k: float(v) for k, v in evaluate(model).items()}
+        finally:
+            model.train()
+
+    def closure_for(batch: tuple[Tensor, ...], sink: dict[str, Any]) -> Callable[[], Tensor]:
+        def closure() -> Tensor:
+            opt.zero_grad(set_to_none=True)
+            loss, terms = _call(obj, model, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at step {step}: lower the learning rate")
+            loss.backward()
+            if cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if "loss" not in sink:  # the first evaluation is at the step's starting parameters
+                sink["loss"], sink["terms"] = loss.detach(), {k: v.detach() for k, v in terms.items()}
+            return loss
+        return closure
+
+    bar = None
+    if cfg.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc=desc, leave=False, dynamic_ncols=True)
+    model.train()
+    with _Interrupt() as stop:
+        while step < cfg.steps and not stop.flag:
+            if cfg.lbfgs_at is not None and step >= cfg.lbfgs_at and phase != "lbfgs":
+                phase = "lbfgs"
+                opt = _make_optimizer(phase, model.parameters(), cfg)
+            logging = step % cfg.log_every == 0
+            evals = run_evaluate() if logging else {}
+            idx = batches.next()
+            batch = data if idx is None else tuple(t[idx] for t in data)
+            sink: dict[str, Any] = {}
+            t_start, t0 = elapsed, time.perf_counter()
+            opt.step(closure_for(batch, sink))
+            if phase != "lbfgs":
+                sched.step()
+            elapsed += time.perf_counter() - t0
+            if logging:  # values at the parameters this step started from
+                log(float(sink["loss"]), {k: float(v) for k, v in sink["terms"].items()}, evals, t_start)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{float(sink['loss']):.3e}")
+            step += 1
+            if bar is not None:
+                bar.update(1)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                checkpoint()
+        history.interrupted = stop.flag and step < cfg.steps
+    if bar is not None:
+        bar.close()
+    checkpoint()  # the state after the last completed step; the final record below is not in it
+    if step == cfg.steps:
+        idx = batches.next()
+        with torch.no_grad():  # derivatives w.r.t. x still work; no graph to the parameters
+            loss, terms = _call(obj, model, data if idx is None else tuple(t[idx] for t in data))
+        log(float(loss), {k: float(v) for k, v in terms.items()}, run_evaluate(), elapsed)
+    return history
