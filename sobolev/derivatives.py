@@ -93,6 +93,12 @@ def sample_directions(
     return torch.randn(n_sets, order, batch, dim, generator=generator, dtype=dtype, device=device)
 
 
+_NOT_DIFFERENTIABLE = (
+    "f(x) does not depend differentiably on x (no autograd path from x to the output): "
+    "derivatives need a differentiable torch function of x"
+)
+
+
 def _full_stack(f: Fn, x: Tensor, order: int, create_graph: bool) -> list[Tensor]:
     """Full derivative tensors by repeated reverse mode on the batch sum (one vmapped backward per order)."""
     B, d = x.shape
@@ -104,6 +110,8 @@ def _full_stack(f: Fn, x: Tensor, order: int, create_graph: bool) -> list[Tensor
             t = stack[-1].reshape(B, -1)  # (B, P), P = m·d^(j-1)
             keep = create_graph or j < order
             if not t.requires_grad:  # a lower order was constant in x: all higher ones vanish
+                if j == 1:
+                    raise ValueError(_NOT_DIFFERENTIABLE)
                 g = t.new_zeros(B, t.shape[1], d)
             elif t.shape[1] == 1:
                 (g,) = torch.autograd.grad(t.sum(), xg, create_graph=keep, allow_unused=True)
@@ -117,10 +125,7 @@ def _full_stack(f: Fn, x: Tensor, order: int, create_graph: bool) -> list[Tensor
                 g = None if g is None else g.movedim(0, 1)  # (B, P, d)
             if g is None:
                 if j == 1:
-                    raise ValueError(
-                        "f(x) does not depend differentiably on x (no autograd path from x to the "
-                        "output): derivatives need a differentiable torch function of x"
-                    )
+                    raise ValueError(_NOT_DIFFERENTIABLE)
                 g = t.new_zeros(B, t.shape[1], d)
             stack.append(g.reshape(B, *stack[-1].shape[1:], d))
     if not create_graph:

@@ -83,12 +83,15 @@ class TrainConfig:
             raise ValueError(f"batch_size must be None or ≥ 1, got {self.batch_size}")
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised by :func:`fit` after SIGINT/SIGTERM, once the checkpoint of the last step is written."""
+
+
 @dataclass
 class History:
-    """What :func:`fit` returns: the logged records and how the run ended."""
+    """What :func:`fit` returns: the logged records, and the step it resumed from (if any)."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
-    interrupted: bool = False
     resumed_from: int | None = None
 
     def series(self, key: str) -> tuple[list[int], list[float]]:
@@ -315,8 +318,8 @@ def fit(
             "rng": _rng_state(data_gen), "config": asdict(cfg), "n_records": len(history.records),
         }, ckpt_path)
 
-    def log(loss: float, terms: dict[str, float], evals: dict[str, float], at_time: float) -> None:
-        rec = {"step": step, "time": at_time, "loss": loss, **terms, "lr": opt.param_groups[0]["lr"],
+    def log(loss: float, terms: dict[str, float], evals: dict[str, float], at_time: float, lr: float) -> None:
+        rec = {"step": step, "time": at_time, "loss": loss, **terms, "lr": lr,
                "phase": phase, **evals}
         history.records.append(rec)
         if metrics_path is not None:
@@ -362,13 +365,13 @@ def fit(
             idx = batches.next()
             batch = data if idx is None else tuple(t[idx] for t in data)
             sink: dict[str, Any] = {}
-            t_start, t0 = elapsed, time.perf_counter()
+            t_start, lr, t0 = elapsed, opt.param_groups[0]["lr"], time.perf_counter()
             opt.step(closure_for(batch, sink))
             if phase != "lbfgs":
                 sched.step()
             elapsed += time.perf_counter() - t0
             if logging:  # values at the parameters this step started from
-                log(float(sink["loss"]), {k: float(v) for k, v in sink["terms"].items()}, evals, t_start)
+                log(float(sink["loss"]), {k: float(v) for k, v in sink["terms"].items()}, evals, t_start, lr)
                 if bar is not None:
                     bar.set_postfix(loss=f"{float(sink['loss']):.3e}")
             step += 1
@@ -376,13 +379,14 @@ def fit(
                 bar.update(1)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 checkpoint()
-        history.interrupted = stop.flag and step < cfg.steps
     if bar is not None:
         bar.close()
     checkpoint()  # the state after the last completed step; the final record below is not in it
+    if step < cfg.steps:
+        raise TrainingInterrupted(f"stopped at step {step} of {cfg.steps}" + (f"; checkpoint in {out}" if out else ""))
     if step == cfg.steps:
         idx = batches.next()
         with torch.no_grad():  # derivatives w.r.t. x still work; no graph to the parameters
             loss, terms = _call(obj, model, data if idx is None else tuple(t[idx] for t in data))
-        log(float(loss), {k: float(v) for k, v in terms.items()}, run_evaluate(), elapsed)
+        log(float(loss), {k: float(v) for k, v in terms.items()}, run_evaluate(), elapsed, opt.param_groups[0]["lr"])
     return history

@@ -7,7 +7,6 @@ from typing import Callable
 
 import torch
 from torch import Tensor, nn
-import torch.nn.functional as F
 
 
 class Sine(nn.Module):
