@@ -17,7 +17,7 @@ from ..derivatives import derivatives
 from ..losses import SobolevLoss
 from ..metrics import heldout_evaluator
 from ..models import MLP
-from ..report import markdown_table, plot_curves, save, subplots
+from ..report import LOSS_COLORS, markdown_table, plot_curves, save, subplots
 from ..training import TrainConfig, fit, seed_everything
 
 LOSSES = {"L2": 0, "H1": 1, "H2": 2}
@@ -35,7 +35,8 @@ class Config:
     epochs: int = 5000
     lr: float = 1e-3
     optimizer: str = "adam"
-    log_every: int = 500
+    log_every: int = 100
+    table_every: int = 500
     checkpoint_every: int = 1000
     seed: int = 0
     dtype: str = "float64"
@@ -43,7 +44,7 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
-        return cls(epochs=1000, log_every=100)
+        return cls(epochs=1000, log_every=50, table_every=100)
 
 
 def run(cfg: Config, out: Path) -> dict:
@@ -83,8 +84,9 @@ def run(cfg: Config, out: Path) -> dict:
             model.cpu()
             fits[name][loss_name] = [t.squeeze(-1).squeeze(-1) for t in derivatives(model, x_plot.to(next(model.parameters())), 1, create_graph=False)]
         steps = [r["step"] for r in curves[name][cfg.losses[0]].records]
-        table_md.append(f"### {fn.description}: training loss\n\n"
-                        + markdown_table(["epoch", *cfg.losses], [[s, *(rows[l][i] for l in cfg.losses)] for i, s in enumerate(steps)]))
+        table_md.append(f"### {fn.description}: training loss\n\n" + markdown_table(
+            ["epoch", *cfg.losses],
+            [[s, *(rows[l][i] for l in cfg.losses)] for i, s in enumerate(steps) if s % cfg.table_every == 0 or s == cfg.epochs]))
         table_md.append(f"### {fn.description}: held-out errors after {cfg.epochs} epochs\n\n" + markdown_table(
             ["loss", "value rel. L2", "value max", "derivative rel. L2", "derivative max", "train time (s)"],
             [[l, *(summary[name][l][k] for k in ("value_rel_l2", "value_max", "deriv_rel_l2", "deriv_max", "train_time_s"))]
@@ -103,10 +105,11 @@ def _fit_figure(cfg: Config, plot_x: dict, fits: dict, out: Path) -> str:
         xs = x_plot.squeeze(1)
         for r, label in enumerate(("u", "u'")):
             ax = axes[r, c]
-            ax.plot(xs, true[r], "k--", lw=2, label="truth")
             for loss_name in cfg.losses:
-                ax.plot(xs, fits[name][loss_name][r], label=loss_name)
-            ax.set_title(f"{name}: {label}")
+                ax.semilogy(xs, (fits[name][loss_name][r] - true[r]).abs(), label=loss_name, color=LOSS_COLORS.get(loss_name))
+            ax.set_title(f"{name}: pointwise error of {label}")
+            ax.set_xlabel("x")
+            ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
     return save(fig, out / "fit.png")
 
