@@ -6,6 +6,14 @@ A run directory holds ``metrics.jsonl`` (one JSON record per logged step) and ``
 :func:`fit` again on the same directory resumes from the checkpoint: model, optimiser, schedule,
 step counter, data order and all RNG streams are restored, so the resumed run reproduces the
 uninterrupted one exactly; metrics logged after the checkpoint are dropped and recomputed.
+
+Launched with ``torchrun`` (or inside an initialised process group), :func:`fit` trains data-
+parallel (see :mod:`sobolev.distributed`): every rank draws the same global batch, trains on its
+shard with the unwrapped model, and gradients, loss and terms are averaged over ranks weighted by
+shard size, so each step equals the single-process step on the global batch. Random directions
+and other draws from torch's global RNG are reseeded each step from (seed, rank, step). Rank 0
+writes the metrics and checkpoints (with every rank's RNG states) and shows progress; on resume
+rank 0 reads the checkpoint and broadcasts it, each rank restoring its own RNG states.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import os
 import random
 import signal
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -24,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import distributed as D
 from .losses import SobolevLoss
 
 Objective = Callable[[nn.Module, tuple[Tensor, ...]], "Tensor | tuple[Tensor, dict[str, Tensor]]"]
@@ -38,7 +48,8 @@ class TrainConfig:
     """Settings of :func:`fit`.
 
     ``lbfgs_at``: switch from the first optimiser to L-BFGS at this step (the published
-    experiments switch at half the budget). ``batch_size=None`` trains full-batch.
+    experiments switch at half the budget). ``batch_size=None`` trains full-batch; distributed,
+    ``batch_size`` is the global batch, split over the ranks.
     ``schedule``: ``constant``, ``cosine`` (to ``lr·lr_min_factor``), ``exponential``
     (factor ``gamma`` per step) or ``step`` (×``gamma`` every ``step_size`` steps); it applies to
     the first optimiser only.
@@ -240,6 +251,22 @@ def _read_records(path: Path, keep: int) -> list[dict[str, Any]]:
     return records
 
 
+def _reseed(seed: int, rank: int, step: int, objective: Any) -> None:
+    """Distributed runs: torch's global RNG (and a SobolevLoss's own generator) from (seed, rank, step)."""
+    s = D.step_seed(seed, rank, step)
+    torch.manual_seed(s)
+    gen = getattr(objective, "generator", None)
+    if isinstance(gen, torch.Generator):
+        gen.manual_seed(s)
+
+
+def _local_batch(data: tuple[Tensor, ...], idx: Tensor | None, ctx: D.Dist) -> tuple[Tensor, ...]:
+    """The samples ``idx`` of the global batch (``None``: all) that fall to this rank."""
+    if ctx.enabled:
+        idx = D.shard(torch.arange(data[0].shape[0]) if idx is None else idx, ctx)
+    return data if idx is None else tuple(t[idx] for t in data)
+
+
 def fit(
     model: nn.Module,
     objective: Objective | SobolevLoss,
@@ -253,20 +280,31 @@ def fit(
     """Train ``model`` on ``data`` and return its :class:`History`.
 
     Args:
-        model: the network; moved to ``config.device`` and ``config.dtype``.
+        model: the network; moved to ``config.device`` and ``config.dtype``. A
+            ``DistributedDataParallel`` wrapper is unwrapped (gradients are averaged by hand).
         objective: a :class:`SobolevLoss` (data is then ``(x, u, Du, …)``), or any callable
             ``objective(model, batch) -> loss`` or ``-> (loss, {term: value})``, where ``batch`` is
-            the tuple of data tensors indexed by a minibatch.
+            the tuple of data tensors indexed by a minibatch. Distributed runs need it to be a mean
+            over the samples of the batch (as ``SobolevLoss`` with ``reduction="mean"`` is).
         data: tensors with a common first (sample) dimension.
         config: a :class:`TrainConfig`.
         out_dir: run directory for ``metrics.jsonl`` and ``checkpoint.pt``; if it holds a
-            checkpoint, training resumes from it. ``None`` trains in memory only.
+            checkpoint, training resumes from it. ``None`` trains in memory only. Distributed:
+            rank 0's ``out_dir`` is the one used.
         evaluate: called on the model at each logged step; its floats are logged (held-out
-            errors, for example).
+            errors, for example). Distributed: called on every rank, so every rank returns the
+            same :class:`History`.
         desc: label of the progress bar.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) or an initialised process group, every rank calls
+    ``fit`` with the same arguments and trains its shard of each global batch
+    (``batch_size`` is the global batch; full batch shards all samples); see the module doc.
     """
     cfg = config or TrainConfig()
-    device, dtype = resolve_device(cfg.device), DTYPES[cfg.dtype]
+    ctx = D.setup()
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        model = model.module
+    device, dtype = ctx.device(resolve_device(cfg.device)), DTYPES[cfg.dtype]
     data = tuple(t.detach().to(device=device, dtype=dtype if t.is_floating_point() else t.dtype) for t in data)
     if not data:
         raise ValueError("data must hold at least one tensor")
@@ -278,7 +316,7 @@ def fit(
             raise ValueError(f"data[{i}] contains NaN or Inf")
     model.to(device=device, dtype=dtype)
     obj = _as_objective(objective)
-    out = Path(out_dir) if out_dir is not None else None
+    out = Path(out_dir) if out_dir is not None and ctx.is_main else None
     ckpt_path = out / "checkpoint.pt" if out else None
     metrics_path = out / "metrics.jsonl" if out else None
 
@@ -289,8 +327,22 @@ def fit(
     sched = _make_schedule(opt, cfg)
     step, elapsed = 0, 0.0
     history = History()
+    # rank 0 decides between a fresh start and a resume, and hands its checkpoint to every rank
+    ck, records = None, []
     if ckpt_path is not None and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        records = _read_records(metrics_path, ck["n_records"])
+    elif out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        if metrics_path.exists():
+            metrics_path.unlink()
+    plan = D.broadcast_object({"ck": ck, "records": records, "checkpointing": ckpt_path is not None,
+                               "config": asdict(cfg), "n": n}, ctx)
+    if plan["config"] != asdict(cfg) or plan["n"] != n:
+        raise ValueError(f"rank {ctx.rank} called fit with a config or data size other than rank 0's: "
+                         "every rank must pass the same config and data")
+    checkpointing, ck = plan["checkpointing"], plan["ck"]
+    if ck is not None:
         model.load_state_dict(ck["model"])
         phase = ck["phase"]
         if phase != cfg.optimizer:
@@ -299,24 +351,27 @@ def fit(
         sched.load_state_dict(ck["schedule"])
         step, elapsed = ck["step"], ck["elapsed"]
         batches.load(ck["batches"])
-        _set_rng_state(ck["rng"], data_gen)
+        rngs = ck["rng_ranks"]
+        if len(rngs) != ctx.world_size and ctx.is_main:
+            warnings.warn(f"resuming with {ctx.world_size} process(es) a run checkpointed with {len(rngs)}: "
+                          "training continues correctly but is not bit-for-bit the uninterrupted run", stacklevel=2)
+        _set_rng_state(rngs[ctx.rank % len(rngs)], data_gen)
         history.resumed_from = step
-        history.records = _read_records(metrics_path, ck["n_records"])
+        history.records = plan["records"]
     else:
         torch.manual_seed(cfg.seed)
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            if metrics_path.exists():
-                metrics_path.unlink()
+        D.broadcast_module(model, ctx)
 
     def checkpoint() -> None:
-        if ckpt_path is None:
+        if not checkpointing:
             return
-        save_atomic({
-            "model": model.state_dict(), "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
-            "phase": phase, "step": step, "elapsed": elapsed, "batches": batches.state(),
-            "rng": _rng_state(data_gen), "config": asdict(cfg), "n_records": len(history.records),
-        }, ckpt_path)
+        rngs = D.gather_objects(_rng_state(data_gen), ctx)  # every rank's streams, for exact resume
+        if ckpt_path is not None:
+            save_atomic({
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
+                "phase": phase, "step": step, "elapsed": elapsed, "batches": batches.state(),
+                "rng_ranks": rngs, "config": asdict(cfg), "n_records": len(history.records),
+            }, ckpt_path)
 
     def log(loss: float, terms: dict[str, float], evals: dict[str, float], at_time: float, lr: float) -> None:
         rec = {"step": step, "time": at_time, "loss": loss, **terms, "lr": lr,
@@ -335,13 +390,22 @@ def fit(
         finally:
             model.train()
 
+    def global_loss(batch: tuple[Tensor, ...], sink: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss and terms averaged over ranks (after ``backward`` when grad is on, averaging gradients too)."""
+        loss, terms = _call(obj, model, batch)
+        if torch.is_grad_enabled():
+            loss.backward()
+        (loss, *vals), halt = D.average(model.parameters() if torch.is_grad_enabled() else (),
+                                        [loss, *terms.values()], batch[0].shape[0], stop.flag, ctx)
+        sink["halt"] = sink.get("halt", False) or halt
+        return loss, dict(zip(terms, vals))
+
     def closure_for(batch: tuple[Tensor, ...], sink: dict[str, Any]) -> Callable[[], Tensor]:
-        def closure() -> Tensor:
+        def closure() -> Tensor:  # returns the global loss: every rank takes the same L-BFGS decisions
             opt.zero_grad(set_to_none=True)
-            loss, terms = _call(obj, model, batch)
+            loss, terms = global_loss(batch, sink)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at step {step}: lower the learning rate")
-            loss.backward()
             if cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             if "loss" not in sink:  # the first evaluation is at the step's starting parameters
@@ -350,26 +414,29 @@ def fit(
         return closure
 
     bar = None
-    if cfg.progress:
+    if cfg.progress and ctx.is_main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.steps, initial=step, desc=desc, leave=False, dynamic_ncols=True)
     model.train()
+    halt = False  # distributed: the ranks' agreed stop (a signal may reach them at different steps)
     with _Interrupt() as stop:
-        while step < cfg.steps and not stop.flag:
+        while step < cfg.steps and not (halt if ctx.enabled else stop.flag):
             if cfg.lbfgs_at is not None and step >= cfg.lbfgs_at and phase != "lbfgs":
                 phase = "lbfgs"
                 opt = _make_optimizer(phase, model.parameters(), cfg)
+            if ctx.enabled:
+                _reseed(cfg.seed, ctx.rank, step, objective)
             logging = step % cfg.log_every == 0
             evals = run_evaluate() if logging else {}
-            idx = batches.next()
-            batch = data if idx is None else tuple(t[idx] for t in data)
+            batch = _local_batch(data, batches.next(), ctx)
             sink: dict[str, Any] = {}
             t_start, lr, t0 = elapsed, opt.param_groups[0]["lr"], time.perf_counter()
             opt.step(closure_for(batch, sink))
             if phase != "lbfgs":
                 sched.step()
             elapsed += time.perf_counter() - t0
+            halt = sink["halt"]
             if logging:  # values at the parameters this step started from
                 log(float(sink["loss"]), {k: float(v) for k, v in sink["terms"].items()}, evals, t_start, lr)
                 if bar is not None:
@@ -385,8 +452,10 @@ def fit(
     if step < cfg.steps:
         raise TrainingInterrupted(f"stopped at step {step} of {cfg.steps}" + (f"; checkpoint in {out}" if out else ""))
     if step == cfg.steps:
-        idx = batches.next()
+        if ctx.enabled:
+            _reseed(cfg.seed, ctx.rank, step, objective)
+        batch = _local_batch(data, batches.next(), ctx)
         with torch.no_grad():  # derivatives w.r.t. x still work; no graph to the parameters
-            loss, terms = _call(obj, model, data if idx is None else tuple(t[idx] for t in data))
+            loss, terms = global_loss(batch, {})
         log(float(loss), {k: float(v) for k, v in terms.items()}, run_evaluate(), elapsed, opt.param_groups[0]["lr"])
     return history
