@@ -45,9 +45,13 @@ def interleaved_times(fns: dict[str, Callable[[], Any]], *, repeats: int = 7, wa
 
 
 def peak_memory_bytes(fn: Callable[[], Any]) -> int:
-    """Peak memory allocated while ``fn`` runs: CUDA allocator on GPU, else CPU allocations.
+    """Peak bytes of tensor memory allocated while ``fn`` runs, above what was live before.
 
-    On the CPU this uses the PyTorch profiler's memory accounting of tensor allocations.
+    On GPU this is the CUDA allocator's peak. On the CPU it replays the profiler's allocator
+    records (one ``[memory]`` record per allocation, +bytes, and per free, -bytes) in time
+    order and returns the maximum of the running sum: the peak of bytes allocated inside ``fn``
+    and live at the same time. Frees of tensors allocated before ``fn`` are not recorded, so
+    memory released from earlier does not offset the count.
     """
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -58,18 +62,29 @@ def peak_memory_bytes(fn: Callable[[], Any]) -> int:
         return torch.cuda.max_memory_allocated() - base
     from torch.profiler import ProfilerActivity, profile
 
+    gc.collect()
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    # Running sum of allocations and frees in event order gives the peak of live tensor memory.
-    events = sorted(
-        (e for e in prof.events() if e.cpu_memory_usage != 0),
-        key=lambda e: e.time_range.start,
+    records = sorted(
+        (e.start_ns(), e.nbytes())
+        for e in prof.profiler.kineto_results.events()
+        if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
     )
     live = peak = 0
-    for e in events:
-        live += e.cpu_memory_usage
+    for _, nbytes in records:
+        live += nbytes
         peak = max(peak, live)
     return peak
+
+
+def matmul_flops(fn: Callable[[], Any]) -> int:
+    """Floating-point operations of the matrix products (``mm``, ``addmm``, ``bmm``) ``fn`` runs,
+    backward passes included, from the PyTorch profiler's FLOP estimates."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        fn()
+    return int(sum(e.flops for e in prof.events() if e.name in ("aten::mm", "aten::addmm", "aten::bmm")))
 
 
 def python_peak_bytes(fn: Callable[[], Any]) -> int:

@@ -13,6 +13,10 @@ independent directions per sample. For v's ~ N(0, I) independent,
 ``E (Dʲe[v₁, …, vⱼ])² = ‖Dʲe‖²_F`` at every order j, so a squared error on directional derivatives
 is an unbiased estimate of the full Frobenius term at O(S) instead of O(dʲ) cost.
 
+The implementation is chosen per call by :func:`derivative_method`: reverse mode (double backward,
+Hessian-vector products), a Taylor-mode jet through MLP-like models (:mod:`sobolev.jet`), or
+nested ``torch.func.jvp`` as the general fallback; all give the same numbers.
+
 Functions are assumed to treat the rows of ``x`` independently (no batch norm in training mode),
 which is what lets one backward pass of ``sum(u)`` yield every per-sample gradient.
 """
@@ -23,8 +27,10 @@ import string
 from typing import Callable, Iterable, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.func import jvp, vmap
+
+from . import jet
 
 Fn = Callable[[Tensor], Tensor]
 MultiIndex = tuple[int, ...]
@@ -101,10 +107,15 @@ _NOT_DIFFERENTIABLE = (
 
 def _full_stack(f: Fn, x: Tensor, order: int, create_graph: bool) -> list[Tensor]:
     """Full derivative tensors by repeated reverse mode on the batch sum (one vmapped backward per order)."""
-    B, d = x.shape
     with torch.set_grad_enabled(create_graph or order > 0):
         xg = x if x.requires_grad else x.detach().requires_grad_(True)
-        u = _as_2d(f(xg), B)
+        return _reverse_stack(_as_2d(f(xg), x.shape[0]), xg, order, create_graph)
+
+
+def _reverse_stack(u: Tensor, xg: Tensor, order: int, create_graph: bool) -> list[Tensor]:
+    """``[u, Du, …]`` from ``u = f(xg)`` (B, m) by one (vmapped over m·dʲ⁻¹ outputs) backward per order."""
+    B, d = xg.shape
+    with torch.set_grad_enabled(create_graph or order > 0):
         stack = [u]
         for j in range(1, order + 1):
             t = stack[-1].reshape(B, -1)  # (B, P), P = m·d^(j-1)
@@ -133,8 +144,70 @@ def _full_stack(f: Fn, x: Tensor, order: int, create_graph: bool) -> list[Tensor
     return stack
 
 
+def derivative_method(f: Fn, order: int, *, d: int, m: int, n_sets: int | None = None) -> str:
+    """Which implementation :func:`derivatives` uses for ``f`` at these sizes (``n_sets=None``: full tensors).
+
+    Costs in passes the size of a forward (the parameter backward multiplies all by about 3):
+    ``"reverse"``: backward passes on the batch sum. Full stacks: one backward per m·dʲ⁻¹
+    outputs and order (order 1 at m = 1 is one double backward: 2 passes). Order-1 directions
+    with S ≥ m sets contract the full gradient (2m passes, any S); order-2 directions at m = 1
+    take the gradient, then one Hessian-vector product per set (2 + 2S passes).
+    ``"jet"``: Taylor-mode forward through an MLP-like chain (:mod:`sobolev.jet`), 1 + S·(2ᵏ − 1)
+    passes at order k; used for directional stacks the reverse rules above do not cover
+    (m > S at order 1, m > 1 at order 2, order 3). ``"jvp"``: nested ``torch.func.jvp`` vmapped
+    over the sets, the fallback for other callables. ``"forward"``: order 0.
+    """
+    if order == 0:
+        return "forward"
+    if n_sets is None:
+        return "reverse"
+    if (order == 1 and m <= n_sets) or (order == 2 and m == 1):
+        return "reverse"
+    return "jet" if order <= jet.MAX_ORDER and jet.jet_layers(f) is not None else "jvp"
+
+
 def _directional_stack(f: Fn, x: Tensor, order: int, directions: Tensor, create_graph: bool) -> list[Tensor]:
-    """``[u, Du[v₁], D²u[v₁, v₂], …]`` by nested forward mode, vmapped over direction sets."""
+    """``[u, Du[v₁], D²u[v₁, v₂], …]``: the order-j entry (B, m, S), by the method chosen for ``f``."""
+    B, d = x.shape
+    S = directions.shape[0]
+    layers = jet.jet_layers(f)
+    if layers is not None and order > 0:
+        m = next(l.out_features for l in reversed(layers) if isinstance(l, nn.Linear))
+        if derivative_method(f, order, d=d, m=m, n_sets=S) == "jet":
+            with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+                return jet.jet_directional(layers, x if create_graph else x.detach(), directions, order)
+    with torch.set_grad_enabled(create_graph or order > 0):
+        xg = x if x.requires_grad else x.detach().requires_grad_(True)
+        u = _as_2d(f(xg), B)
+    if order == 0:
+        return [u if create_graph else u.detach()]
+    method = derivative_method(f, order, d=d, m=u.shape[1], n_sets=S)
+    if method == "reverse" and order == 1:
+        return list(directional_stack(_reverse_stack(u, xg, 1, create_graph), directions))
+    if method == "reverse":
+        return _hvp_directional(u, xg, directions, create_graph)
+    return [u if create_graph else u.detach()] + _jvp_directional(f, x, order, directions, create_graph)
+
+
+def _hvp_directional(u: Tensor, xg: Tensor, directions: Tensor, create_graph: bool) -> list[Tensor]:
+    """``[u, Du[v₁], D²u[v₁, v₂]]`` for m = 1: the gradient by one backward, then ``H v₁`` by one
+    more backward per set; shapes (B, 1), (B, 1, S), (B, 1, S)."""
+    v1, v2 = directions[:, 0], directions[:, 1]  # (S, B, d)
+    with torch.enable_grad():  # the Hessian-vector products need the gradient's graph
+        u, g = _reverse_stack(u, xg, 1, create_graph=True)
+        g = g[:, 0]  # (B, d)
+        d2 = g.new_zeros(g.shape[0], v1.shape[0])
+        if g.requires_grad:  # one backward per set (a vmapped backward lacks batching rules for some activations)
+            hv = [torch.autograd.grad(g, xg, grad_outputs=v, create_graph=create_graph, retain_graph=True,
+                                      allow_unused=True)[0] for v in v1]
+            if hv[0] is not None:
+                d2 = torch.einsum("sbd,sbd->bs", torch.stack(hv), v2)
+        stack = [u, torch.einsum("bd,sbd->bs", g, v1).unsqueeze(1), d2.unsqueeze(1)]
+    return stack if create_graph else [t.detach() for t in stack]
+
+
+def _jvp_directional(f: Fn, x: Tensor, order: int, directions: Tensor, create_graph: bool) -> list[Tensor]:
+    """``[Du[v₁], D²u[v₁, v₂], …]`` by nested forward mode, vmapped over direction sets."""
     B = x.shape[0]
     xd = x.detach() if not create_graph else x
 
@@ -148,11 +221,8 @@ def _directional_stack(f: Fn, x: Tensor, order: int, directions: Tensor, create_
         return F(xd)
 
     with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
-        u = _as_2d(f(xd), B)
-        if order == 0:
-            return [u]
         outs = vmap(along)(directions[:, :order])  # each (S, B, m)
-    return [u] + [o.permute(1, 2, 0) for o in outs[1:]]
+    return [o.permute(1, 2, 0) for o in outs[1:]]
 
 
 def _extend(F: Callable[[Tensor], tuple[Tensor, ...]], v: Tensor) -> Callable[[Tensor], tuple[Tensor, ...]]:
