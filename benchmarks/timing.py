@@ -12,7 +12,8 @@ import time
 import tracemalloc
 from typing import Any, Callable
 
-import torch
+
+from sobolev.memory import peak_memory_bytes  # noqa: F401  (re-exported for the benchmark modules)
 
 
 def median_time(fn: Callable[[], Any], *, repeats: int = 7, warmup: int = 2, number: int = 1) -> float:
@@ -42,39 +43,6 @@ def interleaved_times(fns: dict[str, Callable[[], Any]], *, repeats: int = 7, wa
             fn()
             samples[name].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in samples.items()}
-
-
-def peak_memory_bytes(fn: Callable[[], Any]) -> int:
-    """Peak bytes of tensor memory allocated while ``fn`` runs, above what was live before.
-
-    On GPU this is the CUDA allocator's peak. On the CPU it replays the profiler's allocator
-    records (one ``[memory]`` record per allocation, +bytes, and per free, -bytes) in time
-    order and returns the maximum of the running sum: the peak of bytes allocated inside ``fn``
-    and live at the same time. Frees of tensors allocated before ``fn`` are not recorded, so
-    memory released from earlier does not offset the count.
-    """
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        fn()
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - base
-    from torch.profiler import ProfilerActivity, profile
-
-    gc.collect()
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    records = sorted(
-        (e.start_ns(), e.nbytes())
-        for e in prof.profiler.kineto_results.events()
-        if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
-    )
-    live = peak = 0
-    for _, nbytes in records:
-        live += nbytes
-        peak = max(peak, live)
-    return peak
 
 
 def matmul_flops(fn: Callable[[], Any]) -> int:

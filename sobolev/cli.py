@@ -193,8 +193,15 @@ def _with_run_options(f):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sobolev")
-def main() -> None:
+@click.option("--threads", type=click.IntRange(min=1), default=None, envvar="SOBOLEV_THREADS",
+              help="torch CPU threads per process (default: torch's choice). Small models train faster "
+                   "with 1, and 1 avoids oversubscription when other jobs share the cores.")
+def main(threads: int | None) -> None:
     """Sobolev training of neural networks: losses that match derivatives as well as values."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 @main.command("list")

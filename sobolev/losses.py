@@ -15,10 +15,21 @@ from typing import Callable, Literal, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from .derivatives import DerivativeStack, MultiIndex, derivatives, directional_stack, sample_directions
+from .derivatives import MultiIndex, derivatives, directional_stack, sample_directions
 
 Reduction = Literal["mean", "sum", "none"]
 Target = Sequence[Tensor] | Mapping[MultiIndex, Tensor] | Callable[[Tensor], Tensor] | Tensor
+
+
+#: derivative order of the named losses used across the experiments
+LOSS_ORDERS = {"L2": 0, "H1": 1, "H2": 2}
+
+
+def loss_order(name: str) -> int:
+    """Derivative order of a loss name (L2 → 0, H1 → 1, H2 → 2)."""
+    if name not in LOSS_ORDERS:
+        raise ValueError(f"losses must be among {tuple(LOSS_ORDERS)}, got {name!r}")
+    return LOSS_ORDERS[name]
 
 
 def term_name(key: int | MultiIndex) -> str:

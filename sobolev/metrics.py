@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any, Callable, Sequence
 
 import torch
@@ -53,4 +54,16 @@ def first_reach(records: Sequence[dict[str, Any]], key: str, thresholds: Sequenc
         hit = next(((s, t) for s, t, v in vals if v <= thr), None)
         out[f"{thr:g}"] = None if hit is None else {"step": hit[0], "time": hit[1]}
     out["best"] = min((v for _, _, v in vals), default=math.nan)
+    return out
+
+
+def reach_over_seeds(runs: Sequence[Sequence[dict[str, Any]]], key: str, thresholds: Sequence[float]) -> dict[str, Any]:
+    """Per threshold: median step and time over the seeds that reach it, and how many do."""
+    per_seed = [first_reach(r, key, thresholds) for r in runs]
+    out: dict[str, Any] = {}
+    for thr in thresholds:
+        hits = [p[f"{thr:g}"] for p in per_seed if p[f"{thr:g}"] is not None]
+        out[f"{thr:g}"] = {"step": statistics.median(h["step"] for h in hits) if hits else None,
+                           "time": statistics.median(h["time"] for h in hits) if hits else None,
+                           "reached": len(hits), "of": len(runs)}
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -62,3 +63,46 @@ def plot_curves(ax, curves: dict[str, tuple[Sequence[float], Sequence[float]]], 
 
 def write_json(obj: Any, path: str | Path) -> None:
     Path(path).write_text(json.dumps(obj, indent=2, sort_keys=False, default=float) + "\n")
+
+
+def seed_band(runs: Sequence[Sequence[dict[str, Any]]], key: str, x: str = "step") -> dict[str, list[float]]:
+    """Median and min/max over seeds of ``key`` at each logged step; ``x`` (``step`` or ``time``)
+    is the median over seeds. ``runs`` are the seeds' training records (same logging steps)."""
+    n = min(len(r) for r in runs)
+    cols = [[r[i] for r in runs] for i in range(n)]
+    return {"x": [statistics.median(c[x] for c in col) for col in cols],
+            "median": [statistics.median(c[key] for c in col) for col in cols],
+            "lo": [min(c[key] for c in col) for col in cols], "hi": [max(c[key] for c in col) for col in cols]}
+
+
+def band_plot(ax, bands: dict[str, dict[str, list[float]]], *, xlabel: str, ylabel: str, title: str = "") -> None:
+    """Median line and min–max band per label (log y)."""
+    for label, b in bands.items():
+        color = LOSS_COLORS.get(label.split()[0])
+        ax.plot(b["x"], b["median"], label=label, color=color)
+        ax.fill_between(b["x"], b["lo"], b["hi"], color=color, alpha=0.2, lw=0)
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def reach_cell(r: dict[str, Any]) -> str:
+    """Table cell ``steps / seconds (k/n)`` of one :func:`reach_over_seeds` entry."""
+    if r["step"] is None:
+        return f"– (0/{r['of']})"
+    return f"{r['step']:g} / {r['time']:.2f}s ({r['reached']}/{r['of']})"
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float (inf, NaN) replaced by ``None``: strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj

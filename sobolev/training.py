@@ -221,7 +221,8 @@ class _Batches:
         self.perm, self.pos = s["perm"], s["pos"]
 
 
-def _as_objective(objective: Objective | SobolevLoss) -> Objective:
+def as_objective(objective: Objective | SobolevLoss) -> Objective:
+    """``objective`` as a callable ``(model, batch) -> loss | (loss, terms)`` (a SobolevLoss reads ``batch = (x, u, Du, …)``)."""
     if isinstance(objective, SobolevLoss):
         loss_fn = objective
 
@@ -233,7 +234,8 @@ def _as_objective(objective: Objective | SobolevLoss) -> Objective:
     return objective
 
 
-def _call(obj: Objective, model: nn.Module, batch: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, Tensor]]:
+def call_objective(obj: Objective, model: nn.Module, batch: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, Tensor]]:
+    """``(loss, terms)`` of an objective, ``terms`` empty when it returns only the loss."""
     res = obj(model, batch)
     return res if isinstance(res, tuple) else (res, {})
 
@@ -315,7 +317,7 @@ def fit(
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise ValueError(f"data[{i}] contains NaN or Inf")
     model.to(device=device, dtype=dtype)
-    obj = _as_objective(objective)
+    obj = as_objective(objective)
     out = Path(out_dir) if out_dir is not None and ctx.is_main else None
     ckpt_path = out / "checkpoint.pt" if out else None
     metrics_path = out / "metrics.jsonl" if out else None
@@ -392,7 +394,7 @@ def fit(
 
     def global_loss(batch: tuple[Tensor, ...], sink: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """Loss and terms averaged over ranks (after ``backward`` when grad is on, averaging gradients too)."""
-        loss, terms = _call(obj, model, batch)
+        loss, terms = call_objective(obj, model, batch)
         if torch.is_grad_enabled():
             loss.backward()
         (loss, *vals), halt = D.average(model.parameters() if torch.is_grad_enabled() else (),

@@ -228,6 +228,7 @@ def test_cli_nproc_runs_torchrun_and_rank0_writes(tmp_path):
     res = CliRunner().invoke(main, [*args, "--nproc", "2", "--out", str(tmp_path / "two")], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     res1 = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "one")], catch_exceptions=False)
+    assert res1.exit_code == 0, res1.output
     two, one = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("two", "one"))
     assert two["results"]["sin"]["H1"]["deriv_rel_l2"] == pytest.approx(one["results"]["sin"]["H1"]["deriv_rel_l2"], rel=1e-9)
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())

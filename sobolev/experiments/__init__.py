@@ -19,6 +19,13 @@ from types import ModuleType
 #: experiment name -> module path (imported lazily: the CLI starts fast).
 EXPERIMENTS: dict[str, str] = {
     "regression": "sobolev.experiments.regression",
+    "numdiff-targets": "sobolev.experiments.numdiff_targets",
+    "theory": "sobolev.experiments.theory",
+    "student-teacher": "sobolev.experiments.student_teacher",
+    "architectures": "sobolev.experiments.architectures",
+    "conditioning": "sobolev.experiments.conditioning",
+    "denoising-autoencoder": "sobolev.experiments.denoising",
+    "diffusion": "sobolev.experiments.diffusion",
 }
 
 

@@ -14,13 +14,12 @@ import torch
 
 from ..data import get_function
 from ..derivatives import derivatives
-from ..losses import SobolevLoss
+from ..losses import SobolevLoss, loss_order
 from ..metrics import heldout_evaluator
 from ..models import MLP
 from ..report import LOSS_COLORS, markdown_table, plot_curves, save, subplots
 from ..training import TrainConfig, fit, seed_everything
 
-LOSSES = {"L2": 0, "H1": 1, "H2": 2}
 
 
 @dataclass
@@ -64,9 +63,7 @@ def run(cfg: Config, out: Path) -> dict:
         curves[name], fits[name] = {}, {}
         rows: dict[str, list[float]] = {}
         for loss_name in cfg.losses:
-            if loss_name not in LOSSES:
-                raise ValueError(f"losses must be among {tuple(LOSSES)}, got {loss_name!r}")
-            k = LOSSES[loss_name]
+            k = loss_order(loss_name)
             seed_everything(cfg.seed)  # the same initial network for every loss
             model = MLP(1, 1, cfg.width, cfg.depth, cfg.activation)
             target = derivatives(fn, x_train, k, create_graph=False)

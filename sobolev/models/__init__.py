@@ -1,5 +1,12 @@
-"""Networks: MLPs with a chosen activation (Sine included), and the image models of the experiments."""
+"""Networks: MLPs with a chosen activation (Sine/SIREN included), Fourier-feature MLPs, the shallow
+student–teacher net, and the image models of the experiments."""
 
-from .mlp import ACTIVATIONS, MLP, Sine
+from .conv import ConvAutoencoder, ConvClassifier
+from .fourier import FourierFeatureMLP, FourierFeatures
+from .mlp import ACTIVATIONS, MLP, SIREN, Sine, TwoLayer
+from .unet import UNet
 
-__all__ = ["ACTIVATIONS", "MLP", "Sine"]
+__all__ = [
+    "ACTIVATIONS", "ConvAutoencoder", "ConvClassifier", "FourierFeatureMLP", "FourierFeatures", "MLP", "SIREN",
+    "Sine", "TwoLayer", "UNet",
+]
