@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/sobolev demo --out runs/demo --overwrite
+	$(BIN)/sobolev --threads 1 demo --out runs/demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
@@ -51,6 +50,10 @@ def plot_curves(ax, curves: dict[str, tuple[Sequence[float], Sequence[float]]], 
     """One line per label: ``curves[label] = (xs, ys)``."""
     for label, (xs, ys) in curves.items():
         ax.plot(xs, ys, label=label, color=LOSS_COLORS.get(label.split()[0]))
+    _style(ax, xlabel, ylabel, title, logy)
+
+
+def _style(ax, xlabel: str, ylabel: str, title: str, logy: bool) -> None:
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -59,10 +62,6 @@ def plot_curves(ax, curves: dict[str, tuple[Sequence[float], Sequence[float]]], 
         ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-
-
-def write_json(obj: Any, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=False, default=float) + "\n")
 
 
 def seed_band(runs: Sequence[Sequence[dict[str, Any]]], key: str, x: str = "step") -> dict[str, list[float]]:
@@ -81,13 +80,7 @@ def band_plot(ax, bands: dict[str, dict[str, list[float]]], *, xlabel: str, ylab
         color = LOSS_COLORS.get(label.split()[0])
         ax.plot(b["x"], b["median"], label=label, color=color)
         ax.fill_between(b["x"], b["lo"], b["hi"], color=color, alpha=0.2, lw=0)
-    ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _style(ax, xlabel, ylabel, title, True)
 
 
 def reach_cell(r: dict[str, Any]) -> str:

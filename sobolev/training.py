@@ -419,7 +419,7 @@ def fit(
     if cfg.progress and ctx.is_main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=step, desc=desc, leave=False, dynamic_ncols=True)
+        bar = tqdm(total=cfg.steps, initial=step, desc=desc, leave=False, dynamic_ncols=True, disable=None)
     model.train()
     halt = False  # distributed: the ranks' agreed stop (a signal may reach them at different steps)
     with _Interrupt() as stop:
