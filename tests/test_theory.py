@@ -278,7 +278,7 @@ def test_bad_options_raise():
 def test_theory_experiment_tiny(tmp_path):
     from sobolev.experiments import theory
 
-    cfg = theory.Config(dims=(3,), widths=(1, 2), n_mc=20_000, spec_dim=4, spec_width=2, n_angles=8, n_scales=5,
+    cfg = theory.Config(dims=(3,), widths=(1, 2), n_mc=20_000, spec_dim=4, spec_width=1, n_angles=4, n_scales=3,
                         flow_dim=4, flow_widths=(1,), flow_inits=1, flow_t_max=15.0, n_trajectory_spectra=3)
     summary = theory.run(cfg, tmp_path)
     json.dumps(summary, allow_nan=False)
