@@ -38,7 +38,10 @@ def _coerce(text: str, default: Any, hint: Any) -> Any:
             return False
         raise ValueError(f"expected a boolean, got {text!r}")
     if isinstance(default, (tuple, list)):
-        items = json.loads(text) if text.startswith("[") else [t for t in text.split(",") if t.strip()]
+        items = json.loads(text) if text.startswith("[") else [t.strip() for t in text.split(",") if t.strip()]
+        args = typing.get_args(hint)
+        if args and Ellipsis not in args and len(items) != len(args):
+            raise ValueError(f"expected {len(args)} comma-separated values, got {len(items)}")
         elem = default[0] if default else None
         return tuple(_coerce(str(i), elem, None) if elem is not None else i for i in items)
     if isinstance(default, int) or hint is int:

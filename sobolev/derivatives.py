@@ -172,8 +172,8 @@ def _directional_stack(f: Fn, x: Tensor, order: int, directions: Tensor, create_
     S = directions.shape[0]
     layers = jet.jet_layers(f)
     if layers is not None and order > 0:
-        m = next(l.out_features for l in reversed(layers) if isinstance(l, nn.Linear))
-        if derivative_method(f, order, d=d, m=m, n_sets=S) == "jet":
+        m = next((l.out_features for l in reversed(layers) if isinstance(l, nn.Linear)), None)
+        if m is not None and derivative_method(f, order, d=d, m=m, n_sets=S) == "jet":
             with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
                 return jet.jet_directional(layers, x if create_graph else x.detach(), directions, order)
     with torch.set_grad_enabled(create_graph or order > 0):
@@ -286,8 +286,8 @@ def derivatives(
     _check_input(x)
     if not isinstance(order, int) or order < 0:
         raise ValueError(f"order must be a non-negative integer, got {order!r}")
-    if create_graph is None:
-        create_graph = torch.is_grad_enabled()
+    # a graph to the parameters is kept only where grad mode is on, whichever path computes it
+    create_graph = torch.is_grad_enabled() if create_graph is None else bool(create_graph) and torch.is_grad_enabled()
     B, d = x.shape
     if partials is not None:
         if directions is not None:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .losses import _check_weights, _reduce
+from .losses import check_weights, reduce_batch
 from .numdiff import fd_derivative
 
 Reduction = Literal["mean", "sum", "none"]
@@ -145,8 +145,8 @@ def image_sobolev_loss(
 
     ``method="fourier"`` (periodic): ``(1/N²) Σ_ξ (1 + |ξ|²)^s |fft2(e)(ξ)|²`` with symmetric
     frequencies ``ξ = 2π·fftfreq(n, d=spacing)`` (``spacing``: one number or ``(h_y, h_x)``),
-    any real ``s ≥ 0``; ``s = 0`` is exactly ``F.mse_loss`` (computed as such). ``weights`` is not
-    used.
+    any real ``s ≥ 0``; ``s = 0`` is exactly ``F.mse_loss`` (computed as such). ``weights`` must be
+    ``None`` (the norm is set by ``s``).
 
     ``method="fd"`` (non-periodic): ``Σ_j λ_j · mean_pixels Σ_entries (Dʲe)²`` for j ≤ s ∈ {0, 1, 2},
     Dʲ the finite-difference value / gradient / full Hessian (see :func:`image_derivatives`;
@@ -185,10 +185,10 @@ def image_sobolev_loss(
         if s not in (0, 1, 2):
             raise ValueError(f"method='fd' needs an integer s in {{0, 1, 2}}, got {s!r}")
         order = int(s)
-        lam = _check_weights(weights, order + 1, "order")
+        lam = check_weights(weights, order + 1, "order")
         per_order = _fd_terms(err, order, hs, boundary, accuracy)
-        total = _reduce(sum(w * t for w, t in zip(lam, per_order)), reduction)
-        terms = {f"D{j}": _reduce(t, reduction) for j, t in enumerate(per_order)}
+        total = reduce_batch(sum(w * t for w, t in zip(lam, per_order)), reduction)
+        terms = {f"D{j}": reduce_batch(t, reduction) for j, t in enumerate(per_order)}
     else:
         if weights is not None:
             raise ValueError("weights apply to method='fd' only; the Fourier norm is set by s")
@@ -197,9 +197,9 @@ def image_sobolev_loss(
             if reduction == "sum":  # per-image means summed over the batch
                 total = total / (err[0].numel())
         else:
-            total = _reduce(_fourier_per_sample(err, s, hs, paper_compatible), reduction)
+            total = reduce_batch(_fourier_per_sample(err, s, hs, paper_compatible), reduction)
         if return_terms:
-            terms = {"mse": _reduce(err.detach().square().mean((1, 2, 3)), reduction)}
+            terms = {"mse": reduce_batch(err.detach().square().mean((1, 2, 3)), reduction)}
     return (total, terms) if return_terms else total
 
 

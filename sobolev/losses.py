@@ -42,7 +42,7 @@ def _check_p(p: float) -> None:
         raise ValueError(f"p must be a number ≥ 1, got {p!r}")
 
 
-def _check_weights(weights: Sequence[float] | None, n: int, what: str) -> list[float]:
+def check_weights(weights: Sequence[float] | None, n: int, what: str) -> list[float]:
     if weights is None:
         return [1.0] * n
     weights = [float(w) for w in weights]
@@ -61,7 +61,7 @@ def _per_sample(err: Tensor, p: float, directional: bool) -> Tensor:
     return a.reshape(a.shape[0], -1).sum(1)
 
 
-def _reduce(t: Tensor, reduction: Reduction) -> Tensor:
+def reduce_batch(t: Tensor, reduction: Reduction) -> Tensor:
     if reduction == "mean":
         return t.mean()
     if reduction == "sum":
@@ -111,9 +111,11 @@ def sobolev_loss(
         if directional != getattr(target_stack, "directional", directional):
             raise ValueError("pred_stack is directional but target_stack is not (or vice versa): "
                              "contract full targets with sobolev.directional_stack first")
+        if directional and p != 2:
+            raise ValueError(f"directional stacks give unbiased estimates only for p = 2, got p={p}")
     if not preds:
         raise ValueError("stacks must hold at least the order-0 values")
-    lam = _check_weights(weights, len(keys), "order" if not isinstance(pred_stack, Mapping) else "partial")
+    lam = check_weights(weights, len(keys), "order" if not isinstance(pred_stack, Mapping) else "partial")
     terms: dict[str, Tensor] = {}
     total = None
     for key, w, a, b in zip(keys, lam, preds, targets):
@@ -121,7 +123,7 @@ def sobolev_loss(
             raise ValueError(f"shape mismatch at {term_name(key)}: prediction {tuple(a.shape)} vs target {tuple(b.shape)}")
         if check_finite and not torch.isfinite(b).all():
             raise ValueError(f"target {term_name(key)} contains NaN or Inf")
-        t = _reduce(_per_sample(a - b, p, directional and key != 0), reduction)
+        t = reduce_batch(_per_sample(a - b, p, directional and key != 0), reduction)
         terms[term_name(key)] = t
         total = w * t if total is None else total + w * t
     return total, terms
@@ -166,13 +168,19 @@ class SobolevLoss(nn.Module):
                 raise ValueError("directional estimates are unbiased only for p = 2; use full derivatives for p ≠ 2")
         if partials is not None:
             partials = [tuple(int(i) for i in a) for a in partials]
+            if not partials:
+                raise ValueError("partials must be a non-empty list of multi-indices, e.g. [(0, 0), (1, 0)]")
             if directions is not None:
                 raise ValueError("pass either partials or directions, not both")
+            if weighting != "none":
+                raise ValueError("weighting='dimension' balances whole orders; with partials give explicit weights")
             order = max(sum(a) for a in partials)
         if weighting not in ("none", "dimension"):
             raise ValueError(f"weighting must be 'none' or 'dimension', got {weighting!r}")
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         self.order, self.p, self.directions, self.partials = order, p, directions, partials
-        self.weights = _check_weights(weights, len(partials) if partials else order + 1,
+        self.weights = check_weights(weights, len(partials) if partials else order + 1,
                                       "partial" if partials else "order")
         self.weighting, self.reduction, self.generator = weighting, reduction, generator
 

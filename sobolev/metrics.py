@@ -13,9 +13,11 @@ from .derivatives import derivatives
 
 
 def stack_errors(pred: Sequence[Tensor], true: Sequence[Tensor]) -> dict[str, float]:
-    """Relative L2 (``d{j}_rel``) and max absolute (``d{j}_max``) error of each order j.
+    """Relative L2 (``d{j}_rel``), max absolute (``d{j}_max``) and mean squared (``d{j}_mse``) error
+    of each order j.
 
-    The relative error is ‖Dʲû − Dʲu‖ / ‖Dʲu‖ over all batch entries and components.
+    The relative error is ‖Dʲû − Dʲu‖ / ‖Dʲu‖ over all batch entries and components; the mean
+    squared error is the batch mean of ‖Dʲû − Dʲu‖² (summed over components, as in the loss).
     """
     if len(pred) != len(true):
         raise ValueError(f"stacks differ in length: {len(pred)} vs {len(true)}")
@@ -26,6 +28,7 @@ def stack_errors(pred: Sequence[Tensor], true: Sequence[Tensor]) -> dict[str, fl
         e = (a - b).detach()
         out[f"d{j}_rel"] = float(e.norm() / b.norm().clamp_min(torch.finfo(b.dtype).tiny))
         out[f"d{j}_max"] = float(e.abs().max())
+        out[f"d{j}_mse"] = float(e.square().sum() / e.shape[0])
     return out
 
 

@@ -78,8 +78,8 @@ class TrainConfig:
     grad_clip: float | None = None
 
     def __post_init__(self) -> None:
-        if self.steps < 0:
-            raise ValueError(f"steps must be ≥ 0, got {self.steps}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
+            raise ValueError(f"steps must be an integer ≥ 0, got {self.steps!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
@@ -92,6 +92,21 @@ class TrainConfig:
             raise ValueError(f"log_every must be ≥ 1, got {self.log_every}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be None or ≥ 1, got {self.batch_size}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be ≥ 0 (0: only at the end and on interrupt), got {self.checkpoint_every}")
+        if self.step_size < 1:
+            raise ValueError(f"step_size must be ≥ 1, got {self.step_size}")
+        if self.lbfgs_at is not None and not 0 <= self.lbfgs_at <= self.steps:
+            raise ValueError(f"lbfgs_at must be None or in [0, steps={self.steps}], got {self.lbfgs_at}")
+        for name in ("gamma", "lbfgs_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be None or positive, got {self.grad_clip}")
+        if not 0 <= self.lr_min_factor <= 1:
+            raise ValueError(f"lr_min_factor must be in [0, 1], got {self.lr_min_factor}")
+        if self.optimizer == "lbfgs" and self.schedule != "constant":
+            raise ValueError("schedule applies to adam and sgd only: use schedule='constant' with optimizer='lbfgs'")
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -228,6 +243,8 @@ def as_objective(objective: Objective | SobolevLoss) -> Objective:
 
         def obj(model: nn.Module, batch: tuple[Tensor, ...]):
             x, *target = batch
+            if len(target) == 1 and callable(target[0]):  # (x, target_fn): exact derivatives by autodiff
+                target = target[0]
             return loss_fn(model, x, target, return_terms=True)
 
         return obj
@@ -238,6 +255,21 @@ def call_objective(obj: Objective, model: nn.Module, batch: tuple[Tensor, ...]) 
     """``(loss, terms)`` of an objective, ``terms`` empty when it returns only the loss."""
     res = obj(model, batch)
     return res if isinstance(res, tuple) else (res, {})
+
+
+#: settings a resumed run may change: the budget, and how it is watched and stored
+_RESUME_MAY_CHANGE = ("steps", "progress", "checkpoint_every", "device")
+
+
+def _check_resumable(ck: dict[str, Any], cfg: TrainConfig, out_dir: Any) -> None:
+    """A checkpoint continues only the run it belongs to: same settings, not past ``cfg.steps``."""
+    if ck["step"] > cfg.steps:
+        raise ValueError(f"the checkpoint in {out_dir} is at step {ck['step']} > steps={cfg.steps}: "
+                         "use a new out_dir or a larger steps")
+    diff = sorted(k for k, v in asdict(cfg).items() if k not in _RESUME_MAY_CHANGE and ck["config"].get(k) != v)
+    if diff:
+        raise ValueError(f"config differs from the checkpoint's in {diff}: resuming would mix two runs; "
+                         "use a new out_dir")
 
 
 def _read_records(path: Path, keep: int) -> list[dict[str, Any]]:
@@ -343,6 +375,8 @@ def fit(
     if plan["config"] != asdict(cfg) or plan["n"] != n:
         raise ValueError(f"rank {ctx.rank} called fit with a config or data size other than rank 0's: "
                          "every rank must pass the same config and data")
+    if plan["ck"] is not None:
+        _check_resumable(plan["ck"], cfg, out_dir)
     checkpointing, ck = plan["checkpointing"], plan["ck"]
     if ck is not None:
         model.load_state_dict(ck["model"])

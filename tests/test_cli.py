@@ -56,3 +56,16 @@ def test_errors_are_clear(tmp_path):
     assert res.exit_code == 2 and "--overwrite" in res.output
     res = CliRunner().invoke(main, ["run", "regression", "--resume", "--out", str(tmp_path / "d")])
     assert res.exit_code == 2 and "config.json" in res.output
+
+
+def test_list_overrides_are_stripped_and_checked(tmp_path):
+    from sobolev.cli import apply_overrides
+    from sobolev.experiments import conditioning, regression
+
+    cfg = apply_overrides(regression.Config(), ("losses=L2, H1",))
+    assert cfg.losses == ("L2", "H1")
+    import click
+    import pytest
+
+    with pytest.raises(click.BadParameter, match="expected 2"):
+        apply_overrides(conditioning.Config(), ("rate_window=0.1",))

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sobolev import MLP, SobolevLoss, derivatives, sobolev_loss
+from sobolev import MLP, SobolevLoss, derivatives, directional_stack, sobolev_loss
 
 pytestmark = pytest.mark.usefixtures("double")
 
@@ -130,3 +130,17 @@ def test_bad_input_messages():
         SobolevLoss(1)(net, torch.randn(3, 2), torch.zeros(3, 1))
     with pytest.raises(ValueError, match="needs 2"):
         SobolevLoss(1)(net, torch.randn(3, 2), (torch.zeros(3, 1),))
+
+
+def test_more_bad_arguments():
+    u = torch.zeros(3, 1)
+    V = torch.randn(2, 1, 3, 2)
+    d = directional_stack((u, torch.zeros(3, 1, 2)), V)
+    with pytest.raises(ValueError, match="only for p = 2"):
+        sobolev_loss(d, d, p=1)
+    with pytest.raises(ValueError, match="non-empty"):
+        SobolevLoss(partials=[])
+    with pytest.raises(ValueError, match="reduction"):
+        SobolevLoss(1, reduction="avg")
+    with pytest.raises(ValueError, match="explicit weights"):
+        SobolevLoss(partials=[(1, 0)], weighting="dimension")

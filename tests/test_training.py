@@ -122,3 +122,22 @@ def test_generic_objective_and_bad_data():
         fit(_model(), mse, (x, x[:3]), _cfg())
     with pytest.raises(ValueError, match="optimizer"):
         TrainConfig(optimizer="adagrad")
+
+
+def test_resume_refuses_a_different_run(tmp_path):
+    x, stack = _problem()
+    fit(_model(), SobolevLoss(1), (x, *stack), _cfg(steps=20), out_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"differs from the checkpoint's in \['lr', 'optimizer'\]"):
+        fit(_model(), SobolevLoss(1), (x, *stack), _cfg(steps=40, optimizer="sgd", lr=5.0), out_dir=tmp_path)
+    with pytest.raises(ValueError, match="at step 20 > steps=10"):
+        fit(_model(), SobolevLoss(1), (x, *stack), _cfg(steps=10), out_dir=tmp_path)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(steps=2.5), "steps"), (dict(schedule="step", step_size=0), "step_size"),
+    (dict(checkpoint_every=-1), "checkpoint_every"), (dict(lbfgs_at=100, steps=50), "lbfgs_at"),
+    (dict(optimizer="lbfgs", schedule="cosine"), "schedule applies"), (dict(grad_clip=0.0), "grad_clip"),
+])
+def test_config_errors_name_the_field(kw, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kw)

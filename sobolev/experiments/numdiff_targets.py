@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..data import get_function
 from ..data.functions import ackley
@@ -124,26 +124,12 @@ def training_set(method: str, d: int, n: int, cfg: Config) -> tuple[Tensor, tupl
     return X, tuple(stack), derivatives(ackley, X, 1, create_graph=False)[1]
 
 
-def mse_evaluator(x_test: Tensor) -> Callable[[nn.Module], dict[str, float]]:
-    """:func:`heldout_evaluator` for Ackley at ``x_test`` (B, d), plus mean squared errors
-    ``d0_mse`` = mean (û − u)² and ``d1_mse`` = mean |∇û − ∇u|² (from the relative errors)."""
-    base = heldout_evaluator(ackley, x_test, 1)
-    u, du = derivatives(ackley, x_test, 1, create_graph=False)
-    mean_sq = [float(u.square().sum() / u.shape[0]), float(du.square().sum() / du.shape[0])]
-
-    def evaluate(model: nn.Module) -> dict[str, float]:
-        e = base(model)
-        return {**e, "d0_mse": e["d0_rel"] ** 2 * mean_sq[0], "d1_mse": e["d1_rel"] ** 2 * mean_sq[1]}
-
-    return evaluate
-
-
 def compare(cfg: Config, d: int, n: int, steps: int, batch_size: int, out: Path) -> dict[str, Any]:
     """Train every method of ``cfg`` on the ``n^d`` Ackley grid; per method its label, records per
     seed, training-set size and target-side gradient error."""
     x_test = torch.rand(cfg.n_test, d, generator=torch.Generator().manual_seed(12345 + d), dtype=torch.float64)
     x_test = DOMAIN[0] + (DOMAIN[1] - DOMAIN[0]) * x_test
-    evaluate = mse_evaluator(x_test)
+    evaluate = heldout_evaluator(ackley, x_test, 1)
     directional = cfg.directions if d >= cfg.directions_from else None
     results: dict[str, Any] = {}
     for method in cfg.methods:
