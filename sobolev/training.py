@@ -258,7 +258,7 @@ def call_objective(obj: Objective, model: nn.Module, batch: tuple[Tensor, ...]) 
 
 
 #: settings a resumed run may change: the budget, and how it is watched and stored
-_RESUME_MAY_CHANGE = ("steps", "progress", "checkpoint_every", "device")
+_RESUME_MAY_CHANGE = ("steps", "progress", "log_every", "checkpoint_every", "device")
 
 
 def _check_resumable(ck: dict[str, Any], cfg: TrainConfig, out_dir: Any) -> None:
