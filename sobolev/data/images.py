@@ -33,6 +33,12 @@ class ImageSet:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def batches_per_epoch(self, batch_size: int) -> int:
+        """Whole minibatches of ``batch_size`` in one pass over the images (at least one)."""
+        if not 1 <= batch_size <= len(self):
+            raise ValueError(f"batch_size must be in [1, {len(self)}] (the number of images), got {batch_size}")
+        return len(self) // batch_size
+
     def split(self, n_test: int, seed: int = 0) -> tuple["ImageSet", "ImageSet"]:
         """A seeded random (train, test) split with ``n_test`` test images."""
         if not 0 < n_test < len(self):

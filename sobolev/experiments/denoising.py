@@ -65,9 +65,7 @@ def _to_model(model: nn.Module, t: Tensor) -> Tensor:
 def run(cfg: Config, out: Path) -> dict:
     data = load_images(cfg.image_dir, cfg.size, cfg.channels)
     train, test = data.split(cfg.n_test, cfg.seed)
-    steps_per_epoch = len(train) // cfg.batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"batch_size {cfg.batch_size} exceeds the {len(train)} training images")
+    steps_per_epoch = train.batches_per_epoch(cfg.batch_size)
     levels = {"sinusoid": cfg.sinusoid_amplitude, "gaussian": cfg.noise_sigma}
     loss_fns = {name: loss_from_name(name) for name in cfg.losses}
     device = resolve_device(cfg.device)

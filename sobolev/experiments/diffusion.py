@@ -56,9 +56,7 @@ class Config:
 def run(cfg: Config, out: Path) -> dict:
     data = load_images(cfg.image_dir, cfg.size, cfg.channels)
     train, test = data.split(cfg.n_test, cfg.seed)
-    steps_per_epoch = len(train) // cfg.batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"batch_size {cfg.batch_size} exceeds the {len(train)} training images")
+    steps_per_epoch = train.batches_per_epoch(cfg.batch_size)
     if len(data.classes) < 2:
         raise ValueError("the FD feature classifier needs labelled images: put the images of each class in its own sub-folder")
     device = resolve_device(cfg.device)
