@@ -50,10 +50,11 @@ def plot_curves(ax, curves: dict[str, tuple[Sequence[float], Sequence[float]]], 
     """One line per label: ``curves[label] = (xs, ys)``."""
     for label, (xs, ys) in curves.items():
         ax.plot(xs, ys, label=label, color=LOSS_COLORS.get(label.split()[0]))
-    _style(ax, xlabel, ylabel, title, logy)
+    style_axes(ax, xlabel, ylabel, title, logy)
 
 
-def _style(ax, xlabel: str, ylabel: str, title: str, logy: bool) -> None:
+def style_axes(ax, xlabel: str, ylabel: str, title: str = "", logy: bool = True, legend_size: int = 8) -> None:
+    """Labels, optional log y, grid and legend: the look shared by every figure."""
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -61,7 +62,7 @@ def _style(ax, xlabel: str, ylabel: str, title: str, logy: bool) -> None:
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=legend_size)
 
 
 def seed_band(runs: Sequence[Sequence[dict[str, Any]]], key: str, x: str = "step") -> dict[str, list[float]]:
@@ -80,7 +81,7 @@ def band_plot(ax, bands: dict[str, dict[str, list[float]]], *, xlabel: str, ylab
         color = LOSS_COLORS.get(label.split()[0])
         ax.plot(b["x"], b["median"], label=label, color=color)
         ax.fill_between(b["x"], b["lo"], b["hi"], color=color, alpha=0.2, lw=0)
-    _style(ax, xlabel, ylabel, title, True)
+    style_axes(ax, xlabel, ylabel, title, True)
 
 
 def reach_cell(r: dict[str, Any]) -> str:

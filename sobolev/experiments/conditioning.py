@@ -27,7 +27,7 @@ from ..curvature import LossHessian, fitted_rate, gd_contraction, spectrum_edges
 from ..derivatives import derivatives
 from ..losses import SobolevLoss, loss_order
 from ..metrics import heldout_evaluator, reach_over_seeds
-from ..report import LOSS_COLORS, band_plot, json_safe, markdown_table, reach_cell, save, seed_band, subplots
+from ..report import LOSS_COLORS, band_plot, style_axes, json_safe, markdown_table, reach_cell, save, seed_band, subplots
 from ..training import TrainConfig, fit, seed_everything
 from .student_teacher import make_network
 
@@ -199,12 +199,8 @@ def _spectra_figure(cfg: Config, records: dict, out: Path) -> str:
                     if f"pop_{name}_{q}" in recs[0]:
                         ax.plot([x["step"] for x in recs], [x[f"pop_{name}_{q}"] for x in recs], color=color,
                                 ls="--", alpha=0.8, label=f"{name} (population ×2)" if i == 0 else None)
-            ax.set_yscale("log")
-            ax.set_xlabel("GD step")
-            ax.set_ylabel({"lmax": "λ_max", "lmin": "|λ_min|", "cond": "λ_max / λ_min"}[q])
-            ax.set_title(act)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+            style_axes(ax, "GD step", {"lmax": "λ_max", "lmin": "|λ_min|", "cond": "λ_max / λ_min"}[q], act,
+                       legend_size=7)
     return save(fig, out / "spectra.png")
 
 

@@ -17,7 +17,7 @@ from ..derivatives import derivatives
 from ..losses import SobolevLoss, loss_order
 from ..metrics import heldout_evaluator
 from ..models import MLP
-from ..report import LOSS_COLORS, markdown_table, plot_curves, save, subplots
+from ..report import LOSS_COLORS, markdown_table, plot_curves, save, style_axes, subplots
 from ..training import TrainConfig, fit, seed_everything
 
 
@@ -103,11 +103,8 @@ def _fit_figure(cfg: Config, plot_x: dict, fits: dict, out: Path) -> str:
         for r, label in enumerate(("u", "u'")):
             ax = axes[r, c]
             for loss_name in cfg.losses:
-                ax.semilogy(xs, (fits[name][loss_name][r] - true[r]).abs(), label=loss_name, color=LOSS_COLORS.get(loss_name))
-            ax.set_title(f"{name}: pointwise error of {label}")
-            ax.set_xlabel("x")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+                ax.plot(xs, (fits[name][loss_name][r] - true[r]).abs(), label=loss_name, color=LOSS_COLORS.get(loss_name))
+            style_axes(ax, "x", f"|error of {label}|", f"{name}: pointwise error of {label}")
     return save(fig, out / "fit.png")
 
 
