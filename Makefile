@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-all bench data report results mutate clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (set PY=python3.x)"; exit 1; }
@@ -26,6 +26,24 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks --threads 1
+
+# Fashion-MNIST (28×28, MIT) from Debian's dataset-fashion-mnist, for the image experiments' full runs.
+FMNIST := /usr/share/datasets/fashion-mnist
+data:
+	@if [ -f $(FMNIST)/train-images-idx3-ubyte.gz ]; then echo "Fashion-MNIST present in $(FMNIST)"; \
+	elif [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist; \
+	else echo "run as root: apt-get install dataset-fashion-mnist (or pass --set data=DIR with IDX files)"; fi
+
+# README tables from the committed summaries in docs/results (no training).
+report: $(STAMP)
+	$(BIN)/sobolev report
+
+# Re-run every full experiment into runs/results, collect into docs/results, regenerate the README (hours).
+results: $(STAMP) data
+	$(BIN)/python -m sobolev.results
+
+mutate: $(STAMP)
+	bash mutation/run.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

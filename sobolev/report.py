@@ -15,12 +15,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 LOSS_COLORS = {"L2": "tab:blue", "H1": "tab:orange", "H2": "tab:green"}
 
 
-def fmt(v: Any) -> str:
-    """Compact number formatting for tables."""
+def fmt(v: Any, digits: int = 4) -> str:
+    """Compact number formatting for tables: ``digits`` significant digits."""
     if isinstance(v, float):
         if math.isnan(v):
             return "–"
-        return f"{v:.3e}" if (v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e4)) else f"{v:.4g}"
+        if math.isinf(v):
+            return "∞" if v > 0 else "−∞"
+        return f"{v:.{digits - 1}e}" if (v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e4)) else f"{v:.{digits}g}"
     return "–" if v is None else str(v)
 
 
@@ -82,6 +84,21 @@ def band_plot(ax, bands: dict[str, dict[str, list[float]]], *, xlabel: str, ylab
         ax.plot(b["x"], b["median"], label=label, color=color)
         ax.fill_between(b["x"], b["lo"], b["hi"], color=color, alpha=0.2, lw=0)
     style_axes(ax, xlabel, ylabel, title, True)
+
+
+def spread_cell(result: dict[str, Any], key: str, digits: int = 2) -> str:
+    """Table cell ``median [min, max]`` of one :func:`sobolev.seeds.over_seeds` entry (the median
+    alone when there is one seed)."""
+    med = result[key]
+    lo, hi = result.get("range", {}).get(key, (med, med))
+    if len(result.get("per_seed", ())) <= 1 or lo == hi:
+        return fmt(med, digits)
+    return f"{fmt(med, digits)} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
+
+
+def wins_cell(wins: tuple[int, int]) -> str:
+    """Table cell ``k/n`` of :func:`sobolev.seeds.paired_wins`."""
+    return f"{wins[0]}/{wins[1]}"
 
 
 def reach_cell(r: dict[str, Any]) -> str:

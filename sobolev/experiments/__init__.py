@@ -2,13 +2,21 @@
 
 Each module defines
 
-* ``Config``: a dataclass whose defaults are the full (paper-like) setting, with a classmethod
-  ``quick()`` returning the setting that finishes in about a minute on 2 CPU cores;
+* ``Config``: a dataclass whose defaults are the project's full setting ("ours"), with a
+  classmethod ``quick()`` returning the setting that finishes in about a minute on 2 CPU cores,
+  and, where the paper has official code, a classmethod ``paper(quick: bool = False)``: the
+  official settings exactly (``sobolev run NAME --paper``), or the same settings scaled down
+  (fewer epochs and repeats, ``--paper --quick``). Experiments that compare losses have a
+  ``seeds: int`` field: paired seeds (same data and initialisation per seed for every loss).
 * ``run(cfg: Config, out: pathlib.Path) -> dict``: runs the experiment, writes its figures (PNG)
-  and any extra files into ``out``, and returns the JSON-serialisable summary.
+  and any extra files into ``out``, and returns the JSON-serialisable summary. Results measured
+  per seed are stored with :func:`sobolev.seeds.over_seeds` (medians, ``range``, ``per_seed``).
+* ``tables(summary: dict) -> str``: the Markdown tables of a run, computed from its summary alone
+  (``summary["config"]`` holds the config, ``summary["setting"]`` is ``"ours"`` or ``"paper"``),
+  so that ``sobolev report`` regenerates the README's tables from committed summaries.
 
-The CLI writes ``config.json`` and ``summary.json`` around ``run``. Experiments are thin: they
-compose library parts (losses, derivatives, numdiff, theory, models, training, report).
+The CLI writes ``config.json``, ``summary.json`` and ``table.md`` around ``run``. Experiments are
+thin: they compose library parts (losses, derivatives, numdiff, theory, models, training, report).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ EXPERIMENTS: dict[str, str] = {
     "conditioning": "sobolev.experiments.conditioning",
     "denoising-autoencoder": "sobolev.experiments.denoising",
     "diffusion": "sobolev.experiments.diffusion",
+    "differential-ml": "sobolev.experiments.differential_ml",
 }
 
 

@@ -1,0 +1,62 @@
+"""Statistics over seeds: every comparison of losses runs several paired seeds (same data and
+initialisation per seed for every loss) and reports medians, ranges and how often a claim held.
+
+Convention for ``summary.json``: a result that was measured per seed is stored as the dict of
+its medians, with the seeds' own dicts beside them,
+
+    {"value_rel_l2": <median>, ..., "per_seed": [{"value_rel_l2": ...}, ...],
+     "range": {"value_rel_l2": [<min>, <max>], ...}}
+
+as :func:`over_seeds` builds it; :func:`paired_wins` counts the seeds in which one setting beat
+another, and :func:`sobolev.report.spread_cell` prints ``median [min, max]``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any, Sequence
+
+
+def _numeric(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def over_seeds(per_seed: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Medians of the numeric entries of ``per_seed`` (one dict per seed, same keys), with
+    ``per_seed`` (the dicts themselves) and ``range`` (``[min, max]`` per key) beside them.
+
+    Non-finite values (a diverged seed) count as +inf in the median and range, so a seed that
+    fails never improves the median; entries that are not numbers are kept from the first seed.
+    """
+    if not per_seed:
+        raise ValueError("over_seeds needs at least one seed's results")
+    keys = list(per_seed[0])
+    out: dict[str, Any] = {}
+    rng: dict[str, list[float]] = {}
+    for k in keys:
+        vals = [p.get(k) for p in per_seed]
+        if all(_numeric(v) or v is None for v in vals) and any(_numeric(v) for v in vals):
+            xs = [float(v) if _numeric(v) and math.isfinite(v) else math.inf for v in vals]
+            out[k] = statistics.median(xs)
+            rng[k] = [min(xs), max(xs)]
+        else:
+            out[k] = vals[0]
+    out["range"] = rng
+    out["per_seed"] = [dict(p) for p in per_seed]
+    return out
+
+
+def paired_wins(a: dict[str, Any], b: dict[str, Any], key: str, *, lower_is_better: bool = True) -> tuple[int, int]:
+    """In how many seeds ``a`` beat ``b`` on ``key``: ``(wins, seeds)``. ``a`` and ``b`` are
+    :func:`over_seeds` results of two settings run on the same seeds (paired by index)."""
+    pa, pb = a["per_seed"], b["per_seed"]
+    if len(pa) != len(pb):
+        raise ValueError(f"paired_wins needs the same seeds for both settings, got {len(pa)} and {len(pb)}")
+
+    def val(p: dict[str, Any]) -> float:
+        v = p.get(key)
+        return float(v) if _numeric(v) and math.isfinite(v) else (math.inf if lower_is_better else -math.inf)
+
+    wins = sum((val(x) < val(y)) if lower_is_better else (val(x) > val(y)) for x, y in zip(pa, pb))
+    return wins, len(pa)
