@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -26,6 +27,8 @@ import click
 
 from . import distributed as D
 from . import experiments
+from .experiments.checks import check_config
+from .report import json_safe
 from .training import TrainingInterrupted
 
 
@@ -84,13 +87,30 @@ def _check_dir(out: Path, resume: bool, overwrite: bool) -> None:
         raise click.UsageError(f"{out} exists and is not empty: pass --resume to continue it or --overwrite to start over")
 
 
-def _prepare_dir(out: Path, resume: bool) -> None:
-    """An empty ``out`` for a new run (after :func:`_check_dir` allowed it); a resumed one stays."""
+def _prepare_dir(out: Path, resume: bool) -> Path | None:
+    """An empty ``out`` for a new run (after :func:`_check_dir` allowed it); a resumed one stays.
+    A previous run in ``out`` (``--overwrite``) is moved aside, not deleted: its new place is
+    returned, so that it can be restored if the new run fails (:func:`_settle_previous`)."""
     if resume:
-        return
+        return None
+    previous = None
     if out.exists() and any(out.iterdir()):
-        shutil.rmtree(out)
+        previous = out.with_name(f".{out.name}.replaced")
+        shutil.rmtree(previous, ignore_errors=True)
+        out.rename(previous)
     out.mkdir(parents=True, exist_ok=True)
+    return previous
+
+
+def _settle_previous(out: Path, previous: Path | None, *, restore: bool) -> None:
+    """Delete the run that ``--overwrite`` replaced, or (``restore``) put it back in ``out``."""
+    if previous is None or not previous.exists():
+        return
+    if restore:
+        shutil.rmtree(out, ignore_errors=True)
+        previous.rename(out)
+    else:
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 def _module(name: str):
@@ -108,52 +128,105 @@ def _out_dir(name: str, quick: bool, out: Path | None, resume: bool) -> Path:
     return Path("runs") / f"{name}{'-quick' if quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _configure(mod, name: str, quick: bool, out: Path, sets: tuple[str, ...], resume: bool) -> Any:
-    """The run's config: the saved one when resuming, else the default or quick one with ``sets``."""
+class RunError(click.ClickException):
+    """A one-line ``Error: …`` and exit status 2 (bad settings, data or files)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
+
+
+def _setting(paper: bool) -> str:
+    return "paper" if paper else "ours"
+
+
+def _configure(mod, name: str, quick: bool, paper: bool, out: Path, sets: tuple[str, ...], resume: bool) -> Any:
+    """The run's checked config: the saved one when resuming, else the default, quick or paper one
+    with ``sets``. Nothing is written or deleted before this has succeeded."""
     if not resume:
-        return apply_overrides(mod.Config.quick() if quick else mod.Config(), sets)
-    saved = json.loads((out / "config.json").read_text())
-    if saved["experiment"] != name:
-        raise click.UsageError(f"{out} holds a run of {saved['experiment']!r}, not {name!r}")
-    if sets:
-        raise click.UsageError("--set cannot change a resumed run's configuration")
-    return mod.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()})
+        if paper and not hasattr(mod.Config, "paper"):
+            raise click.UsageError(f"experiment {name!r} has no --paper setting (no official code to follow)")
+        base = mod.Config.paper(quick=quick) if paper else mod.Config.quick() if quick else mod.Config()
+        cfg = apply_overrides(base, sets)
+    else:
+        try:
+            saved = json.loads((out / "config.json").read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise RunError(f"cannot read {out / 'config.json'} ({e}); start a new run with --overwrite") from None
+        if saved.get("experiment") != name:
+            raise click.UsageError(f"{out} holds a run of {saved.get('experiment')!r}, not {name!r}")
+        if sets:
+            raise click.UsageError("--set cannot change a resumed run's configuration")
+        was = (bool(saved.get("quick")), saved.get("setting", "ours"))
+        if (quick, _setting(paper)) != was and (quick or paper):
+            raise click.UsageError(f"{out} was started with setting {was[1]!r}{' --quick' if was[0] else ''}: "
+                                   "resume it without --quick/--paper (a resumed run keeps its configuration)")
+        quick, paper = was[0], was[1] == "paper"
+        try:
+            cfg = mod.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()})
+        except TypeError as e:
+            raise RunError(f"{out / 'config.json'} does not fit experiment {name!r} ({e}); start a new run with --overwrite") from None
+    try:
+        check_config(cfg, mod)
+    except ValueError as e:
+        raise RunError(f"--set {e}" if not resume else f"{out / 'config.json'}: {e}") from None
+    return cfg, quick, paper
 
 
-def execute(name: str, *, quick: bool, out: Path | None, sets: tuple[str, ...], resume: bool, overwrite: bool) -> dict:
+def execute(name: str, *, quick: bool, out: Path | None, sets: tuple[str, ...], resume: bool, overwrite: bool,
+            paper: bool = False) -> dict:
     """Run experiment ``name`` into ``out`` and return its summary (the CLI's core, callable from Python).
 
-    Under ``torchrun`` every rank calls it: rank 0 prepares ``out`` and broadcasts the config;
-    the other ranks run into a scratch directory, deleted afterwards, and write nothing else.
+    The configuration is checked before anything in ``out`` is written or deleted. Under
+    ``torchrun`` every rank calls it: rank 0 prepares ``out`` and broadcasts the config; the other
+    ranks run into a scratch directory, deleted afterwards, and write nothing else.
     """
     mod = _module(name)
     ctx = D.setup()
-    cfg = None
+    plan = previous = None
     if ctx.is_main:
         out = _out_dir(name, quick, out, resume)
         _check_dir(out, resume, overwrite)
-        cfg = _configure(mod, name, quick, out, sets, resume)
-        _prepare_dir(out, resume)
+        plan = _configure(mod, name, quick, paper, out, sets, resume)
+        previous = _prepare_dir(out, resume)
         if not resume:
-            (out / "config.json").write_text(json.dumps({"experiment": name, "quick": quick, "config": dataclasses.asdict(cfg)}, indent=2) + "\n")
+            (out / "config.json").write_text(json.dumps(
+                {"experiment": name, "setting": _setting(paper), "quick": quick, "config": dataclasses.asdict(plan[0])},
+                indent=2) + "\n")
         click.echo(f"sobolev: running {name!r} into {out}" + (f" on {ctx.world_size} processes" if ctx.enabled else ""), err=True)
-    cfg = D.broadcast_object(cfg, ctx)
+    cfg, quick, paper = D.broadcast_object(plan, ctx)
     work = out if ctx.is_main else Path(tempfile.mkdtemp(prefix=f"sobolev-rank{ctx.rank}-"))
     t0 = time.perf_counter()
     try:
         summary = mod.run(cfg, work)
     except TrainingInterrupted as e:
+        _settle_previous(out, previous, restore=False)
         if ctx.is_main:
             click.echo(f"\ninterrupted ({e}); continue with: sobolev run {name} --out {out} --resume"
                        + (f" --nproc {ctx.world_size}" if ctx.enabled else ""), err=True)
         sys.exit(130)
+    except ValueError as e:
+        _settle_previous(out, previous, restore=True)
+        if os.environ.get("SOBOLEV_DEBUG"):
+            raise
+        then = (f"the previous run in {out} is kept as it was" if previous is not None else
+                f"fix the cause, then start over with --overwrite (or delete {out})")
+        raise RunError(f"{e} [the run stopped; {then}; SOBOLEV_DEBUG=1 shows the traceback]") from None
+    except BaseException:
+        _settle_previous(out, previous, restore=True)
+        raise
     finally:
         if not ctx.is_main:
             shutil.rmtree(work, ignore_errors=True)
-    summary = {"experiment": name, "wall_time_s": time.perf_counter() - t0, **summary}
+    _settle_previous(out, previous, restore=False)
+    summary = {"experiment": name, "setting": _setting(paper), "quick": quick, "wall_time_s": time.perf_counter() - t0,
+               "config": json_safe(dataclasses.asdict(cfg)), **summary}
     if not ctx.is_main:
         return summary
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    if hasattr(mod, "tables"):
+        (out / "table.md").write_text(mod.tables(summary))
     table = out / "table.md"
     if table.exists():
         click.echo(table.read_text())
@@ -163,6 +236,7 @@ def execute(name: str, *, quick: bool, out: Path | None, sets: tuple[str, ...], 
 
 _run_options = [
     click.option("--quick", is_flag=True, help="The small setting (about a minute on 2 CPU cores)."),
+    click.option("--paper", is_flag=True, help="The official settings of the paper's code (with --quick: the same, scaled down)."),
     click.option("--out", type=click.Path(path_type=Path), default=None, help="Run directory (default: runs/NAME-TIMESTAMP)."),
     click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its checkpoints."),
     click.option("--overwrite", is_flag=True, help="Delete a non-empty --out first."),
@@ -171,18 +245,18 @@ _run_options = [
 ]
 
 
-def _dispatch(command: list[str], name: str, *, quick: bool, out: Path | None, sets: tuple[str, ...],
+def _dispatch(command: list[str], name: str, *, quick: bool, paper: bool, out: Path | None, sets: tuple[str, ...],
               resume: bool, overwrite: bool, nproc: int) -> None:
     """Run here, or (``nproc`` > 1, not yet under torchrun) check the arguments and relaunch
     ``command`` with them under ``torchrun`` in ``nproc`` processes."""
     if nproc == 1 or D.setup().enabled:
-        execute(name, quick=quick, out=out, sets=sets, resume=resume, overwrite=overwrite)
+        execute(name, quick=quick, paper=paper, out=out, sets=sets, resume=resume, overwrite=overwrite)
         return
     mod = _module(name)
     out = _out_dir(name, quick, out, resume)  # fixed here: every rank must agree on the directory
     _check_dir(out, resume, overwrite)
-    _configure(mod, name, quick, out, sets, resume)
-    flags = [f for f, on in (("--quick", quick), ("--resume", resume), ("--overwrite", overwrite)) if on]
+    _configure(mod, name, quick, paper, out, sets, resume)
+    flags = [f for f, on in (("--quick", quick), ("--paper", paper), ("--resume", resume), ("--overwrite", overwrite)) if on]
     rc = D.launch([*command, "--out", str(out), *flags, *(a for s in sets for a in ("--set", s))], nproc)
     if rc != 0:
         sys.exit(rc)
@@ -219,16 +293,45 @@ def list_() -> None:
 @click.argument("name")
 @_with_run_options
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable).")
-def run(name: str, quick: bool, out: Path | None, resume: bool, overwrite: bool, nproc: int, sets: tuple[str, ...]) -> None:
+def run(name: str, quick: bool, paper: bool, out: Path | None, resume: bool, overwrite: bool, nproc: int,
+        sets: tuple[str, ...]) -> None:
     """Run experiment NAME (see `sobolev list`)."""
-    _dispatch(["run", name], name, quick=quick, out=out, sets=sets, resume=resume, overwrite=overwrite, nproc=nproc)
+    _dispatch(["run", name], name, quick=quick, paper=paper, out=out, sets=sets, resume=resume, overwrite=overwrite,
+              nproc=nproc)
 
 
 @main.command()
 @_with_run_options
-def demo(quick: bool, out: Path | None, resume: bool, overwrite: bool, nproc: int) -> None:
+def demo(quick: bool, paper: bool, out: Path | None, resume: bool, overwrite: bool, nproc: int) -> None:
     """The seed paper's worked examples: sin x and e^{-x} with L2, H1 and H2 losses."""
-    _dispatch(["demo"], "regression", quick=quick, out=out, sets=(), resume=resume, overwrite=overwrite, nproc=nproc)
+    _dispatch(["demo"], "regression", quick=quick, paper=paper, out=out, sets=(), resume=resume, overwrite=overwrite,
+              nproc=nproc)
+
+
+@main.command()
+@click.option("--collect", "run_dirs", multiple=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="First copy this finished run directory into docs/results (repeatable).")
+@click.option("--key", default=None, help="Name under docs/results for a single --collect (default: experiment[-paper]).")
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 if the README's tables differ from docs/results.")
+@click.option("--readme", type=click.Path(path_type=Path, dir_okay=False), default=Path("README.md"), show_default=True)
+def report(run_dirs: tuple[Path, ...], key: str | None, check: bool, readme: Path) -> None:
+    """Regenerate the README's results tables from the committed summaries in docs/results."""
+    from . import results
+
+    if key is not None and len(run_dirs) != 1:
+        raise click.UsageError("--key names one collected run: pass exactly one --collect")
+    try:
+        for d in run_dirs:
+            click.echo(f"collected {d} into {results.collect(d, key)}", err=True)
+        if check:
+            if results.render_readme(readme.read_text()) != readme.read_text():
+                raise click.ClickException(f"{readme} differs from docs/results: run `sobolev report`")
+            click.echo(f"{readme} is in step with docs/results", err=True)
+            return
+        changed = results.write_readme(readme)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    click.echo(f"{'rewrote' if changed else 'unchanged:'} {readme}", err=True)
 
 
 if __name__ == "__main__":

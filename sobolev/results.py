@@ -1,0 +1,119 @@
+"""Committed results: full-run summaries under ``docs/results/<key>/`` and the README tables made
+from them.
+
+A run directory of ``sobolev run`` is *collected* into ``docs/results/<key>/`` (its
+``summary.json``, ``config.json``, ``table.md``, figures and small CSV files; no checkpoints or
+metrics). The README holds blocks
+
+    <!-- results: KEY -->
+    ...tables...
+    <!-- /results -->
+
+whose content is ``tables(summary)`` of the experiment behind ``docs/results/KEY/summary.json``;
+:func:`render_readme` rewrites them (``sobolev report``), and the test suite checks that the
+committed README equals its rendering, so no number in a README table can go stale.
+
+``python -m sobolev.results`` (``make results``) re-runs every full experiment listed in
+:data:`FULL_RUNS`, collects each and rewrites the README: hours on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from . import experiments
+
+RESULTS_DIR = Path("docs/results")
+BLOCK = re.compile(r"(<!-- results: (?P<key>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
+#: files of a run directory that are committed (figures, tables, small data); never checkpoints
+COLLECTED = ("summary.json", "config.json", "table.md", "*.png", "*.csv")
+MAX_COLLECTED_BYTES = 1_000_000
+
+#: the runs behind the README: (key, experiment, extra CLI flags)
+FULL_RUNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("regression", "regression", ()),
+    ("theory", "theory", ()),
+    ("student-teacher", "student-teacher", ()),
+    ("student-teacher-paper", "student-teacher", ("--paper",)),
+    ("architectures", "architectures", ()),
+    ("conditioning", "conditioning", ()),
+    ("numdiff-targets", "numdiff-targets", ()),
+    ("denoising-autoencoder", "denoising-autoencoder", ()),
+    ("denoising-autoencoder-paper", "denoising-autoencoder", ("--paper",)),
+    ("diffusion-paper", "diffusion", ("--paper",)),
+    ("differential-ml", "differential-ml", ()),
+)
+
+
+def load_summary(key: str, root: Path = RESULTS_DIR) -> dict:
+    """The committed summary ``root/key/summary.json``; a clear error when it is missing."""
+    path = Path(root) / key / "summary.json"
+    if not path.exists():
+        raise ValueError(f"no committed results for {key!r}: {path} is missing (collect a run with "
+                         f"`sobolev report --collect RUN_DIR --key {key}`)")
+    return json.loads(path.read_text())
+
+
+def render_tables(key: str, root: Path = RESULTS_DIR) -> str:
+    """The Markdown tables of the committed run ``key``, as its experiment's ``tables`` makes them."""
+    summary = load_summary(key, root)
+    mod = experiments.get(summary["experiment"])
+    return mod.tables(summary).strip() + "\n"
+
+
+def render_readme(text: str, root: Path = RESULTS_DIR) -> str:
+    """``text`` with every results block replaced by the tables of its committed run."""
+    return BLOCK.sub(lambda m: m.group(1) + render_tables(m.group("key"), root) + m.group(4), text)
+
+
+def default_key(run_dir: Path) -> str:
+    """``<experiment>[-paper][-quick]`` of a run directory."""
+    cfg = json.loads((Path(run_dir) / "config.json").read_text())
+    return cfg["experiment"] + ("-paper" if cfg.get("setting") == "paper" else "") + ("-quick" if cfg.get("quick") else "")
+
+
+def collect(run_dir: Path, key: str | None = None, root: Path = RESULTS_DIR) -> Path:
+    """Copy a finished run's summary, config, tables, figures and small CSVs into ``root/key``
+    (replacing what was there); returns that directory."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "summary.json").exists():
+        raise ValueError(f"{run_dir} has no summary.json: only a finished run can be collected")
+    dest = Path(root) / (key or default_key(run_dir))
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for pattern in COLLECTED:
+        for f in sorted(run_dir.glob(pattern)):
+            if f.stat().st_size <= MAX_COLLECTED_BYTES:
+                shutil.copy2(f, dest / f.name)
+    return dest
+
+
+def write_readme(readme: Path = Path("README.md"), root: Path = RESULTS_DIR) -> bool:
+    """Rewrite the README's results blocks; True if anything changed."""
+    text = readme.read_text()
+    new = render_readme(text, root)
+    if new != text:
+        readme.write_text(new)
+    return new != text
+
+
+def main() -> None:
+    """Re-run every full experiment of :data:`FULL_RUNS`, collect it, rewrite the README."""
+    from .cli import main as cli
+
+    for key, name, flags in FULL_RUNS:
+        out = Path("runs/results") / key
+        args = ["--threads", "1", "run", name, "--out", str(out), *flags]
+        args += ["--resume"] if (out / "config.json").exists() and not (out / "summary.json").exists() else ["--overwrite"]
+        cli.main(args, standalone_mode=False)
+        collect(out, key)
+    write_readme()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
