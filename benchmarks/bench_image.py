@@ -1,5 +1,5 @@
-"""Image H^1 losses (Fourier, finite differences, paper-compatible) vs L2 for the small conv
-autoencoder: time and peak memory of one training step, and the loss alone, with ratios to L2.
+"""Image H^1 losses (Fourier, finite differences, the official autoencoder and diffusion losses)
+vs L2 for the small conv autoencoder: time and peak memory of one training step, and the loss alone, with ratios to L2.
 
 An epoch is ``n_train // batch`` identical steps, so the per-epoch ratio is the per-step ratio.
 """
@@ -14,7 +14,7 @@ from sobolev.models.conv import ConvAutoencoder
 
 from .timing import interleaved_times
 
-LOSSES = ("L2", "H1", "H1-fd", "H1-paper")
+LOSSES = ("L2", "H1", "H1-fd", "H1-paper", "H1-paper-l1")
 
 
 def _cases(size: int, batch: int):

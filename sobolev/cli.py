@@ -324,6 +324,8 @@ def report(run_dirs: tuple[Path, ...], key: str | None, check: bool, readme: Pat
         for d in run_dirs:
             click.echo(f"collected {d} into {results.collect(d, key)}", err=True)
         if check:
+            if not readme.is_file():
+                raise ValueError(f"{readme} not found: run from the repository root or pass --readme PATH")
             if results.render_readme(readme.read_text()) != readme.read_text():
                 raise click.ClickException(f"{readme} differs from docs/results: run `sobolev report`")
             click.echo(f"{readme} is in step with docs/results", err=True)

@@ -66,13 +66,27 @@ class DerivativeStack(tuple):
         return DerivativeStack((t.to(*args, **kwargs) for t in self), v)
 
 
-def _check_input(x: Tensor) -> None:
+def _check_input(x: Tensor, check_finite: bool) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor of shape (batch, d), got {type(x).__name__}")
     if x.ndim != 2:
         raise ValueError(f"x must have shape (batch, d), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    if check_finite and not torch.isfinite(x).all():
+        raise ValueError("x contains NaN or Inf: derivatives need finite points")
+
+
+def _has_graph(f: Fn, x: Tensor) -> bool:
+    """Whether ``f(x)`` can carry a graph worth keeping: ``x`` requires grad, ``f`` is a module with
+    trainable parameters, or (other callables) ``f`` of one row of ``x`` requires grad."""
+    if x.requires_grad or (isinstance(f, nn.Module) and any(p.requires_grad for p in f.parameters())):
+        return True
+    if x.shape[0] == 0:
+        return False
+    with torch.enable_grad():
+        out = f(x[:1].detach())
+    return isinstance(out, Tensor) and out.requires_grad
 
 
 def _as_2d(u: Tensor, batch: int, name: str = "f") -> Tensor:
@@ -106,14 +120,40 @@ _NOT_DIFFERENTIABLE = (
 
 
 def _full_stack(f: Fn, x: Tensor, order: int, create_graph: bool) -> list[Tensor]:
-    """Full derivative tensors by repeated reverse mode on the batch sum (one vmapped backward per order)."""
+    """Full derivative tensors by repeated reverse mode on the batch sum (backward passes per order: :func:`_gradients`)."""
     with torch.set_grad_enabled(create_graph or order > 0):
-        xg = x if x.requires_grad else x.detach().requires_grad_(True)
+        xg = x if x.requires_grad or order == 0 else x.detach().requires_grad_(True)
         return _reverse_stack(_as_2d(f(xg), x.shape[0]), xg, order, create_graph)
 
 
+#: devices where P gradients are taken by a loop of P backward passes rather than one vmapped
+#: backward: on CPU the loop measured 0.8–0.96× the vmapped time for full Hessians of MLPs
+#: (d = 2…16; benchmarks/bench_overhead.py)
+LOOP_BACKWARD_DEVICES = ("cpu",)
+
+
+def _gradients(t: Tensor, xg: Tensor, keep: bool) -> Tensor | None:
+    """Input gradients of the P columns of ``t`` (B, P) w.r.t. ``xg`` (B, d): (B, P, d), ``None``
+    when no column depends on ``xg``; one backward of the batch sum per column."""
+    B, P = t.shape
+    if P == 1:
+        (g,) = torch.autograd.grad(t.sum(), xg, create_graph=keep, allow_unused=True)
+        return None if g is None else g.unsqueeze(1)
+    if t.device.type in LOOP_BACKWARD_DEVICES:
+        gs = [torch.autograd.grad(t[:, i].sum(), xg, create_graph=keep, retain_graph=True, allow_unused=True)[0]
+              for i in range(P)]
+        if all(g is None for g in gs):
+            return None
+        return torch.stack([xg.new_zeros(xg.shape) if g is None else g for g in gs], 1)
+    eye = torch.eye(P, dtype=t.dtype, device=t.device)
+    (g,) = torch.autograd.grad(t, xg, grad_outputs=eye[:, None, :].expand(-1, B, -1), create_graph=keep,
+                               allow_unused=True, is_grads_batched=True)
+    return None if g is None else g.movedim(0, 1)
+
+
 def _reverse_stack(u: Tensor, xg: Tensor, order: int, create_graph: bool) -> list[Tensor]:
-    """``[u, Du, …]`` from ``u = f(xg)`` (B, m) by one (vmapped over m·dʲ⁻¹ outputs) backward per order."""
+    """``[u, Du, …]`` from ``u = f(xg)`` (B, m) by backward passes over the m·dʲ⁻¹ outputs of each
+    order (see :func:`_gradients`)."""
     B, d = xg.shape
     with torch.set_grad_enabled(create_graph or order > 0):
         stack = [u]
@@ -124,16 +164,8 @@ def _reverse_stack(u: Tensor, xg: Tensor, order: int, create_graph: bool) -> lis
                 if j == 1:
                     raise ValueError(_NOT_DIFFERENTIABLE)
                 g = t.new_zeros(B, t.shape[1], d)
-            elif t.shape[1] == 1:
-                (g,) = torch.autograd.grad(t.sum(), xg, create_graph=keep, allow_unused=True)
-                g = None if g is None else g.unsqueeze(1)
             else:
-                eye = torch.eye(t.shape[1], dtype=t.dtype, device=t.device)
-                (g,) = torch.autograd.grad(
-                    t, xg, grad_outputs=eye[:, None, :].expand(-1, B, -1), create_graph=keep,
-                    allow_unused=True, is_grads_batched=True,
-                )
-                g = None if g is None else g.movedim(0, 1)  # (B, P, d)
+                g = _gradients(t, xg, keep)
             if g is None:
                 if j == 1:
                     raise ValueError(_NOT_DIFFERENTIABLE)
@@ -151,7 +183,8 @@ def derivative_method(f: Fn, order: int, *, d: int, m: int, n_sets: int | None =
     ``"reverse"``: backward passes on the batch sum. Full stacks: one backward per m·dʲ⁻¹
     outputs and order (order 1 at m = 1 is one double backward: 2 passes). Order-1 directions
     with S ≥ m sets contract the full gradient (2m passes, any S); order-2 directions at m = 1
-    take the gradient, then one Hessian-vector product per set (2 + 2S passes).
+    take the gradient, then min(S, d) Hessian-vector products (2 + 2·min(S, d) passes: for
+    S ≥ d the full Hessian, contracted with every set).
     ``"jet"``: Taylor-mode forward through an MLP-like chain (:mod:`sobolev.jet`), 1 + S·(2ᵏ − 1)
     passes at order k; used for directional stacks the reverse rules above do not cover
     (m > S at order 1, m > 1 at order 2, order 3). ``"jvp"``: nested ``torch.func.jvp`` vmapped
@@ -190,18 +223,23 @@ def _directional_stack(f: Fn, x: Tensor, order: int, directions: Tensor, create_
 
 
 def _hvp_directional(u: Tensor, xg: Tensor, directions: Tensor, create_graph: bool) -> list[Tensor]:
-    """``[u, Du[v₁], D²u[v₁, v₂]]`` for m = 1: the gradient by one backward, then ``H v₁`` by one
-    more backward per set; shapes (B, 1), (B, 1, S), (B, 1, S)."""
+    """``[u, Du[v₁], D²u[v₁, v₂]]`` for m = 1: the gradient by one backward, then min(S, d) more:
+    ``H v₁`` per set when S < d, else the d columns ``H eᵢ`` of the full Hessian, contracted with
+    every set; shapes (B, 1), (B, 1, S), (B, 1, S)."""
     v1, v2 = directions[:, 0], directions[:, 1]  # (S, B, d)
+    S, B, d = v1.shape
     with torch.enable_grad():  # the Hessian-vector products need the gradient's graph
         u, g = _reverse_stack(u, xg, 1, create_graph=True)
         g = g[:, 0]  # (B, d)
-        d2 = g.new_zeros(g.shape[0], v1.shape[0])
-        if g.requires_grad:  # one backward per set (a vmapped backward lacks batching rules for some activations)
+        d2 = g.new_zeros(B, S)
+        if g.requires_grad:  # one backward per vector (a vmapped backward lacks batching rules for some activations)
+            full = S >= d
+            vectors = torch.eye(d, dtype=g.dtype, device=g.device)[:, None, :].expand(d, B, d) if full else v1
             hv = [torch.autograd.grad(g, xg, grad_outputs=v, create_graph=create_graph, retain_graph=True,
-                                      allow_unused=True)[0] for v in v1]
-            if hv[0] is not None:
-                d2 = torch.einsum("sbd,sbd->bs", torch.stack(hv), v2)
+                                      allow_unused=True)[0] for v in vectors]
+            if hv[0] is not None:  # full: hv[i][b] = H[b] eᵢ, the i-th column (H is symmetric)
+                d2 = (torch.einsum("ibj,sbi,sbj->bs", torch.stack(hv), v1, v2) if full
+                      else torch.einsum("sbd,sbd->bs", torch.stack(hv), v2))
         stack = [u, torch.einsum("bd,sbd->bs", g, v1).unsqueeze(1), d2.unsqueeze(1)]
     return stack if create_graph else [t.detach() for t in stack]
 
@@ -263,7 +301,7 @@ def _check_partials(partials: Sequence[Sequence[int]], d: int, order: int) -> li
 def derivatives(
     f: Fn, x: Tensor, order: int = 1, *, directions: int | Tensor | None = None,
     partials: Sequence[Sequence[int]] | None = None, create_graph: bool | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | None = None, check_finite: bool = True,
 ) -> DerivativeStack | dict[MultiIndex, Tensor]:
     """Derivative stack of ``f`` at ``x`` (B, d) up to ``order``.
 
@@ -278,16 +316,23 @@ def derivatives(
         partials: multi-indices such as ``[(1, 0), (0, 2)]``: only those partials are computed
             (nested forward mode along unit vectors), returned as ``{alpha: (B, m)}``.
         create_graph: keep the graph to the parameters (for training). Default: whether grad
-            mode is on. With ``False`` the results are detached and no graph is retained.
+            mode is on and ``f`` has something to differentiate: trainable parameters (an
+            ``nn.Module``), an ``x`` that requires grad, or (other callables) an output on one
+            row of ``x`` that requires grad. So a stack of a parameter-free target function is a
+            constant. With ``False`` the results are detached and no graph is retained.
+        check_finite: raise ``ValueError`` if ``x`` holds NaN or Inf (skip for points already checked).
 
     Returns:
         A :class:`DerivativeStack` (a tuple), or a dict for ``partials``.
     """
-    _check_input(x)
+    _check_input(x, check_finite)
     if not isinstance(order, int) or order < 0:
         raise ValueError(f"order must be a non-negative integer, got {order!r}")
     # a graph to the parameters is kept only where grad mode is on, whichever path computes it
-    create_graph = torch.is_grad_enabled() if create_graph is None else bool(create_graph) and torch.is_grad_enabled()
+    if create_graph is None:
+        create_graph = torch.is_grad_enabled() and _has_graph(f, x)
+    else:
+        create_graph = bool(create_graph) and torch.is_grad_enabled()
     B, d = x.shape
     if partials is not None:
         if directions is not None:

@@ -10,7 +10,8 @@ directional error over the S direction sets, an unbiased estimate of the full te
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence  # not typing's: cheaper isinstance checks per call
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -59,6 +60,18 @@ def _per_sample(err: Tensor, p: float, directional: bool) -> Tensor:
     if directional:
         a = a.mean(-1)
     return a.reshape(a.shape[0], -1).sum(1)
+
+
+def _term(err: Tensor, p: float, directional: bool, reduction: Reduction) -> Tensor:
+    """One order's term: ``_per_sample`` reduced over the batch. For ``"mean"`` and ``"sum"`` it is
+    one reduction over all entries, divided by the batch size (and the number of directions)."""
+    if reduction == "none":
+        return _per_sample(err, p, directional)
+    a = err * err if p == 2 else err.abs().pow(p)
+    count = (err.shape[0] if reduction == "mean" else 1) * (err.shape[-1] if directional else 1)
+    if count == a.numel():  # one entry per sample (and direction): a plain mean
+        return a.mean()
+    return a.sum() if count == 1 else a.sum() / count
 
 
 def reduce_batch(t: Tensor, reduction: Reduction) -> Tensor:
@@ -115,6 +128,8 @@ def sobolev_loss(
             raise ValueError(f"directional stacks give unbiased estimates only for p = 2, got p={p}")
     if not preds:
         raise ValueError("stacks must hold at least the order-0 values")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     lam = check_weights(weights, len(keys), "order" if not isinstance(pred_stack, Mapping) else "partial")
     terms: dict[str, Tensor] = {}
     total = None
@@ -123,9 +138,10 @@ def sobolev_loss(
             raise ValueError(f"shape mismatch at {term_name(key)}: prediction {tuple(a.shape)} vs target {tuple(b.shape)}")
         if check_finite and not torch.isfinite(b).all():
             raise ValueError(f"target {term_name(key)} contains NaN or Inf")
-        t = reduce_batch(_per_sample(a - b, p, directional and key != 0), reduction)
+        t = _term(a - b, p, directional and key != 0, reduction)
         terms[term_name(key)] = t
-        total = w * t if total is None else total + w * t
+        wt = t if w == 1 else w * t
+        total = wt if total is None else total + wt
     return total, terms
 
 
@@ -189,27 +205,39 @@ class SobolevLoss(nn.Module):
 
     def forward(
         self, model: Callable[[Tensor], Tensor], x: Tensor, target: Target, *, return_terms: bool = False,
+        check_finite: bool = True,
     ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
-        """Loss of ``model`` at ``x`` (B, d) against ``target``; with ``return_terms`` also the per-order terms."""
+        """Loss of ``model`` at ``x`` (B, d) against ``target``; with ``return_terms`` also the per-order terms.
+
+        Targets are constants: a supplied stack is detached (a graph it carries is not
+        differentiated) and one computed from a callable has no graph. ``check_finite=False``
+        skips the NaN/Inf checks of ``x`` and of a supplied stack (for data already checked, as
+        ``fit`` does); a stack computed from a callable is always checked.
+        """
         d = x.shape[-1]
+        create_graph = torch.is_grad_enabled()  # the model's graph, for the parameter gradient
         if self.partials is not None:
-            pred = derivatives(model, x, self.order, partials=self.partials)
+            pred = derivatives(model, x, self.order, partials=self.partials, create_graph=create_graph,
+                               check_finite=check_finite)
             tgt = self._target_partials(target, x)
         else:
             V = None
             if self.directions is not None:
                 V = sample_directions(self.directions, max(self.order, 1), x.shape[0], d,
                                       generator=self.generator, dtype=x.dtype, device=x.device)
-            pred = derivatives(model, x, self.order, directions=V)
+            pred = derivatives(model, x, self.order, directions=V, create_graph=create_graph,
+                               check_finite=check_finite)
             tgt = self._target_stack(target, x, V)
-        total, terms = sobolev_loss(pred, tgt, p=self.p, weights=self.weights, reduction=self.reduction)
+        check_targets = check_finite or callable(target) and not isinstance(target, Tensor)
+        total, terms = sobolev_loss(pred, tgt, p=self.p, weights=self.weights, reduction=self.reduction,
+                                    check_finite=check_targets)
         if self.weighting == "dimension":
             total = total / sum(d**j for j in range(self.order + 1))
         return (total, terms) if return_terms else total
 
     def _target_stack(self, target: Target, x: Tensor, V: Tensor | None) -> Sequence[Tensor]:
         if callable(target) and not isinstance(target, Tensor):
-            return derivatives(target, x, self.order, directions=V, create_graph=False)
+            return derivatives(target, x, self.order, directions=V, create_graph=False, check_finite=False)
         if isinstance(target, Tensor):
             if self.order != 0:
                 raise ValueError(f"a Tensor target gives values only; order={self.order} needs a derivative "
@@ -219,12 +247,12 @@ class SobolevLoss(nn.Module):
             raise TypeError(f"target must be a derivative stack, a Tensor or a callable, got {type(target).__name__}")
         if len(target) != self.order + 1:
             raise ValueError(f"target stack has {len(target)} entries but order={self.order} needs {self.order + 1}")
-        target = [t.unsqueeze(-1) if j == 0 and t.ndim == 1 else t for j, t in enumerate(target)]
+        target = [(t.unsqueeze(-1) if j == 0 and t.ndim == 1 else t).detach() for j, t in enumerate(target)]
         return target if V is None else directional_stack(target, V)
 
     def _target_partials(self, target: Target, x: Tensor) -> Mapping[MultiIndex, Tensor]:
         if callable(target) and not isinstance(target, Tensor):
-            return derivatives(target, x, self.order, partials=self.partials, create_graph=False)
+            return derivatives(target, x, self.order, partials=self.partials, create_graph=False, check_finite=False)
         if not isinstance(target, Mapping):
             raise TypeError("with partials, target must be a dict {multi-index: (B, m)} or a callable")
-        return {tuple(k): v for k, v in target.items()}
+        return {tuple(k): v.detach() for k, v in target.items()}

@@ -95,6 +95,8 @@ def collect(run_dir: Path, key: str | None = None, root: Path = RESULTS_DIR) -> 
 
 def write_readme(readme: Path = Path("README.md"), root: Path = RESULTS_DIR) -> bool:
     """Rewrite the README's results blocks; True if anything changed."""
+    if not Path(readme).is_file():
+        raise ValueError(f"{readme} not found: run from the repository root or pass --readme PATH")
     text = readme.read_text()
     new = render_readme(text, root)
     if new != text:

@@ -7,6 +7,12 @@ A run directory holds ``metrics.jsonl`` (one JSON record per logged step) and ``
 step counter, data order and all RNG streams are restored, so the resumed run reproduces the
 uninterrupted one exactly; metrics logged after the checkpoint are dropped and recomputed.
 
+:func:`fit` reads in three parts: validate and plan (:func:`_as_data` checks and converts the
+data once; :func:`_plan` decides between a fresh start and a resume and checks the checkpoint
+against the config, all before anything is written, so a refused call leaves the run directory
+as it was), then :meth:`_Run.train_step` once per step, which logs and checkpoints when due, and
+finally the last checkpoint and record.
+
 Launched with ``torchrun`` (or inside an initialised process group), :func:`fit` trains data-
 parallel (see :mod:`sobolev.distributed`): every rank draws the same global batch, trains on its
 shard with the unwrapped model, and gradients, loss and terms are averaged over ranks weighted by
@@ -26,6 +32,7 @@ import signal
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -41,6 +48,7 @@ Objective = Callable[[nn.Module, tuple[Tensor, ...]], "Tensor | tuple[Tensor, di
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
 SCHEDULES = ("constant", "cosine", "exponential", "step")
+WEIGHT_DECAY_ON = ("all", "weights")
 
 
 @dataclass
@@ -53,6 +61,10 @@ class TrainConfig:
     ``schedule``: ``constant``, ``cosine`` (to ``lr·lr_min_factor``), ``exponential``
     (factor ``gamma`` per step) or ``step`` (×``gamma`` every ``step_size`` steps); it applies to
     the first optimiser only.
+    ``betas``, ``eps``: Adam's. ``weight_decay_on``: ``"all"`` parameters, or ``"weights"`` only
+    (parameters with ≥ 2 dimensions: not biases or normalisation gains); Adam and SGD.
+    ``dtype``: ``None`` keeps the model's floating dtype (data are cast to it); ``"float32"`` or
+    ``"float64"`` casts model and data.
     """
 
     steps: int = 1000
@@ -72,10 +84,13 @@ class TrainConfig:
     log_every: int = 100
     checkpoint_every: int = 500
     seed: int = 0
-    dtype: str = "float32"
+    dtype: str | None = None
     device: str = "auto"
     progress: bool = True
     grad_clip: float | None = None
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay_on: str = "all"
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
@@ -84,8 +99,8 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be None (keep the model's) or one of {tuple(DTYPES)}, got {self.dtype!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.log_every < 1:
@@ -98,15 +113,27 @@ class TrainConfig:
             raise ValueError(f"step_size must be ≥ 1, got {self.step_size}")
         if self.lbfgs_at is not None and not 0 <= self.lbfgs_at <= self.steps:
             raise ValueError(f"lbfgs_at must be None or in [0, steps={self.steps}], got {self.lbfgs_at}")
-        for name in ("gamma", "lbfgs_lr"):
+        for name in ("gamma", "lbfgs_lr", "eps"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("weight_decay", "momentum"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be None or positive, got {self.grad_clip}")
         if not 0 <= self.lr_min_factor <= 1:
             raise ValueError(f"lr_min_factor must be in [0, 1], got {self.lr_min_factor}")
         if self.optimizer == "lbfgs" and self.schedule != "constant":
             raise ValueError("schedule applies to adam and sgd only: use schedule='constant' with optimizer='lbfgs'")
+        try:
+            betas = tuple(float(b) for b in self.betas)
+        except (TypeError, ValueError):
+            betas = ()
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        self.betas = betas
+        if self.weight_decay_on not in WEIGHT_DECAY_ON:
+            raise ValueError(f"weight_decay_on must be one of {WEIGHT_DECAY_ON}, got {self.weight_decay_on!r}")
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -140,19 +167,27 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _make_optimizer(name: str, params, cfg: TrainConfig) -> torch.optim.Optimizer:
+def _make_optimizer(name: str, model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if name == "lbfgs":
+        lr = cfg.lbfgs_lr if cfg.optimizer != "lbfgs" else cfg.lr
+        return torch.optim.LBFGS(model.parameters(), lr=lr, max_iter=cfg.lbfgs_max_iter,
+                                 line_search_fn=cfg.lbfgs_line_search)
+    params: Any = model.parameters()
+    if cfg.weight_decay_on == "weights" and cfg.weight_decay > 0:
+        ps = [p for p in model.parameters() if p.requires_grad]
+        params = [g for g in ({"params": [p for p in ps if p.ndim >= 2]},
+                              {"params": [p for p in ps if p.ndim < 2], "weight_decay": 0.0}) if g["params"]]
     if name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    lr = cfg.lbfgs_lr if cfg.optimizer != "lbfgs" else cfg.lr
-    return torch.optim.LBFGS(params, lr=lr, max_iter=cfg.lbfgs_max_iter, line_search_fn=cfg.lbfgs_line_search)
+        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def _make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+def _make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule of the first optimiser (``None`` for a constant rate)."""
+    if cfg.schedule == "constant":
+        return None
     horizon = cfg.lbfgs_at if cfg.lbfgs_at is not None else cfg.steps
     lr_at: Callable[[int], float] = {
-        "constant": lambda s: 1.0,
         "cosine": lambda s: cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * min(s, horizon) / max(horizon, 1))),
         "exponential": lambda s: cfg.gamma**s,
         "step": lambda s: cfg.gamma ** (s // cfg.step_size),
@@ -236,16 +271,21 @@ class _Batches:
         self.perm, self.pos = s["perm"], s["pos"]
 
 
-def as_objective(objective: Objective | SobolevLoss) -> Objective:
-    """``objective`` as a callable ``(model, batch) -> loss | (loss, terms)`` (a SobolevLoss reads ``batch = (x, u, Du, …)``)."""
+def as_objective(objective: Objective | SobolevLoss, *, check_finite: bool = True) -> Objective:
+    """``objective`` as a callable ``(model, batch) -> loss | (loss, terms)`` (a SobolevLoss reads ``batch = (x, u, Du, …)``).
+
+    ``check_finite=False`` skips the SobolevLoss's per-call NaN/Inf check of supplied target
+    stacks (for data checked once up front, as :func:`fit` does); targets from a callable are
+    always checked.
+    """
     if isinstance(objective, SobolevLoss):
         loss_fn = objective
 
         def obj(model: nn.Module, batch: tuple[Tensor, ...]):
             x, *target = batch
             if len(target) == 1 and callable(target[0]):  # (x, target_fn): exact derivatives by autodiff
-                target = target[0]
-            return loss_fn(model, x, target, return_terms=True)
+                return loss_fn(model, x, target[0], return_terms=True)
+            return loss_fn(model, x, target, return_terms=True, check_finite=check_finite)
 
         return obj
     return objective
@@ -257,33 +297,141 @@ def call_objective(obj: Objective, model: nn.Module, batch: tuple[Tensor, ...]) 
     return res if isinstance(res, tuple) else (res, {})
 
 
+# --- validate and plan: nothing is written until the run is known to be valid ---------------------
+
 #: settings a resumed run may change: the budget, and how it is watched and stored
 _RESUME_MAY_CHANGE = ("steps", "progress", "log_every", "checkpoint_every", "device")
+_CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "phase", "step", "elapsed", "batches", "rng_ranks",
+                    "config", "n_records")
+_DATA_EXPECTED = "a tuple of tensors (or NumPy arrays) with a common first dimension, e.g. (x, u, Du)"
 
 
-def _check_resumable(ck: dict[str, Any], cfg: TrainConfig, out_dir: Any) -> None:
-    """A checkpoint continues only the run it belongs to: same settings, not past ``cfg.steps``."""
-    if ck["step"] > cfg.steps:
-        raise ValueError(f"the checkpoint in {out_dir} is at step {ck['step']} > steps={cfg.steps}: "
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of the model's first floating parameter or buffer (torch's default if none)."""
+    return next((t.dtype for t in chain(model.parameters(), model.buffers()) if t.is_floating_point()),
+                torch.get_default_dtype())
+
+
+def _as_data(data: Any, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, ...]:
+    """``data`` as checked tensors on ``device``, floating ones cast to ``dtype``; array-likes are converted."""
+    if isinstance(data, (Tensor, np.ndarray, str, bytes)) or not isinstance(data, Sequence) or not data:
+        raise ValueError(f"data must be {_DATA_EXPECTED}, got {type(data).__name__}"
+                         + (" (wrap a single tensor as (x,))" if isinstance(data, (Tensor, np.ndarray)) else ""))
+    out = []
+    for i, t in enumerate(data):
+        if not isinstance(t, Tensor):
+            if isinstance(t, (tuple, list)) and any(isinstance(s, Tensor) for s in t):
+                raise ValueError(f"data[{i}] is a {type(t).__name__} of tensors: data must be a flat tuple of "
+                                 "tensors; unpack a derivative stack, e.g. (x, *stack)")
+            try:
+                t = torch.as_tensor(np.asarray(t))
+            except (TypeError, ValueError, RuntimeError):
+                raise ValueError(f"data[{i}] must be a tensor or a numeric array-like, got {type(t).__name__}") from None
+        if t.ndim == 0:
+            raise ValueError(f"data[{i}] must have a first (sample) dimension, got a 0-d value")
+        out.append(t.detach().to(device=device, dtype=dtype if t.is_floating_point() else t.dtype))
+    n = out[0].shape[0]
+    if any(t.shape[0] != n for t in out):
+        raise ValueError(f"data tensors must share their first dimension, got {[tuple(t.shape) for t in out]}")
+    if n == 0:
+        raise ValueError("data must hold at least one sample, got a first dimension of 0")
+    for i, t in enumerate(out):
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise ValueError(f"data[{i}] contains NaN or Inf")
+    return tuple(out)
+
+
+def _run_config(cfg: TrainConfig, dtype: torch.dtype) -> dict[str, Any]:
+    """The settings that define a run: ``cfg`` with ``dtype`` resolved to the one trained in."""
+    return {**asdict(cfg), "dtype": str(dtype).removeprefix("torch.")}
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint at ``path``, or a ``ValueError`` naming it when it cannot be read."""
+    what = "delete it (or the run directory) to start afresh, or use a new out_dir"
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 — empty, truncated, foreign: torch raises many kinds
+        reason = (str(e).splitlines() or [""])[0]
+        raise ValueError(f"checkpoint {path} cannot be read ({type(e).__name__}: {reason}): "
+                         f"it is empty, truncated or not a checkpoint; {what}") from None
+    missing = [k for k in _CHECKPOINT_KEYS if k not in ck] if isinstance(ck, dict) else list(_CHECKPOINT_KEYS)
+    if missing:
+        raise ValueError(f"{path} is not a checkpoint of sobolev.fit (missing {missing}); {what}")
+    return ck
+
+
+def _check_resumable(ck: dict[str, Any], run_config: dict[str, Any], out_dir: Any) -> None:
+    """A checkpoint continues only the run it belongs to: same settings, not past ``steps``.
+
+    Settings a checkpoint predates count at their defaults (the behaviour it was written with).
+    """
+    if ck["step"] > run_config["steps"]:
+        raise ValueError(f"the checkpoint in {out_dir} is at step {ck['step']} > steps={run_config['steps']}: "
                          "use a new out_dir or a larger steps")
-    diff = sorted(k for k, v in asdict(cfg).items() if k not in _RESUME_MAY_CHANGE and ck["config"].get(k) != v)
+    saved = {**asdict(TrainConfig()), **ck["config"]}
+    if isinstance(saved["betas"], list):
+        saved["betas"] = tuple(saved["betas"])
+    diff = sorted(k for k, v in run_config.items() if k not in _RESUME_MAY_CHANGE and saved.get(k) != v)
     if diff:
         raise ValueError(f"config differs from the checkpoint's in {diff}: resuming would mix two runs; "
                          "use a new out_dir")
 
 
 def _read_records(path: Path, keep: int) -> list[dict[str, Any]]:
-    """The first ``keep`` records of ``metrics.jsonl`` (those logged before the checkpoint);
-    rewrites the file without the rest, so resumed logging continues it seamlessly."""
+    """The first ``keep`` records of ``metrics.jsonl`` (those logged before the checkpoint); reads only."""
     lines = path.read_text().splitlines() if path.exists() else []
     if len(lines) < keep:
-        raise RuntimeError(f"{path} has {len(lines)} records but the checkpoint expects {keep}")
-    records = [json.loads(line) for line in lines[:keep]]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    os.replace(tmp, path)
-    return records
+        raise ValueError(f"{path} has {len(lines)} records but the checkpoint beside it expects {keep}: "
+                         "the run directory is incomplete; use a new out_dir")
+    try:
+        return [json.loads(line) for line in lines[:keep]]
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON lines ({e}); use a new out_dir") from None
 
+
+@dataclass
+class _Plan:
+    """Rank 0's decision, shared with every rank: a fresh run, or a resume from ``ck`` with ``records``."""
+
+    config: dict[str, Any]
+    n: int
+    checkpointing: bool
+    ck: dict[str, Any] | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _plan(out: Path | None, run_config: dict[str, Any], n: int, ctx: D.Dist, out_dir: Any) -> _Plan:
+    """Fresh start or resume, decided and checked on every rank before anything is written."""
+    plan = _Plan(run_config, n, checkpointing=out is not None)
+    if out is not None and (out / "checkpoint.pt").exists():
+        plan.ck = _load_checkpoint(out / "checkpoint.pt")
+        plan.records = _read_records(out / "metrics.jsonl", plan.ck["n_records"])
+    plan = D.broadcast_object(plan, ctx)
+    if plan.config != run_config or plan.n != n:
+        raise ValueError(f"rank {ctx.rank} called fit with a config or data size other than rank 0's: "
+                         "every rank must pass the same config and data")
+    if plan.ck is not None:
+        _check_resumable(plan.ck, run_config, out_dir)
+    return plan
+
+
+def _prepare_out(out: Path | None, plan: _Plan) -> None:
+    """Rank 0: create the run directory, or cut ``metrics.jsonl`` back to the checkpoint's records."""
+    if out is None:
+        return
+    metrics = out / "metrics.jsonl"
+    if plan.ck is None:
+        out.mkdir(parents=True, exist_ok=True)
+        if metrics.exists():
+            metrics.unlink()
+    elif len(metrics.read_text().splitlines()) != len(plan.records):
+        tmp = metrics.with_name(metrics.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in plan.records))
+        os.replace(tmp, metrics)
+
+
+# --- one run: its state, one step, logging and checkpoints ------------------------------------------
 
 def _reseed(seed: int, rank: int, step: int, objective: Any) -> None:
     """Distributed runs: torch's global RNG (and a SobolevLoss's own generator) from (seed, rank, step)."""
@@ -301,6 +449,146 @@ def _local_batch(data: tuple[Tensor, ...], idx: Tensor | None, ctx: D.Dist) -> t
     return data if idx is None else tuple(t[idx] for t in data)
 
 
+class _Run:
+    """The state of one training run (model, optimiser, schedule, data order, step, records) and
+    its parts: :meth:`step` (one optimiser step), :meth:`log`, :meth:`checkpoint`, :meth:`final`."""
+
+    def __init__(self, model: nn.Module, objective: Objective | SobolevLoss, data: tuple[Tensor, ...],
+                 cfg: TrainConfig, plan: _Plan, ctx: D.Dist, out: Path | None,
+                 evaluate: Callable[[nn.Module], dict[str, float]] | None) -> None:
+        self.model, self.objective, self.data, self.cfg, self.ctx, self.evaluate_fn = model, objective, data, cfg, ctx, evaluate
+        self.obj = as_objective(objective, check_finite=False)  # data were checked once in _as_data
+        self.run_config = plan.config
+        self.checkpointing = plan.checkpointing
+        self.ckpt_path = out / "checkpoint.pt" if out is not None else None
+        self.metrics_path = out / "metrics.jsonl" if out is not None else None
+        self.data_gen = torch.Generator().manual_seed(cfg.seed)
+        self.batches = _Batches(data[0].shape[0], cfg.batch_size, self.data_gen)
+        self.phase = cfg.optimizer
+        self.opt = _make_optimizer(self.phase, model, cfg)
+        self.sched = _make_schedule(self.opt, cfg)
+        self.step, self.elapsed = 0, 0.0
+        self.history = History()
+        if plan.ck is None:
+            torch.manual_seed(cfg.seed)
+            D.broadcast_module(model, ctx)
+        else:
+            self._restore(plan.ck, plan.records)
+
+    def _restore(self, ck: dict[str, Any], records: list[dict[str, Any]]) -> None:
+        self.model.load_state_dict(ck["model"])
+        self.phase = ck["phase"]
+        if self.phase != self.cfg.optimizer:
+            self.opt = _make_optimizer(self.phase, self.model, self.cfg)
+        self.opt.load_state_dict(ck["optimizer"])
+        if self.sched is not None:
+            self.sched.load_state_dict(ck["schedule"])
+        self.step, self.elapsed = ck["step"], ck["elapsed"]
+        self.batches.load(ck["batches"])
+        rngs = ck["rng_ranks"]
+        if len(rngs) != self.ctx.world_size and self.ctx.is_main:
+            warnings.warn(f"resuming with {self.ctx.world_size} process(es) a run checkpointed with {len(rngs)}: "
+                          "training continues correctly but is not bit-for-bit the uninterrupted run", stacklevel=3)
+        _set_rng_state(rngs[self.ctx.rank % len(rngs)], self.data_gen)
+        self.history.resumed_from = self.step
+        self.history.records = records
+
+    def _batch(self) -> tuple[Tensor, ...]:
+        if self.ctx.enabled:
+            _reseed(self.cfg.seed, self.ctx.rank, self.step, self.objective)
+        return _local_batch(self.data, self.batches.next(), self.ctx)
+
+    def _loss(self, batch: tuple[Tensor, ...], flag: bool) -> tuple[Tensor, dict[str, Tensor], bool]:
+        """Loss and terms averaged over ranks (after ``backward`` when grad is on, averaging
+        gradients too), and the ranks' agreed stop flag."""
+        loss, terms = call_objective(self.obj, self.model, batch)
+        if torch.is_grad_enabled():
+            loss.backward()
+        if not self.ctx.enabled:
+            return loss, terms, flag
+        params = self.model.parameters() if torch.is_grad_enabled() else ()
+        (loss, *vals), flag = D.average(params, [loss, *terms.values()], batch[0].shape[0], flag, self.ctx)
+        return loss, dict(zip(terms, vals)), flag
+
+    def train_step(self, stop: _Interrupt) -> bool:
+        """One optimiser step (logged first when due); returns the ranks' agreed stop flag."""
+        cfg = self.cfg
+        if cfg.lbfgs_at is not None and self.step >= cfg.lbfgs_at and self.phase != "lbfgs":
+            self.phase = "lbfgs"
+            self.opt = _make_optimizer(self.phase, self.model, cfg)
+        logging = self.step % cfg.log_every == 0
+        evals = self._evaluate() if logging else {}
+        batch = self._batch()
+        sink: dict[str, Any] = {}
+
+        def closure() -> Tensor:  # returns the global loss: every rank takes the same L-BFGS decisions
+            self.opt.zero_grad(set_to_none=True)
+            loss, terms, sink["halt"] = self._loss(batch, stop.flag)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"loss became {value} at step {self.step}: lower the learning rate")
+            if cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            if "loss" not in sink:  # the first evaluation is at the step's starting parameters
+                sink["loss"] = value
+                if logging:
+                    sink["terms"] = {k: v.item() for k, v in terms.items()}
+            return loss
+
+        t_start, lr, t0 = self.elapsed, self.opt.param_groups[0]["lr"], time.perf_counter()
+        if self.phase == "lbfgs":
+            self.opt.step(closure)
+        else:
+            closure()
+            self.opt.step()
+            if self.sched is not None:
+                self.sched.step()
+        self.elapsed += time.perf_counter() - t0
+        if logging:  # values at the parameters this step started from
+            self.log(sink["loss"], sink["terms"], evals, t_start, lr)
+        self.step += 1
+        if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+            self.checkpoint()
+        return sink["halt"]
+
+    def final(self) -> None:
+        """Log the loss, terms and evaluation at the final parameters (no optimiser step)."""
+        batch = self._batch()
+        with torch.no_grad():  # derivatives w.r.t. x still work; no graph to the parameters
+            loss, terms, _ = self._loss(batch, False)
+        self.log(float(loss), {k: float(v) for k, v in terms.items()}, self._evaluate(), self.elapsed,
+                 self.opt.param_groups[0]["lr"])
+
+    def _evaluate(self) -> dict[str, float]:
+        if self.evaluate_fn is None:
+            return {}
+        self.model.eval()
+        try:
+            return {k: float(v) for k, v in self.evaluate_fn(self.model).items()}
+        finally:
+            self.model.train()
+
+    def log(self, loss: float, terms: dict[str, float], evals: dict[str, float], at_time: float, lr: float) -> None:
+        rec = {"step": self.step, "time": at_time, "loss": loss, **terms, "lr": lr, "phase": self.phase, **evals}
+        self.history.records.append(rec)
+        if self.metrics_path is not None:
+            with open(self.metrics_path, "a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+
+    def checkpoint(self) -> None:
+        """Rank 0 writes the state after the last completed step (with every rank's RNG streams)."""
+        if not self.checkpointing:
+            return
+        rngs = D.gather_objects(_rng_state(self.data_gen), self.ctx)
+        if self.ckpt_path is not None:
+            save_atomic({
+                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "schedule": None if self.sched is None else self.sched.state_dict(),
+                "phase": self.phase, "step": self.step, "elapsed": self.elapsed, "batches": self.batches.state(),
+                "rng_ranks": rngs, "config": self.run_config, "n_records": len(self.history.records),
+            }, self.ckpt_path)
+
+
 def fit(
     model: nn.Module,
     objective: Objective | SobolevLoss,
@@ -314,17 +602,19 @@ def fit(
     """Train ``model`` on ``data`` and return its :class:`History`.
 
     Args:
-        model: the network; moved to ``config.device`` and ``config.dtype``. A
-            ``DistributedDataParallel`` wrapper is unwrapped (gradients are averaged by hand).
+        model: the network; moved to ``config.device`` (and ``config.dtype`` when set; by default
+            it keeps its dtype). A ``DistributedDataParallel`` wrapper is unwrapped (gradients are
+            averaged by hand).
         objective: a :class:`SobolevLoss` (data is then ``(x, u, Du, …)``), or any callable
             ``objective(model, batch) -> loss`` or ``-> (loss, {term: value})``, where ``batch`` is
             the tuple of data tensors indexed by a minibatch. Distributed runs need it to be a mean
             over the samples of the batch (as ``SobolevLoss`` with ``reduction="mean"`` is).
-        data: tensors with a common first (sample) dimension.
+        data: tensors (or NumPy arrays, converted) with a common first (sample) dimension;
+            floating ones are cast to the model's dtype.
         config: a :class:`TrainConfig`.
         out_dir: run directory for ``metrics.jsonl`` and ``checkpoint.pt``; if it holds a
-            checkpoint, training resumes from it. ``None`` trains in memory only. Distributed:
-            rank 0's ``out_dir`` is the one used.
+            checkpoint, training resumes from it (a refused resume leaves the directory as it
+            was). ``None`` trains in memory only. Distributed: rank 0's ``out_dir`` is the one used.
         evaluate: called on the model at each logged step; its floats are logged (held-out
             errors, for example). Distributed: called on every rank, so every rank returns the
             same :class:`History`.
@@ -334,164 +624,42 @@ def fit(
     ``fit`` with the same arguments and trains its shard of each global batch
     (``batch_size`` is the global batch; full batch shards all samples); see the module doc.
     """
+    # 1. validate and plan: fresh start or resume, checked on every rank; nothing written yet
     cfg = config or TrainConfig()
     ctx = D.setup()
     if isinstance(model, nn.parallel.DistributedDataParallel):
         model = model.module
-    device, dtype = ctx.device(resolve_device(cfg.device)), DTYPES[cfg.dtype]
-    data = tuple(t.detach().to(device=device, dtype=dtype if t.is_floating_point() else t.dtype) for t in data)
-    if not data:
-        raise ValueError("data must hold at least one tensor")
-    n = data[0].shape[0]
-    if any(t.shape[0] != n for t in data):
-        raise ValueError(f"data tensors must share their first dimension, got {[tuple(t.shape) for t in data]}")
-    for i, t in enumerate(data):
-        if t.is_floating_point() and not torch.isfinite(t).all():
-            raise ValueError(f"data[{i}] contains NaN or Inf")
-    model.to(device=device, dtype=dtype)
-    obj = as_objective(objective)
+    device = ctx.device(resolve_device(cfg.device))
+    dtype = DTYPES[cfg.dtype] if cfg.dtype is not None else _model_dtype(model)
+    data = _as_data(data, device, dtype)
     out = Path(out_dir) if out_dir is not None and ctx.is_main else None
-    ckpt_path = out / "checkpoint.pt" if out else None
-    metrics_path = out / "metrics.jsonl" if out else None
+    plan = _plan(out, _run_config(cfg, dtype), data[0].shape[0], ctx, out_dir)
+    if ctx.is_main:
+        _prepare_out(out, plan)
+    model.to(device=device, dtype=dtype)
+    run = _Run(model, objective, data, cfg, plan, ctx, out, evaluate)
 
-    data_gen = torch.Generator().manual_seed(cfg.seed)
-    batches = _Batches(n, cfg.batch_size, data_gen)
-    phase = cfg.optimizer
-    opt = _make_optimizer(phase, model.parameters(), cfg)
-    sched = _make_schedule(opt, cfg)
-    step, elapsed = 0, 0.0
-    history = History()
-    # rank 0 decides between a fresh start and a resume, and hands its checkpoint to every rank
-    ck, records = None, []
-    if ckpt_path is not None and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        records = _read_records(metrics_path, ck["n_records"])
-    elif out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        if metrics_path.exists():
-            metrics_path.unlink()
-    plan = D.broadcast_object({"ck": ck, "records": records, "checkpointing": ckpt_path is not None,
-                               "config": asdict(cfg), "n": n}, ctx)
-    if plan["config"] != asdict(cfg) or plan["n"] != n:
-        raise ValueError(f"rank {ctx.rank} called fit with a config or data size other than rank 0's: "
-                         "every rank must pass the same config and data")
-    if plan["ck"] is not None:
-        _check_resumable(plan["ck"], cfg, out_dir)
-    checkpointing, ck = plan["checkpointing"], plan["ck"]
-    if ck is not None:
-        model.load_state_dict(ck["model"])
-        phase = ck["phase"]
-        if phase != cfg.optimizer:
-            opt = _make_optimizer(phase, model.parameters(), cfg)
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["schedule"])
-        step, elapsed = ck["step"], ck["elapsed"]
-        batches.load(ck["batches"])
-        rngs = ck["rng_ranks"]
-        if len(rngs) != ctx.world_size and ctx.is_main:
-            warnings.warn(f"resuming with {ctx.world_size} process(es) a run checkpointed with {len(rngs)}: "
-                          "training continues correctly but is not bit-for-bit the uninterrupted run", stacklevel=2)
-        _set_rng_state(rngs[ctx.rank % len(rngs)], data_gen)
-        history.resumed_from = step
-        history.records = plan["records"]
-    else:
-        torch.manual_seed(cfg.seed)
-        D.broadcast_module(model, ctx)
-
-    def checkpoint() -> None:
-        if not checkpointing:
-            return
-        rngs = D.gather_objects(_rng_state(data_gen), ctx)  # every rank's streams, for exact resume
-        if ckpt_path is not None:
-            save_atomic({
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
-                "phase": phase, "step": step, "elapsed": elapsed, "batches": batches.state(),
-                "rng_ranks": rngs, "config": asdict(cfg), "n_records": len(history.records),
-            }, ckpt_path)
-
-    def log(loss: float, terms: dict[str, float], evals: dict[str, float], at_time: float, lr: float) -> None:
-        rec = {"step": step, "time": at_time, "loss": loss, **terms, "lr": lr,
-               "phase": phase, **evals}
-        history.records.append(rec)
-        if metrics_path is not None:
-            with open(metrics_path, "a") as fh:
-                fh.write(json.dumps(rec) + "\n")
-
-    def run_evaluate() -> dict[str, float]:
-        if evaluate is None:
-            return {}
-        model.eval()
-        try:
-            return {k: float(v) for k, v in evaluate(model).items()}
-        finally:
-            model.train()
-
-    def global_loss(batch: tuple[Tensor, ...], sink: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
-        """Loss and terms averaged over ranks (after ``backward`` when grad is on, averaging gradients too)."""
-        loss, terms = call_objective(obj, model, batch)
-        if torch.is_grad_enabled():
-            loss.backward()
-        (loss, *vals), halt = D.average(model.parameters() if torch.is_grad_enabled() else (),
-                                        [loss, *terms.values()], batch[0].shape[0], stop.flag, ctx)
-        sink["halt"] = sink.get("halt", False) or halt
-        return loss, dict(zip(terms, vals))
-
-    def closure_for(batch: tuple[Tensor, ...], sink: dict[str, Any]) -> Callable[[], Tensor]:
-        def closure() -> Tensor:  # returns the global loss: every rank takes the same L-BFGS decisions
-            opt.zero_grad(set_to_none=True)
-            loss, terms = global_loss(batch, sink)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at step {step}: lower the learning rate")
-            if cfg.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if "loss" not in sink:  # the first evaluation is at the step's starting parameters
-                sink["loss"], sink["terms"] = loss.detach(), {k: v.detach() for k, v in terms.items()}
-            return loss
-        return closure
-
+    # 2. train, one step at a time, logging and checkpointing as configured
     bar = None
     if cfg.progress and ctx.is_main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=step, desc=desc, leave=False, dynamic_ncols=True, disable=None)
+        bar = tqdm(total=cfg.steps, initial=run.step, desc=desc, leave=False, dynamic_ncols=True, disable=None)
     model.train()
     halt = False  # distributed: the ranks' agreed stop (a signal may reach them at different steps)
     with _Interrupt() as stop:
-        while step < cfg.steps and not (halt if ctx.enabled else stop.flag):
-            if cfg.lbfgs_at is not None and step >= cfg.lbfgs_at and phase != "lbfgs":
-                phase = "lbfgs"
-                opt = _make_optimizer(phase, model.parameters(), cfg)
-            if ctx.enabled:
-                _reseed(cfg.seed, ctx.rank, step, objective)
-            logging = step % cfg.log_every == 0
-            evals = run_evaluate() if logging else {}
-            batch = _local_batch(data, batches.next(), ctx)
-            sink: dict[str, Any] = {}
-            t_start, lr, t0 = elapsed, opt.param_groups[0]["lr"], time.perf_counter()
-            opt.step(closure_for(batch, sink))
-            if phase != "lbfgs":
-                sched.step()
-            elapsed += time.perf_counter() - t0
-            halt = sink["halt"]
-            if logging:  # values at the parameters this step started from
-                log(float(sink["loss"]), {k: float(v) for k, v in sink["terms"].items()}, evals, t_start, lr)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{float(sink['loss']):.3e}")
-            step += 1
+        while run.step < cfg.steps and not (halt if ctx.enabled else stop.flag):
+            halt = run.train_step(stop)
             if bar is not None:
                 bar.update(1)
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                checkpoint()
+                if (run.step - 1) % cfg.log_every == 0:
+                    bar.set_postfix(loss=f"{run.history.records[-1]['loss']:.3e}")
     if bar is not None:
         bar.close()
-    checkpoint()  # the state after the last completed step; the final record below is not in it
-    if step < cfg.steps:
-        raise TrainingInterrupted(f"stopped at step {step} of {cfg.steps}" + (f"; checkpoint in {out}" if out else ""))
-    if step == cfg.steps:
-        if ctx.enabled:
-            _reseed(cfg.seed, ctx.rank, step, objective)
-        batch = _local_batch(data, batches.next(), ctx)
-        with torch.no_grad():  # derivatives w.r.t. x still work; no graph to the parameters
-            loss, terms = global_loss(batch, {})
-        log(float(loss), {k: float(v) for k, v in terms.items()}, run_evaluate(), elapsed, opt.param_groups[0]["lr"])
-    return history
+
+    # 3. the final checkpoint and record
+    run.checkpoint()  # the state after the last completed step; the final record below is not in it
+    if run.step < cfg.steps:
+        raise TrainingInterrupted(f"stopped at step {run.step} of {cfg.steps}" + (f"; checkpoint in {out}" if out else ""))
+    run.final()
+    return run.history

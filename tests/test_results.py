@@ -70,7 +70,7 @@ def test_collect_and_report_round_trip(tiny_run, tmp_path):
 def test_report_cli_check_and_missing_results(tiny_run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(main, ["report", "--collect", str(tiny_run), "--key", "demo"])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 2 and "README.md not found" in res.output  # collected, but no README here
     assert (tmp_path / "docs/results/demo/summary.json").exists()
     Path("README.md").write_text("<!-- results: demo -->\nx\n<!-- /results -->\n")
     assert CliRunner().invoke(main, ["report", "--check"]).exit_code == 1

@@ -7,7 +7,7 @@ All map (B, d_in) → (B, d_out) treating rows independently, so they work with 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -49,7 +49,9 @@ def _check_sizes(**sizes: int) -> None:
 
 
 class MLP(nn.Module):
-    """Fully connected network (B, d_in) → (B, d_out) with ``depth`` hidden layers of ``width``.
+    """Fully connected network (B, d_in) → (B, d_out) with ``depth`` hidden layers of ``width``,
+    or with hidden layers of the given ``widths`` (e.g. ``widths=[20, 10]``; keyword only, in place
+    of ``width`` and ``depth``).
 
     Non-sine activations keep PyTorch's default ``nn.Linear`` initialisation.
     ``activation="sine"`` is SIREN (Sitzmann et al. 2020): every hidden layer is sin(ω₀(Wx + b));
@@ -58,14 +60,20 @@ class MLP(nn.Module):
     """
 
     def __init__(self, d_in: int, d_out: int = 1, width: int = 64, depth: int = 3,
-                 activation: str = "tanh", w0: float = 30.0) -> None:
+                 activation: str = "tanh", w0: float = 30.0, *, widths: Sequence[int] | None = None) -> None:
         super().__init__()
         _check_activation(activation)
         _check_sizes(d_in=d_in, d_out=d_out, width=width, depth=depth)
         if not w0 > 0:
             raise ValueError(f"w0 must be positive, got {w0!r}")
+        if widths is not None:
+            if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or not widths:
+                raise ValueError(f"widths must be a non-empty list of positive integers, got {widths!r}")
+            _check_sizes(**{f"widths[{i}]": w for i, w in enumerate(widths)})
+            if (width, depth) != (64, 3):
+                raise ValueError("pass either widths or width/depth, not both")
         self.activation, self.w0 = activation, float(w0)
-        dims = [d_in] + [width] * depth
+        dims = [d_in] + (list(widths) if widths is not None else [width] * depth)
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
             layers += [nn.Linear(a, b), Sine(w0) if activation == "sine" else ACTIVATIONS[activation]()]

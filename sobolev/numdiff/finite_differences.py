@@ -48,6 +48,12 @@ def fd_half_width(order: int, accuracy: int, uniform: bool = True) -> int:
     return stencil_sizes(order, accuracy, uniform)[0] if order > 0 else 0
 
 
+def fd_points_needed(order: int, accuracy: int, uniform: bool, boundary: str) -> int:
+    """Fewest points along an axis for the derivative of ``order`` with this ``accuracy`` and ``boundary``."""
+    s, p = stencil_sizes(order, accuracy, uniform)
+    return max(p, 2 * s + 1) if boundary == "one-sided" else 2 * s + 1
+
+
 def fd_derivative(
     values: torch.Tensor,
     coords_or_spacing: float | torch.Tensor,
@@ -84,7 +90,7 @@ def apply_fd(values: torch.Tensor, grid: Spacing, order: int, axis: int, accurac
     n = values.shape[axis]
     uniform = isinstance(grid, float)
     s, p = stencil_sizes(order, accuracy, uniform)
-    needed = max(p, 2 * s + 1) if boundary == "one-sided" else 2 * s + 1
+    needed = fd_points_needed(order, accuracy, uniform, boundary)
     if n < needed:
         raise ValueError(
             f"values has {n} points along axis {axis}, but order={order}, accuracy={accuracy} with "

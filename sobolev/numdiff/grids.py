@@ -2,7 +2,8 @@
 
 Chebyshev–Gauss–Lobatto (CGL) points are returned in **ascending** order, from ``a`` to ``b``:
 ``x_j = (a + b)/2 - (b - a)/2 * cos(j*pi/N)``, ``j = 0..N``, ``N = n - 1``, which is the reverse of
-Trefethen's ``cos(j*pi/N)`` ordering and what ``torch.meshgrid`` users expect.
+Trefethen's ``cos(j*pi/N)`` ordering and what ``torch.meshgrid`` users expect; grids in
+Trefethen's descending order are accepted as well.
 """
 
 from __future__ import annotations
@@ -81,18 +82,21 @@ def check_uniform(coords: torch.Tensor, name: str, method: str) -> float:
     return h
 
 
-def check_chebyshev(coords: torch.Tensor, name: str) -> tuple[float, float]:
-    """Return the interval ``(a, b)`` of an ascending CGL grid or raise ``ValueError``."""
-    check_coords(coords, None, name)
+def check_chebyshev(coords: torch.Tensor, name: str) -> tuple[float, float, bool]:
+    """Return the interval ``(a, b)`` of a CGL grid and whether it is descending (Trefethen's
+    ``cos(j*pi/N)`` order), or raise ``ValueError``."""
+    check_coords(coords, None, name, descending_ok=True)
     n = coords.shape[0]
     if n < 2:
         raise ValueError(f"{name} needs at least 2 Chebyshev points, got {n}")
-    a, b = float(coords[0]), float(coords[-1])
+    descending = bool(coords[-1] < coords[0])
+    ascending = coords.detach().flip(0) if descending else coords.detach()
+    a, b = float(ascending[0]), float(ascending[-1])
     expected = chebyshev_grid(n, a, b, dtype=torch.float64)
     tol = 1e3 * torch.finfo(coords.dtype).eps * (b - a)
-    if float((coords.detach().to(torch.float64).cpu() - expected).abs().max()) > tol:
+    if float((ascending.to(torch.float64).cpu() - expected).abs().max()) > tol:
         raise ValueError(
-            f"{name} must hold Chebyshev–Gauss–Lobatto points in ascending order "
+            f"{name} must hold Chebyshev–Gauss–Lobatto points in ascending or descending order "
             f"(see chebyshev_grid(n, a, b)) for method='chebyshev'"
         )
-    return a, b
+    return a, b, descending

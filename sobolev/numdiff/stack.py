@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from sobolev.numdiff.chebyshev import apply_chebyshev
-from sobolev.numdiff.finite_differences import apply_fd, fd_half_width, resolve_spacing
+from sobolev.numdiff.finite_differences import apply_fd, fd_half_width, fd_points_needed, resolve_spacing
 from sobolev.numdiff.fourier import apply_fourier
 from sobolev.numdiff.grids import check_chebyshev, check_uniform
 from sobolev.numdiff.validation import check_accuracy, check_boundary, check_coords, check_order, check_values
@@ -28,8 +28,9 @@ AxisOperator = Callable[[torch.Tensor, int, int], torch.Tensor]
 
 
 def grid_points(grid: Sequence[torch.Tensor]) -> torch.Tensor:
-    """All points of the tensor-product grid, shape ``(N, d)``, ``N = prod(len(g))``, ij order."""
-    grid = _check_grid(grid)
+    """All points of the tensor-product grid, shape ``(N, d)``, ``N = prod(len(g))``, ij order
+    (axes strictly increasing or strictly decreasing)."""
+    grid = _check_grid(grid, descending_ok=True)
     return torch.stack(torch.meshgrid(*grid, indexing="ij"), dim=-1).reshape(-1, len(grid))
 
 
@@ -62,8 +63,9 @@ def grid_derivatives(
 
     * ``"fd"``: finite differences with error ``O(h**accuracy)``, uniform or non-uniform axes;
       ``boundary`` ``"one-sided"`` (default), ``"periodic"`` or ``"interior"``;
-    * ``"chebyshev"``: each axis must be ascending Chebyshev–Gauss–Lobatto points
-      (:func:`chebyshev_grid`); ``accuracy`` is unused and ``boundary`` must be ``None``;
+    * ``"chebyshev"``: each axis must be Chebyshev–Gauss–Lobatto points, ascending
+      (:func:`chebyshev_grid`) or descending (Trefethen's ``cos(j*pi/N)``); ``accuracy`` is unused
+      and ``boundary`` must be ``None``;
     * ``"fourier"``: each axis uniform and periodic with period ``n_i * h_i``
       (:func:`uniform_grid` with ``periodic=True``); ``accuracy`` unused, ``boundary`` ``None``.
 
@@ -74,7 +76,7 @@ def grid_derivatives(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    grid = _check_grid(grid)
+    grid = _check_grid(grid, descending_ok=method == "chebyshev")
     check_order(order)
     check_values(values)
     d = len(grid)
@@ -106,10 +108,10 @@ def grid_derivatives(
     return grid_points(kept), stack
 
 
-def _check_grid(grid: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+def _check_grid(grid: Sequence[torch.Tensor], descending_ok: bool = False) -> list[torch.Tensor]:
     if isinstance(grid, torch.Tensor) or not isinstance(grid, Sequence) or len(grid) == 0:
         raise ValueError("grid must be a non-empty sequence (list/tuple) of 1-D coordinate tensors, one per axis")
-    return [check_coords(g, None, f"grid[{i}]") for i, g in enumerate(grid)]
+    return [check_coords(g, None, f"grid[{i}]", descending_ok=descending_ok) for i, g in enumerate(grid)]
 
 
 def _interior_margin(coords: torch.Tensor, order: int, accuracy: int) -> int:
@@ -121,6 +123,11 @@ def _fd_operator(
     grid: list[torch.Tensor], order: int, accuracy: int, boundary: str
 ) -> tuple[AxisOperator, list[int]]:
     spacings = [resolve_spacing(g, g.shape[0], f"grid[{i}]") for i, g in enumerate(grid)]
+    for i, (g, h) in enumerate(zip(grid, spacings)):  # the widest stencil over the orders 1..order
+        needed = max((fd_points_needed(k, accuracy, isinstance(h, float), boundary) for k in range(1, order + 1)), default=1)
+        if g.shape[0] < needed:
+            raise ValueError(f"grid[{i}] has {g.shape[0]} points, but order={order}, accuracy={accuracy} with "
+                             f"boundary={boundary!r} needs at least {needed} per axis")
     if boundary != "interior":
         return (lambda v, k, axis: apply_fd(v, spacings[axis], k, axis, accuracy, boundary)), [0] * len(grid)
     margins = [fd_half_width(order, accuracy, isinstance(h, float)) for h in spacings]
@@ -135,8 +142,15 @@ def _fd_operator(
 
 
 def _chebyshev_operator(grid: list[torch.Tensor]) -> AxisOperator:
-    domains = [check_chebyshev(g, f"grid[{i}]") for i, g in enumerate(grid)]
-    return lambda v, k, axis: apply_chebyshev(v, k, axis, domains[axis], "auto")
+    checked = [check_chebyshev(g, f"grid[{i}]") for i, g in enumerate(grid)]
+
+    def op(v: torch.Tensor, k: int, axis: int) -> torch.Tensor:
+        a, b, descending = checked[axis]
+        if not descending:
+            return apply_chebyshev(v, k, axis, (a, b), "auto")
+        return apply_chebyshev(v.flip(axis), k, axis, (a, b), "auto").flip(axis)  # same derivative, stored reversed
+
+    return op
 
 
 def _fourier_operator(grid: list[torch.Tensor]) -> AxisOperator:

@@ -52,8 +52,9 @@ def check_boundary(boundary: str) -> str:
     return boundary
 
 
-def check_coords(coords: torch.Tensor, n: int | None, name: str = "coords") -> torch.Tensor:
-    """Require a finite, strictly increasing 1-D coordinate tensor (of length ``n`` unless None)."""
+def check_coords(coords: torch.Tensor, n: int | None, name: str = "coords", *, descending_ok: bool = False) -> torch.Tensor:
+    """Require a finite, strictly increasing 1-D coordinate tensor (of length ``n`` unless None);
+    with ``descending_ok`` strictly decreasing is accepted too."""
     if not isinstance(coords, torch.Tensor):
         raise ValueError(f"{name} must be a 1-D torch.Tensor of coordinates, got {type(coords).__name__}")
     if coords.ndim != 1 or (n is not None and coords.shape[0] != n):
@@ -66,6 +67,6 @@ def check_coords(coords: torch.Tensor, n: int | None, name: str = "coords") -> t
     # Cheap reductions first: a NaN/Inf coordinate makes the sum of steps non-finite.
     if not (bool(torch.isfinite(x[0])) and bool(torch.isfinite(steps.sum()))) and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or Inf entries")
-    if steps.numel() and not float(steps.min()) > 0:
-        raise ValueError(f"{name} must be strictly increasing")
+    if steps.numel() and not float(steps.min()) > 0 and not (descending_ok and float(steps.max()) < 0):
+        raise ValueError(f"{name} must be strictly increasing" + (" or strictly decreasing" if descending_ok else ""))
     return coords
