@@ -58,8 +58,36 @@ def load_summary(key: str, root: Path = RESULTS_DIR) -> dict:
     return json.loads(path.read_text())
 
 
+def benchmark_tables(bench: dict) -> str:
+    """The README's cost tables from ``benchmarks/results.json`` (written by ``make bench``): each
+    training step's time relative to an L2 step, per input dimension d, and the per-step overhead of
+    :func:`sobolev.fit` against a hand-written loop."""
+    from .report import fmt, markdown_table
+
+    mods = bench["modules"]
+    rows = mods["training"]["rows"]
+    dims = sorted({r["d"] for r in rows})
+    losses = list(dict.fromkeys(r["loss"] for r in rows))
+    cell = {(r["loss"], r["d"]): f"{fmt(float(r['x L2']), 3)}×" for r in rows}
+    out = [f"**{mods['training']['title']}: time of one step ÷ time of an L2 step, by input dimension d**\n\n"
+           + markdown_table(["loss", *(f"d = {d}" for d in dims)],
+                            [[l, *(cell.get((l, d), "–") for d in dims)] for l in losses])]
+    if "overhead" in mods:
+        out.append(f"**{mods['overhead']['title']}**\n\n" + markdown_table(
+            ["step", "compared with", "ratio"],
+            [[r["step"], r["vs"], f"{fmt(float(r['ratio']), 3)}×"] for r in mods["overhead"]["rows"]]))
+    m = bench["machine"]
+    out.append(f"Measured by `make bench` on {m['cpu']} ({m['cores']} cores, {m['torch_threads']} torch thread, "
+               f"1-min load {m['load_avg_1min']} at start), {m['date']}; full tables in benchmarks/RESULTS.md.")
+    return "\n".join(out)
+
+
 def render_tables(key: str, root: Path = RESULTS_DIR) -> str:
-    """The Markdown tables of the committed run ``key``, as its experiment's ``tables`` makes them."""
+    """The Markdown tables of the committed run ``key``, as its experiment's ``tables`` makes them;
+    the key ``benchmarks`` stands for the committed ``benchmarks/results.json``."""
+    if key == "benchmarks":
+        path = Path(root).resolve().parents[1] / "benchmarks" / "results.json"
+        return benchmark_tables(json.loads(path.read_text())).strip() + "\n"
     summary = load_summary(key, root)
     mod = experiments.get(summary["experiment"])
     return mod.tables(summary).strip() + "\n"
