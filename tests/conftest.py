@@ -1,6 +1,10 @@
 import pytest
 import torch
 
+# One torch thread for the whole suite: the models are small, and on a 2-core (or shared) machine
+# torch's thread pool only adds contention.
+torch.set_num_threads(1)
+
 
 @pytest.fixture
 def double():

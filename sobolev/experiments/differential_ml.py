@@ -1,0 +1,344 @@
+"""Differential machine learning (Huge & Savine 2020): pricing surrogates from noisy pathwise labels.
+
+Each training sample is one Monte-Carlo path (:mod:`sobolev.finance`): spot x at t1, the payoff
+at t2 and its pathwise derivative ∂payoff/∂x. *Standard* training fits the payoffs (L2);
+*differential* training fits payoffs and pathwise deltas (H1 with the dimension-aware weighting,
+value weight 1/(1+d), derivative weight d/(1+d) on per-entry means). Both train the same network
+from the same initialisation on the same paths (paired seeds), on standardised data
+(:class:`sobolev.normalize.Normalizer`), and are scored against the closed-form price and deltas
+on a held-out test set, for d ∈ ``dims`` (1: Black–Scholes call; >1: correlated Bachelier basket)
+and training sizes ``sizes``. "Sample efficiency": the training size at which standard training
+matches differential training at each size in ``match_at`` (log–log interpolation per seed).
+
+A higher-dimensional case (``high_d``) compares, at equal cost of the network's derivative:
+full pathwise gradients; one derivative label per sample along a fixed random direction
+(forward mode through the simulation, what a simulator with tangent mode gives cheaply); the full
+gradients seen along one fresh random direction per step (``SobolevLoss(directions=1)``).
+
+Training follows the paper's protocol in shape: Adam, ``epochs`` epochs of ``batches_per_epoch``
+batches (batch ≥ ``min_batch``), here with a cosine-decaying learning rate and the batch and
+number of steps capped (``max_batch``, ``max_steps``) to fit the CPU budget.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..derivatives import DerivativeStack, derivatives
+from ..finance import HeldOutSet, PricingModel, pricing_model
+from ..losses import SobolevLoss, sobolev_loss
+from ..models import MLP
+from ..normalize import Normalizer, Surrogate
+from ..report import fmt, json_safe, markdown_table, save, spread_cell, style_axes, subplots, wins_cell
+from ..seeds import over_seeds, paired_wins
+from ..training import TrainConfig, fit, seed_everything
+
+#: training methods of the main comparison: name -> Sobolev order
+METHODS = {"standard": 0, "differential": 1}
+#: label variants of the high-dimensional case
+HIGH_D_VARIANTS = ("standard", "differential", "directional labels", "random direction per step")
+COLORS = {"standard": "tab:blue", "differential": "tab:orange", "directional labels": "tab:green",
+          "random direction per step": "tab:red"}
+METRICS = {"price_rmse": "test price RMSE", "delta_rmse": "test delta RMSE"}
+
+
+@dataclass
+class Config:
+    """``dims``: 1 is the Black–Scholes call, >1 the Bachelier basket; ``sizes``: training set
+    sizes (nested: the first n paths of one simulation per seed); network ``depth`` × ``width``
+    ``activation``; ``high_d`` = 0 skips the high-dimensional case."""
+
+    dims: tuple[int, ...] = (1, 7, 20)
+    sizes: tuple[int, ...] = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
+    match_at: tuple[int, ...] = (1024, 8192)
+    seeds: int = 5
+    width: int = 20
+    depth: int = 4
+    activation: str = "softplus"
+    epochs: int = 100
+    batches_per_epoch: int = 16
+    min_batch: int = 256
+    max_batch: int = 1024
+    max_steps: int = 1600
+    lr: float = 1e-2
+    lr_min_factor: float = 0.01
+    n_test: int = 4096
+    high_d: int = 100
+    high_d_sizes: tuple[int, ...] = (1024, 8192)
+    basket_seed: int = 0
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    @classmethod
+    def quick(cls) -> "Config":
+        return cls(dims=(1, 7), sizes=(1024, 4096), match_at=(1024,), seeds=2, max_steps=400,
+                   n_test=1024, high_d=20, high_d_sizes=(1024,))
+
+    def __post_init__(self) -> None:
+        for name in ("dims", "sizes", "high_d_sizes"):
+            vals = getattr(self, name)
+            if not vals or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in vals):
+                raise ValueError(f"{name} must be a non-empty tuple of positive integers, got {vals!r}")
+        if list(self.sizes) != sorted(set(self.sizes)) or self.sizes[0] < 2:
+            raise ValueError(f"sizes must be increasing and ≥ 2, got {self.sizes!r}")
+        if any(n not in self.sizes for n in self.match_at):
+            raise ValueError(f"match_at must be among sizes {self.sizes}, got {self.match_at!r}")
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be ≥ 1, got {self.seeds}")
+        if self.min_batch > self.max_batch:
+            raise ValueError(f"min_batch ({self.min_batch}) must be ≤ max_batch ({self.max_batch})")
+
+    def plan(self, n: int) -> tuple[int, int]:
+        """(batch size, Adam steps) for n samples: ``epochs`` × ``batches_per_epoch`` batches of
+        n/``batches_per_epoch`` (clipped to [min_batch, max_batch]), at most ``max_steps``."""
+        bs = min(max(self.min_batch, n // self.batches_per_epoch), self.max_batch, n)
+        return bs, min(self.epochs * math.ceil(n / bs), self.max_steps)
+
+
+def directional_objective(d: int) -> Callable[[nn.Module, tuple[Tensor, ...]], tuple[Tensor, dict[str, Tensor]]]:
+    """H1 objective on labels given along one fixed direction per sample: batch ``(x, y, w, dw)``
+    with x, w (B, d), y (B, 1), dw (B, 1, 1) = ∂y/∂x·w; divided by 1 + d like
+    ``SobolevLoss(weighting="dimension")`` (E(e·w)² = ‖e‖² for w ~ N(0, I))."""
+
+    def objective(model: nn.Module, batch: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, Tensor]]:
+        x, y, w, dw = batch
+        V = w[None, None]  # (S=1, k=1, B, d)
+        total, terms = sobolev_loss(derivatives(model, x, 1, directions=V), DerivativeStack((y, dw), V))
+        return total / (1 + d), terms
+
+    return objective
+
+
+def heldout_errors(surrogate: Surrogate, test: HeldOutSet) -> dict[str, float]:
+    """RMSE of the surrogate's price and deltas (all entries) against the closed form."""
+    price, delta = surrogate.predict(test.x)
+    return {"price_rmse": float((price.double() - test.price).square().mean().sqrt()),
+            "delta_rmse": float((delta.double() - test.delta).square().mean().sqrt())}
+
+
+def match_size(sizes: tuple[int, ...], errors: list[float], target: float) -> float | None:
+    """The smallest training size at which the error curve reaches ``target``, interpolated
+    linearly on the log–log curve between the sizes around the first crossing; ``sizes[0]`` if
+    the curve starts below target, ``None`` if it never reaches it."""
+    if errors[0] <= target:
+        return float(sizes[0])
+    for (n0, e0), (n1, e1) in zip(zip(sizes, errors), zip(sizes[1:], errors[1:])):
+        if e1 <= target:
+            t = (math.log(target) - math.log(e0)) / (math.log(e1) - math.log(e0))
+            return math.exp(math.log(n0) + t * (math.log(n1) - math.log(n0)))
+    return None
+
+
+def power_law_size(sizes: tuple[int, ...], errors: list[float], target: float) -> float | None:
+    """The size at which a least-squares power law err = c·nᵃ through the curve reaches ``target``
+    (an extrapolation; ``None`` unless the fitted error decreases with n)."""
+    lx = [math.log(n) for n in sizes]
+    ly = [math.log(e) for e in errors]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    sxx = sum((a - mx) ** 2 for a in lx)
+    if len(sizes) < 2 or sxx == 0:
+        return None
+    slope = sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sxx
+    return math.exp(mx + (math.log(target) - my) / slope) if slope < 0 else None
+
+
+def _train(cfg: Config, d: int, seed: int, objective: Any, data: tuple[Tensor, ...]) -> tuple[nn.Module, float]:
+    """A fresh network (initialised from ``seed``) trained on ``data``; returns it and its training seconds."""
+    seed_everything(seed)
+    net = MLP(d, 1, cfg.width, cfg.depth, cfg.activation)
+    bs, steps = cfg.plan(data[0].shape[0])
+    tc = TrainConfig(steps=steps, lr=cfg.lr, schedule="cosine", lr_min_factor=cfg.lr_min_factor, batch_size=bs,
+                     log_every=max(steps, 1), checkpoint_every=0, seed=seed, dtype=cfg.dtype, device=cfg.device,
+                     progress=False)
+    hist = fit(net, objective, data, tc)
+    return net.cpu(), hist.records[-1]["time"]
+
+
+def _paths(model: PricingModel, n: int, seed: int) -> tuple[Tensor, Tensor]:
+    g = torch.Generator().manual_seed(1_000 + seed)
+    return model.draw_spots(n, g), model.draw_noise(n, g)
+
+
+def _timed(f: Callable[[], Any]) -> tuple[Any, float]:
+    t = time.perf_counter()
+    out = f()
+    return out, time.perf_counter() - t
+
+
+def _compare(cfg: Config, d: int) -> dict[str, Any]:
+    """Standard vs differential for one dimension: errors per method and size, and sample efficiency."""
+    model = pricing_model(d, seed=cfg.basket_seed)
+    test = model.test_set(cfg.n_test, torch.Generator().manual_seed(7))
+    per: dict[str, dict[int, list[dict[str, float]]]] = {m: {n: [] for n in cfg.sizes} for m in METHODS}
+    for s in range(cfg.seeds):
+        x, z = _paths(model, max(cfg.sizes), s)
+        model.labels(x[:2], z[:2])  # warm-up: time the simulation, not the first call's set-up
+        (y, dydx), label_s = _timed(lambda: model.labels(x, z))
+        for n in cfg.sizes:
+            norm = Normalizer.fit(x[:n], y[:n])
+            data = norm.transform(x[:n], y[:n], dydx[:n])
+            for name, k in METHODS.items():
+                net, secs = _train(cfg, d, s, SobolevLoss(k, weighting="dimension"), data[:2 + k])
+                per[name][n].append({**heldout_errors(norm.wrap(net), test), "train_time_s": secs,
+                                     "label_time_s": label_s * n / max(cfg.sizes)})
+    res: dict[str, Any] = {m: {str(n): over_seeds(per[m][n]) for n in cfg.sizes} for m in METHODS}
+    eff: dict[str, Any] = {}
+    for metric in METRICS:
+        eff[metric] = {}
+        for n0 in cfg.match_at:
+            rows = []
+            for s in range(cfg.seeds):
+                std = [per["standard"][n][s][metric] for n in cfg.sizes]
+                target = per["differential"][n0][s][metric]
+                hit = match_size(cfg.sizes, std, target)
+                rows.append({"standard_size": hit, "ratio": None if hit is None else hit / n0,
+                             "power_law_size": power_law_size(cfg.sizes, std, target)})
+            r = over_seeds(rows)
+            r["reached"] = sum(row["standard_size"] is not None for row in rows)
+            eff[metric][str(n0)] = r
+    res["efficiency"] = eff
+    return res
+
+
+def _high_d(cfg: Config) -> dict[str, Any]:
+    """Full pathwise gradients vs one derivative label per sample (fixed direction) vs the full
+    gradient along one fresh random direction per step, at d = ``high_d``."""
+    d = cfg.high_d
+    model = pricing_model(d, seed=cfg.basket_seed)
+    test = model.test_set(cfg.n_test, torch.Generator().manual_seed(7))
+    per: dict[str, dict[int, list[dict[str, float]]]] = {v: {n: [] for n in cfg.high_d_sizes} for v in HIGH_D_VARIANTS}
+    for s in range(cfg.seeds):
+        x, z = _paths(model, max(cfg.high_d_sizes), s)
+        model.labels(x[:2], z[:2])  # warm-up of both modes, as above
+        model.labels(x[:2], z[:2], x[:2])
+        (y, dydx), full_s = _timed(lambda: model.labels(x, z))
+        norm_all = Normalizer.fit(x, y)
+        # directions drawn in normalised coordinates (w ~ N(0, I)): v = σ_x·w in the simulator's units
+        w = torch.randn(x.shape, generator=torch.Generator().manual_seed(2_000 + s), dtype=x.dtype)
+        (_, dv), dir_s = _timed(lambda: model.labels(x, z, w * norm_all.x_std))
+        for n in cfg.high_d_sizes:
+            norm = Normalizer.fit(x[:n], y[:n])
+            x_n, y_n, g_n = norm.transform(x[:n], y[:n], dydx[:n])
+            w_n, dv_n = norm.directional_to(w[:n] * norm_all.x_std, dv[:n])
+            runs = {
+                "standard": (SobolevLoss(0, weighting="dimension"), (x_n, y_n), full_s),
+                "differential": (SobolevLoss(1, weighting="dimension"), (x_n, y_n, g_n), full_s),
+                "directional labels": (directional_objective(d), (x_n, y_n, w_n, dv_n), dir_s),
+                "random direction per step": (SobolevLoss(1, weighting="dimension", directions=1),
+                                              (x_n, y_n, g_n), full_s),
+            }
+            for v, (obj, data, label_s) in runs.items():
+                net, secs = _train(cfg, d, s, obj, data)
+                per[v][n].append({**heldout_errors(norm.wrap(net), test), "train_time_s": secs,
+                                  "label_time_s": label_s * n / x.shape[0]})
+    return {v: {str(n): over_seeds(per[v][n]) for n in cfg.high_d_sizes} for v in HIGH_D_VARIANTS}
+
+
+def run(cfg: Config, out: Path) -> dict:
+    results = {str(d): _compare(cfg, d) for d in cfg.dims}
+    summary: dict[str, Any] = {"results": results}
+    if cfg.high_d:
+        summary["high_d"] = _high_d(cfg)
+    summary["figures"] = [_figure(cfg, results, out)]
+    if cfg.high_d:
+        summary["figures"].append(_high_d_figure(cfg, summary["high_d"], out))
+    return json_safe(summary)
+
+
+def _band(ax, sizes: tuple[int, ...], per_size: dict[str, Any], metric: str, label: str) -> None:
+    med = [per_size[str(n)][metric] for n in sizes]
+    lo = [per_size[str(n)]["range"][metric][0] for n in sizes]
+    hi = [per_size[str(n)]["range"][metric][1] for n in sizes]
+    ax.plot(sizes, med, "o-", color=COLORS[label], label=label, ms=3)
+    ax.fill_between(sizes, lo, hi, color=COLORS[label], alpha=0.2, lw=0)
+
+
+def _figure(cfg: Config, results: dict[str, Any], out: Path) -> str:
+    fig, axes = subplots(len(METRICS), len(cfg.dims))
+    for c, d in enumerate(cfg.dims):
+        for r, (metric, label) in enumerate(METRICS.items()):
+            ax = axes[r, c]
+            for m in METHODS:
+                _band(ax, cfg.sizes, results[str(d)][m], metric, m)
+            ax.set_xscale("log", base=2)
+            title = "Black–Scholes call (d = 1)" if d == 1 else f"Bachelier basket (d = {d})"
+            style_axes(ax, "training size", label, title)
+    return save(fig, out / "error_vs_size.png")
+
+
+def _high_d_figure(cfg: Config, high: dict[str, Any], out: Path) -> str:
+    fig, axes = subplots(1, len(METRICS))
+    for c, (metric, label) in enumerate(METRICS.items()):
+        ax = axes[0, c]
+        for v in HIGH_D_VARIANTS:
+            _band(ax, cfg.high_d_sizes, high[v], metric, v)
+        ax.set_xscale("log", base=2)
+        style_axes(ax, "training size", label, f"Bachelier basket (d = {cfg.high_d})")
+    return save(fig, out / "high_d.png")
+
+
+def _size_cell(r: dict[str, Any], key: str, missing: str) -> str:
+    """``median [min, max]`` of a matched size, with ``missing`` where a seed has none."""
+    def one(v: Any) -> str:
+        return missing if v is None else fmt(float(v), 2)
+    lo, hi = r["range"].get(key, (r[key], r[key]))
+    if len(r["per_seed"]) <= 1 or lo == hi:
+        return one(r[key])
+    return f"{one(r[key])} [{one(lo)}, {one(hi)}]"
+
+
+def tables(summary: dict) -> str:
+    cfg = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()})
+    setting = summary.get("setting", "ours")
+    net = f"{cfg.depth} hidden layers × {cfg.width} {cfg.activation}"
+    head = (f"setting: {setting}; {cfg.seeds} seeds (paired: same paths and initialisation for every method); "
+            f"network {net}; Adam lr {cfg.lr:g} cosine to {cfg.lr * cfg.lr_min_factor:g}, {cfg.epochs} epochs, batch "
+            f"n/{cfg.batches_per_epoch} clipped to [{cfg.min_batch}, {cfg.max_batch}], at most {cfg.max_steps} steps; "
+            f"{cfg.n_test} test points; cells: median [min, max] over seeds; wall-clock seconds on one CPU thread")
+    out = [f"### Differential ML: test error vs training size ({head})\n"]
+    rows = []
+    for d in cfg.dims:
+        r = summary["results"][str(d)]
+        for n in cfg.sizes:
+            a, b = r["standard"][str(n)], r["differential"][str(n)]
+            rows.append([d, n, spread_cell(a, "price_rmse"), spread_cell(b, "price_rmse"),
+                         wins_cell(paired_wins(b, a, "price_rmse")), spread_cell(a, "delta_rmse"),
+                         spread_cell(b, "delta_rmse"), wins_cell(paired_wins(b, a, "delta_rmse")),
+                         f"{fmt(a['train_time_s'], 2)} / {fmt(b['train_time_s'], 2)}"])
+    out.append(markdown_table(["d", "n", "price RMSE standard", "price RMSE differential", "differential lower (seeds)",
+                               "delta RMSE standard", "delta RMSE differential", "differential lower (seeds)",
+                               "train wall s standard / differential"], rows))
+    rows = []
+    for d in cfg.dims:
+        for metric, label in METRICS.items():
+            for n0 in cfg.match_at:
+                e = summary["results"][str(d)]["efficiency"][metric][str(n0)]
+                rows.append([d, label, n0, _size_cell(e, "standard_size", f"> {max(cfg.sizes)}"),
+                             _size_cell(e, "ratio", f"> {max(cfg.sizes) // n0}"),
+                             f"{e['reached']}/{len(e['per_seed'])}", _size_cell(e, "power_law_size", "–")])
+    out.append(f"\n### Sample efficiency: training size at which standard training matches differential training "
+               f"at n ({setting}; {cfg.seeds} seeds; log–log interpolation of each seed's standard curve)\n")
+    out.append(markdown_table(["d", "error", "differential at n", "standard needs", "ratio", "seeds matched "
+                               f"within {max(cfg.sizes)}", "power-law extrapolation"], rows))
+    if "high_d" in summary:
+        h = summary["high_d"]
+        rows = []
+        for n in cfg.high_d_sizes:
+            base = h["standard"][str(n)]
+            for v in HIGH_D_VARIANTS:
+                r = h[v][str(n)]
+                rows.append([n, v, spread_cell(r, "price_rmse"), spread_cell(r, "delta_rmse"),
+                             "–" if v == "standard" else wins_cell(paired_wins(r, base, "price_rmse")),
+                             spread_cell(r, "train_time_s"), spread_cell(r, "label_time_s")])
+        out.append(f"\n### Basket d = {cfg.high_d}: full pathwise gradients vs one directional derivative per "
+                   f"sample ({setting}; {cfg.seeds} seeds; same network and steps)\n")
+        out.append(markdown_table(["n", "labels", "price RMSE", "delta RMSE", "price lower than standard (seeds)",
+                                   "train wall s", "label wall s"], rows))
+    return "".join(out)
