@@ -82,9 +82,26 @@ def benchmark_tables(bench: dict) -> str:
     return "\n".join(out)
 
 
+def overview_table(root: Path = RESULTS_DIR) -> str:
+    """One row per committed run: its experiment, setting, seeds and wall time."""
+    from .report import markdown_table
+
+    rows = []
+    for d in sorted(p for p in Path(root).iterdir() if (p / "summary.json").exists()):
+        s = json.loads((d / "summary.json").read_text())
+        cfg = s.get("config", {})
+        seeds = cfg.get("seeds", cfg.get("repeats", "–"))
+        rows.append([f"`{d.name}`", f"`sobolev run {s['experiment']}{' --paper' if s.get('setting') == 'paper' else ''}`",
+                     s.get("setting", "ours"), seeds, f"{s['wall_time_s'] / 60:.1f} min"])
+    return markdown_table(["docs/results/", "command", "setting", "seeds", "wall time"], rows)
+
+
 def render_tables(key: str, root: Path = RESULTS_DIR) -> str:
     """The Markdown tables of the committed run ``key``, as its experiment's ``tables`` makes them;
-    the key ``benchmarks`` stands for the committed ``benchmarks/results.json``."""
+    the key ``benchmarks`` stands for the committed ``benchmarks/results.json``, ``overview`` for a
+    list of every committed run."""
+    if key == "overview":
+        return overview_table(root).strip() + "\n"
     if key == "benchmarks":
         path = Path(root).resolve().parents[1] / "benchmarks" / "results.json"
         return benchmark_tables(json.loads(path.read_text())).strip() + "\n"
