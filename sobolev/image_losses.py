@@ -10,8 +10,9 @@ s = 1 is ``mean(e²) + mean(|∇e|²)`` with spectral derivatives (ξ in radians
 differences (:func:`sobolev.numdiff.fd_derivative`): value, gradient and Hessian terms with
 explicit boundary handling and a weight per order.
 
-``paper_compatible=True`` reproduces the multiplier of the official code of "Sobolev acceleration
-for neural networks" (arXiv 2509.19773) for side-by-side comparison; see :func:`image_sobolev_loss`.
+``method="paper"`` and ``method="paper-l1"`` are the losses of the official code of "Sobolev
+acceleration for neural networks" (arXiv 2509.19773): a sum of two per-axis terms, see
+:func:`image_sobolev_loss`.
 """
 
 from __future__ import annotations
@@ -29,14 +30,19 @@ from .losses import check_weights, reduce_batch
 from .numdiff import fd_derivative
 
 Reduction = Literal["mean", "sum", "none"]
-METHODS = ("fourier", "fd")
+METHODS = ("fourier", "fd", "paper", "paper-l1")
 
 
 def _check_images(pred: Tensor, target: Tensor) -> None:
     for name, t in (("pred", pred), ("target", target)):
-        if not isinstance(t, Tensor) or t.ndim != 4 or not t.is_floating_point():
-            raise ValueError(f"{name} must be a floating tensor of shape (B, C, H, W), got "
-                             f"{getattr(t, 'shape', type(t).__name__)}")
+        if not isinstance(t, Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor (e.g. float32), got dtype {t.dtype}")
+        if t.ndim != 4:
+            raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(t.shape)}")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or Inf values; the loss needs finite images")
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
 
@@ -51,50 +57,65 @@ def _spacings(spacing: float | Sequence[float]) -> tuple[float, float]:
 
 def sobolev_multiplier(
     height: int, width: int, s: float, spacing: float | Sequence[float] = 1.0, *,
-    paper_compatible: bool = False, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
 ) -> Tensor:
-    """The (H, W) weight applied to |fft2(e)|² by :func:`image_sobolev_loss` (before normalisation).
-
-    Symmetric (default): ``(1 + ξ_y² + ξ_x²)^s`` with ``ξ = 2π·fftfreq(n, d=h)``.
-    ``paper_compatible``: ``(1 + ξ_y²)^s · (1 + ξ_x²)^s`` with the one-sided ``ξ = 2π k/n``,
-    k = 0…n−1 (grid units; ``spacing`` is ignored) — the square of the per-axis amplitude
-    multiplier ``m_y·m_x``, ``m = (1 + ξ²)^{s/2}``.
-    """
+    """The (H, W) weight ``(1 + ξ_y² + ξ_x²)^s`` applied to |fft2(e)|² by :func:`image_sobolev_loss`
+    (``method="fourier"``, before normalisation), with ``ξ = 2π·fftfreq(n, d=h)`` per axis."""
     hy, hx = _spacings(spacing)
-    if paper_compatible:
-        xi_y = 2 * math.pi * torch.arange(height, dtype=torch.float64) / height
-        xi_x = 2 * math.pi * torch.arange(width, dtype=torch.float64) / width
-        w = (1 + xi_y[:, None] ** 2) ** s * (1 + xi_x[None, :] ** 2) ** s
-    else:
-        xi_y = 2 * math.pi * torch.fft.fftfreq(height, d=hy, dtype=torch.float64)
-        xi_x = 2 * math.pi * torch.fft.fftfreq(width, d=hx, dtype=torch.float64)
-        w = (1 + xi_y[:, None] ** 2 + xi_x[None, :] ** 2) ** s
-    return w.to(dtype=dtype, device=device)
+    xi_y = 2 * math.pi * torch.fft.fftfreq(height, d=hy, dtype=torch.float64)
+    xi_x = 2 * math.pi * torch.fft.fftfreq(width, d=hx, dtype=torch.float64)
+    return ((1 + xi_y[:, None] ** 2 + xi_x[None, :] ** 2) ** s).to(dtype=dtype, device=device)
 
 
 @lru_cache(maxsize=32)
-def _half_spectrum_weights(height: int, width: int, s: float, spacing: tuple[float, float], paper: bool,
+def _half_spectrum_weights(height: int, width: int, s: float, spacing: tuple[float, float],
                            dtype: torch.dtype, device: torch.device) -> Tensor:
     """Weights on the ``rfft2`` half spectrum (H, W//2+1) whose weighted sum of |·|² equals the full
-    weighted sum: each kept column k (0 < k < W/2) also carries its dropped mirror (−k_y, W−k)."""
-    w = sobolev_multiplier(height, width, s, spacing, paper_compatible=paper)
+    weighted sum divided by N² (N = H·W: Parseval's mean over pixels): each kept column k
+    (0 < k < W/2) also carries its dropped mirror (−k_y, W−k)."""
+    w = sobolev_multiplier(height, width, s, spacing)
     half = w[:, : width // 2 + 1].clone()
     cols = torch.arange(1, (width - 1) // 2 + 1)
     mirror_rows = (-torch.arange(height)) % height
     half[:, cols] += w[mirror_rows][:, width - cols]
-    # Normalisation: symmetric → mean over pixels (Parseval: Σ|e|² = Σ|ê|²/N); paper → mean over
-    # the N unnormalised FFT coefficients, as the official code does.
     n = height * width
-    return (half / (n * n if not paper else n)).to(dtype=dtype, device=device)
+    return (half / (n * n)).to(dtype=dtype, device=device)
 
 
-def _fourier_per_sample(err: Tensor, s: float, spacing: tuple[float, float], paper: bool) -> Tensor:
+def _fourier_per_sample(err: Tensor, s: float, spacing: tuple[float, float]) -> Tensor:
     """(B,) weighted spectral energy, averaged over channels."""
     b, c, h, w = err.shape
-    weights = _half_spectrum_weights(h, w, float(s), spacing, paper, err.dtype, err.device)
+    weights = _half_spectrum_weights(h, w, float(s), spacing, err.dtype, err.device)
     spec = torch.fft.rfft2(err)
     energy = spec.real.square() + spec.imag.square()
     return (energy * weights).sum((-2, -1)).mean(1)
+
+
+def paper_axis_multiplier(n: int, s: float, dtype: torch.dtype = torch.float64,
+                          device: torch.device | str = "cpu") -> Tensor:
+    """The official code's per-axis amplitude multiplier ``m_k = (1 + ξ_k²)^{s/2}``, (n,), on the
+    one-sided grid ``ξ_k = 2πk/n``, k = 0…n−1 (so frequency −k gets the weight of n − k)."""
+    xi = 2 * math.pi * torch.arange(n, dtype=torch.float64) / n
+    return ((1 + xi**2) ** (s / 2)).to(dtype=dtype, device=device)
+
+
+def _paper_per_sample(err: Tensor, s: float, squared: bool) -> Tensor:
+    """(B,) per-image official loss: mean over (C, H, W) of ``dx² + dy²`` (``squared``) or
+    ``dx + dy``, with ``dx = |ifft(fft(e, −1)·m)|`` and ``dy = |ifft(fft(e, −2)·m[:, None])|``, the
+    inverse transform of ``dy`` along the last axis as in the official code."""
+    m = paper_axis_multiplier(err.shape[-1], s, err.dtype, err.device)
+    if squared:
+        # Parseval along the axis each inverse FFT runs over: Σ_j |ifft(G)_j|² = Σ_k |G_k|² / n. So
+        # mean(dx²) and mean(dy²) are weighted energies of the 1-D spectra along x and along y.
+        n = err.shape[-1]
+        w2 = m.square() / n
+        energy = lambda f: f.real.square() + f.imag.square()
+        ex = energy(torch.fft.fft(err, dim=-1)) * w2
+        ey = energy(torch.fft.fft(err, dim=-2)) * w2[:, None]
+        return (ex + ey).mean((1, 2, 3))
+    dx = torch.fft.ifft(torch.fft.fft(err, dim=-1) * m).abs()
+    dy = torch.fft.ifft(torch.fft.fft(err, dim=-2) * m[:, None]).abs()
+    return (dx + dy).mean((1, 2, 3))
 
 
 def _center_crop(t: Tensor, height: int, width: int) -> Tensor:
@@ -139,14 +160,13 @@ def image_sobolev_loss(
     pred: Tensor, target: Tensor, *, s: float = 1.0, method: str = "fourier",
     spacing: float | Sequence[float] = 1.0, weights: Sequence[float] | None = None,
     reduction: Reduction = "mean", boundary: str = "one-sided", accuracy: int = 2,
-    paper_compatible: bool = False, return_terms: bool = False,
+    return_terms: bool = False,
 ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
-    """Squared H^s norm of ``pred − target`` for images (B, C, H, W), averaged over channels.
+    """H^s-type loss of ``pred − target`` for images (B, C, H, W), averaged over channels.
 
-    ``method="fourier"`` (periodic): ``(1/N²) Σ_ξ (1 + |ξ|²)^s |fft2(e)(ξ)|²`` with symmetric
-    frequencies ``ξ = 2π·fftfreq(n, d=spacing)`` (``spacing``: one number or ``(h_y, h_x)``),
-    any real ``s ≥ 0``; ``s = 0`` is exactly ``F.mse_loss`` (computed as such). ``weights`` must be
-    ``None`` (the norm is set by ``s``).
+    ``method="fourier"`` (periodic, the default): ``(1/N²) Σ_ξ (1 + |ξ|²)^s |fft2(e)(ξ)|²`` with
+    symmetric frequencies ``ξ = 2π·fftfreq(n, d=spacing)`` (``spacing``: one number or
+    ``(h_y, h_x)``), any real ``s ≥ 0``; ``s = 0`` is exactly ``F.mse_loss`` (computed as such).
 
     ``method="fd"`` (non-periodic): ``Σ_j λ_j · mean_pixels Σ_entries (Dʲe)²`` for j ≤ s ∈ {0, 1, 2},
     Dʲ the finite-difference value / gradient / full Hessian (see :func:`image_derivatives`;
@@ -154,19 +174,18 @@ def image_sobolev_loss(
     (default ones). With weights (1, 2, 1) at s = 2, or ones at s = 1, it approximates the Fourier
     norm for smooth periodic images.
 
-    ``paper_compatible=True`` (Fourier only) reproduces the official code of arXiv 2509.19773:
-    ``E = fft2(e)`` (unnormalised), per-axis amplitude multipliers ``m_y = (1 + ξ_y²)^{s/2}``,
-    ``m_x = (1 + ξ_x²)^{s/2}`` on the one-sided grid ``ξ = 2πk/n``, k = 0…n−1 (grid units, one
-    separable product ``E·m_y·m_x``), and loss ``mean |E·m_y·m_x|²`` over the N coefficients. So
-    at s = 0 it is N × the MSE; the weight of frequency −k is that of n − k, and the product adds a
-    mixed term ``ξ_y²ξ_x²`` absent from (1 + |ξ|²). For a real error, ê(−k) = conj ê(k), so the
-    weights of k and n − k act together: at s = 1 the effective per-axis weight (÷N) is
-    ``1 + 2π²(k² + (n−k)²)/n²`` — 1 for the mean, largest (≈ 1 + 2π²) at |k| = 1 and smallest
-    (1 + π², equal to the symmetric weight) at the Nyquist frequency. It does not grow with |k|:
-    it up-weights every non-constant error component by a roughly constant factor ≈ 10–20.
+    ``method="paper"``: the official denoising-autoencoder loss of arXiv 2509.19773
+    (``Denoising Autoencoder/train.py``), ``mean(dx²) + mean(dy²)`` with
+    ``dx = |ifft(fft(e, dim=−1)·m)|``, ``dy = |ifft(fft(e, dim=−2)·m[:, None])|`` (the inverse FFT
+    of ``dy`` along the last axis, as written there), ``m = (1 + ξ²)^{s/2}`` on the one-sided grid
+    ``ξ = 2πk/W``, k = 0…W−1, for both axes (so H must equal W). A sum of two per-axis terms: at
+    s = 0 it is 2 × MSE; a constant error of 1 gives 2. ``method="paper-l1"``: the official
+    diffusion loss (``DIffusion_Models/utils.py``, ``cheb_loss2``), ``mean(dx) + mean(dy)`` of
+    the same dx, dy (absolute values, not squared). ``spacing`` is ignored by both (grid units).
 
+    ``weights`` must be ``None`` except for ``"fd"`` (the other norms are set by ``s``).
     ``reduction`` over the batch of per-image values: ``"mean"``, ``"sum"`` or ``"none"`` (B,).
-    With ``return_terms``, also returns ``{"mse": …}`` (Fourier) or the per-order terms
+    With ``return_terms``, also returns ``{"mse": …}`` (Fourier, paper) or the per-order terms
     ``{"D0", "D1", …}`` (FD, unweighted).
     """
     _check_images(pred, target)
@@ -176,12 +195,12 @@ def image_sobolev_loss(
         raise ValueError(f"s must be a finite number ≥ 0, got {s!r}")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if weights is not None and method != "fd":
+        raise ValueError(f"weights apply to method='fd' only; the {method!r} norm is set by s")
     hs = _spacings(spacing)
     err = pred - target
     terms: dict[str, Tensor] = {}
     if method == "fd":
-        if paper_compatible:
-            raise ValueError("paper_compatible applies to method='fourier' only")
         if s not in (0, 1, 2):
             raise ValueError(f"method='fd' needs an integer s in {{0, 1, 2}}, got {s!r}")
         order = int(s)
@@ -190,14 +209,16 @@ def image_sobolev_loss(
         total = reduce_batch(sum(w * t for w, t in zip(lam, per_order)), reduction)
         terms = {f"D{j}": reduce_batch(t, reduction) for j, t in enumerate(per_order)}
     else:
-        if weights is not None:
-            raise ValueError("weights apply to method='fd' only; the Fourier norm is set by s")
-        if s == 0 and not paper_compatible:
-            total = F.mse_loss(pred, target, reduction=reduction) if reduction != "none" else err.square().mean((1, 2, 3))
-            if reduction == "sum":  # per-image means summed over the batch
-                total = total / (err[0].numel())
+        if method in ("paper", "paper-l1"):
+            if err.shape[-2] != err.shape[-1]:
+                raise ValueError(f"method={method!r} (the official code) needs square images, H = W; "
+                                 f"got H×W = {err.shape[-2]}×{err.shape[-1]}")
+            total = reduce_batch(_paper_per_sample(err, s, squared=method == "paper"), reduction)
+        elif s == 0:
+            total = err.square().mean((1, 2, 3))
+            total = F.mse_loss(pred, target) if reduction == "mean" else reduce_batch(total, reduction)
         else:
-            total = reduce_batch(_fourier_per_sample(err, s, hs, paper_compatible), reduction)
+            total = reduce_batch(_fourier_per_sample(err, s, hs), reduction)
         if return_terms:
             terms = {"mse": reduce_batch(err.detach().square().mean((1, 2, 3)), reduction)}
     return (total, terms) if return_terms else total
@@ -208,10 +229,10 @@ class ImageSobolevLoss(nn.Module):
 
     def __init__(self, s: float = 1.0, method: str = "fourier", *, spacing: float | Sequence[float] = 1.0,
                  weights: Sequence[float] | None = None, reduction: Reduction = "mean",
-                 boundary: str = "one-sided", accuracy: int = 2, paper_compatible: bool = False) -> None:
+                 boundary: str = "one-sided", accuracy: int = 2) -> None:
         super().__init__()
         self.kwargs = dict(s=s, method=method, spacing=spacing, weights=weights, reduction=reduction,
-                           boundary=boundary, accuracy=accuracy, paper_compatible=paper_compatible)
+                           boundary=boundary, accuracy=accuracy)
         # Validate once, on a dummy pair large enough for the stencils.
         dummy = torch.zeros(1, 1, 32, 32)
         image_sobolev_loss(dummy, dummy, **self.kwargs)
@@ -223,21 +244,26 @@ class ImageSobolevLoss(nn.Module):
         return image_sobolev_loss(pred, target, return_terms=return_terms, **self.kwargs)
 
 
-_NAME = re.compile(r"^H(?P<s>\d+(?:\.\d+)?)(?:-(?P<variant>fd|paper))?$")
+#: the names the image experiments accept in ``--set losses=…`` (:func:`loss_from_name` reads any H<s>)
+LOSS_NAMES = ("L2", "H0.5", "H1", "H1.5", "H2", "H1-fd", "H2-fd", "H0.5-paper", "H1-paper", "H2-paper",
+              "H0.5-paper-l1", "H1-paper-l1", "H2-paper-l1")
+
+_NAME = re.compile(r"^H(?P<s>\d+(?:\.\d+)?)(?:-(?P<variant>fd|paper|paper-l1))?$")
 
 
 def loss_from_name(name: str) -> ImageSobolevLoss:
     """``"L2"`` (= H0), ``"H<s>"`` (Fourier, e.g. ``H1``, ``H0.5``), ``"H<s>-fd"`` (finite
-    differences, s ∈ {1, 2}) or ``"H<s>-paper"`` (the official code's multiplier)."""
+    differences, s ∈ {1, 2}), ``"H<s>-paper"`` (the official autoencoder loss) or
+    ``"H<s>-paper-l1"`` (the official diffusion loss)."""
     if name == "L2":
         return ImageSobolevLoss(0.0)
     m = _NAME.match(name)
     if m is None:
-        raise ValueError(f"loss name must be 'L2', 'H<s>', 'H<s>-fd' or 'H<s>-paper' (e.g. 'H1', 'H0.5', "
-                         f"'H1-fd'), got {name!r}")
+        raise ValueError(f"loss name must be 'L2', 'H<s>', 'H<s>-fd', 'H<s>-paper' or 'H<s>-paper-l1' "
+                         f"(e.g. 'H1', 'H0.5', 'H1-fd'), got {name!r}")
     s, variant = float(m["s"]), m["variant"]
     if variant == "fd":
         if s not in (1.0, 2.0):
             raise ValueError(f"finite-difference losses need s ∈ {{1, 2}}, got {name!r}")
         return ImageSobolevLoss(int(s), "fd")
-    return ImageSobolevLoss(s, paper_compatible=variant == "paper")
+    return ImageSobolevLoss(s, variant or "fourier")

@@ -1,60 +1,114 @@
-"""Denoising autoencoder on real images (arXiv 2509.19773, §4 "denoising autoencoder"): L2 vs H^s
-losses between the reconstruction of a corrupted image and the clean image.
+"""Denoising autoencoder (arXiv 2509.19773, §4 "denoising autoencoder"): L2 vs H^s losses between
+the reconstruction of a corrupted image and the clean image.
 
-Same autoencoder, initialisation, data order and budget for every loss. Corruptions: the paper's
-fixed sinusoid ``0.3·sin(2π(x + y))`` and additive Gaussian noise (fresh each step). Test MSE,
-PSNR and SSIM against the clean test images are logged every epoch; time per epoch comes from the
-training records and peak memory from one training step (:func:`sobolev.memory.training_step_peak`).
+Two settings. ``Config()`` ("ours"): a small conv autoencoder (sigmoid output), the fixed
+sinusoid ``0.3·sin(2π(x + y))`` on the periodic grid and additive Gaussian noise (fresh each step),
+our symmetric H^s losses, the finite-difference H1 and the official H1. ``Config.paper()``: the
+official code (``Denoising Autoencoder/``): its model (z = 32), Adam 5e-3, batch 128, 20 epochs,
+the sinusoid on ``linspace(0, 1, W)``, L2 vs the official H1 loss (``method="paper"`` of
+:func:`sobolev.image_sobolev_loss`) vs our H^s, s ∈ {0.5, 1, 2}; the official test also feeds an
+unseen 10π sinusoid. Fashion-MNIST 28×28 by default (MNIST in the paper, same format).
+
+Every loss starts from the same initial network and sees the same batches within a seed
+(paired seeds). Test MSE, PSNR and SSIM against the clean test images are logged every epoch
+(for the training corruption and, for the sinusoid, the unseen frequency); time per epoch comes
+from the training records (training steps only) and peak memory from one training step
+(:func:`sobolev.memory.training_step_peak`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from ..data.images import corrupt, load_images
+from ..data.images import CORRUPTIONS, GRIDS, corrupt, load_data
+from ..image_losses import LOSS_NAMES as IMAGE_LOSS_NAMES
 from ..image_losses import ImageSobolevLoss, loss_from_name
 from ..image_metrics import image_errors
 from ..memory import training_step_peak
-from ..models.conv import ConvAutoencoder
-from ..report import markdown_table, plot_curves, save, subplots
+from ..models.conv import ConvAutoencoder, PaperAutoencoder
+from ..report import json_safe, markdown_table, plot_curves, save, seed_band, spread_cell, subplots, wins_cell
+from ..seeds import over_seeds, paired_wins
 from ..training import TrainConfig, fit, resolve_device, seed_everything
 
 EXTRA_COLORS = ["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan"]
+LOSS_NAMES = IMAGE_LOSS_NAMES  #: the names ``--set losses=…`` accepts (checked by sobolev.experiments.checks)
+MODELS = ("ours", "paper")
+METRICS = ("mse", "psnr", "ssim")
 
 
 @dataclass
 class Config:
-    image_dir: str = ""  # empty: scikit-learn's bundled digits; else a folder of PNG/JPEG images
-    size: int = 16
+    data: str = "fashion-mnist"  # "fashion-mnist", "digits", or a folder of IDX or PNG/JPEG files
+    image_size: int | None = None  # None: the data's own size; N: resize to N×N
     channels: int = 1
-    n_test: int = 297
+    n_train: int | None = 12000  # a fixed random subset that fits a CPU (None: all 60,000)
+    n_test: int | None = 1000  # test images evaluated each epoch (None: all)
+    model: str = "ours"  # "ours": ConvAutoencoder; "paper": the official autoencoder
     corruptions: tuple[str, ...] = ("sinusoid", "gaussian")
     sinusoid_amplitude: float = 0.3
+    noise_frequency: float = 2.0  # the training sinusoid's frequency in units of π (official: 2)
+    ood_frequency: float = 10.0  # an unseen sinusoid at test time, units of π (official test: 10); 0: none
+    grid: str = "periodic"  # sinusoid grid: "periodic" (j/W) or "linspace" (j/(W−1), official)
     noise_sigma: float = 0.3
     losses: tuple[str, ...] = ("L2", "H1", "H0.5", "H2", "H1-fd", "H1-paper")
     z_dim: int = 32
-    width: int = 32
-    epochs: int = 30
+    width: int = 32  # ConvAutoencoder only
+    epochs: int = 10
     batch_size: int = 128
     lr: float = 5e-3
+    seeds: int = 3
     n_show: int = 8
-    seed: int = 0
     device: str = "auto"
 
     @classmethod
     def quick(cls) -> "Config":
-        return cls(losses=("L2", "H1"), width=16, epochs=10)
+        return cls(data="digits", n_train=None, n_test=None, losses=("L2", "H1"), width=16, epochs=6, seeds=2)
+
+    @classmethod
+    def paper(cls, quick: bool = False) -> "Config":
+        """The official settings; ``quick``: the same on 128 digits upsampled to 28×28, 2 epochs, 2 seeds."""
+        cfg = cls(model="paper", n_train=None, n_test=None, corruptions=("sinusoid",), grid="linspace",
+                  losses=("L2", "H1-paper", "H0.5", "H1", "H2"), epochs=20, seeds=3)
+        return replace(cfg, data="digits", image_size=28, n_train=128, n_test=64, epochs=2, seeds=2) if quick else cfg
 
 
-def _objective(loss_fn: ImageSobolevLoss, kind: str, level: float):
+def validate(cfg: Config) -> None:
+    """Checks beyond the shared ones (:mod:`sobolev.experiments.checks`), before anything runs."""
+    if cfg.model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {cfg.model!r}")
+    for kind in cfg.corruptions:
+        if kind not in CORRUPTIONS:
+            raise ValueError(f"corruptions must be among {CORRUPTIONS}, got {kind!r}")
+    if cfg.grid not in GRIDS:
+        raise ValueError(f"grid must be one of {GRIDS}, got {cfg.grid!r}")
+    if cfg.batch_size < 1:
+        raise ValueError(f"batch_size must be an integer ≥ 1, got {cfg.batch_size!r}")
+
+
+def _make_model(cfg: Config, channels: int, size: int) -> nn.Module:
+    if cfg.model == "paper":
+        return PaperAutoencoder(channels, size, cfg.z_dim)
+    return ConvAutoencoder(channels, size, cfg.width, cfg.z_dim)
+
+
+def _corrupter(cfg: Config, kind: str, frequency_pi: float | None = None):
+    """images -> corrupted images for ``kind`` (the sinusoid at ``frequency_pi``·π, default the
+    training frequency; Gaussian noise from the generator passed)."""
+    level = cfg.sinusoid_amplitude if kind == "sinusoid" else cfg.noise_sigma
+    freq = math.pi * (cfg.noise_frequency if frequency_pi is None else frequency_pi)
+    return lambda images, generator=None: corrupt(images, kind, level, generator, frequency=freq, grid=cfg.grid)
+
+
+def _objective(loss_fn: ImageSobolevLoss, corrupter):
     """Reconstruct the clean batch (x,) from its corruption (Gaussian noise from torch's global RNG)."""
     def objective(model: nn.Module, batch: tuple[Tensor, ...]):
         clean = batch[0]
-        return loss_fn(model(corrupt(clean, kind, level)), clean, return_terms=True)
+        return loss_fn(model(corrupter(clean)), clean, return_terms=True)
     return objective
 
 
@@ -62,89 +116,135 @@ def _to_model(model: nn.Module, t: Tensor) -> Tensor:
     return t.to(next(model.parameters()))
 
 
+def _test_sets(cfg: Config, kind: str, clean: Tensor) -> dict[str, Tensor]:
+    """Corrupted test images: ``"test"`` (the training corruption, fixed Gaussian draw) and, for
+    the sinusoid with ``ood_frequency`` > 0, ``"ood"`` (the unseen frequency)."""
+    g = torch.Generator().manual_seed(12345)
+    sets = {"test": _corrupter(cfg, kind)(clean, g)}
+    if kind == "sinusoid" and cfg.ood_frequency > 0:
+        sets["ood"] = _corrupter(cfg, kind, cfg.ood_frequency)(clean)
+    return sets
+
+
 def run(cfg: Config, out: Path) -> dict:
-    data = load_images(cfg.image_dir, cfg.size, cfg.channels)
-    train, test = data.split(cfg.n_test, cfg.seed)
+    data = load_data(cfg.data, image_size=cfg.image_size, channels=cfg.channels, n_train=cfg.n_train, n_test=cfg.n_test)
+    train, test = data.train, data.test
+    channels, size = train.images.shape[1], train.images.shape[-1]
     steps_per_epoch = train.batches_per_epoch(cfg.batch_size)
-    levels = {"sinusoid": cfg.sinusoid_amplitude, "gaussian": cfg.noise_sigma}
-    loss_fns = {name: loss_from_name(name) for name in cfg.losses}
     device = resolve_device(cfg.device)
     results: dict = {}
-    histories: dict = {}
+    curves: dict = {}
     shown: dict = {}
-    tables = []
     for kind in cfg.corruptions:
-        noisy_test = corrupt(test.images, kind, levels[kind], torch.Generator().manual_seed(cfg.seed + 1))
+        noisy = _test_sets(cfg, kind, test.images)
 
         def evaluate(model: nn.Module) -> dict[str, float]:
+            clean = _to_model(model, test.images)
             with torch.no_grad():
-                rec = model(_to_model(model, noisy_test))
-            return {f"test_{k}": v for k, v in image_errors(rec, _to_model(model, test.images)).items()}
+                recs = {name: model(_to_model(model, x)) for name, x in noisy.items()}
+            return {f"{name}_{k}": v for name, rec in recs.items() for k, v in image_errors(rec, clean).items()}
 
-        results[kind], histories[kind] = {}, {}
-        shown[kind] = {"noisy": noisy_test[: cfg.n_show], "clean": test.images[: cfg.n_show]}
-        for name, loss_fn in loss_fns.items():
-            seed_everything(cfg.seed)  # same initial network for every loss
-            model = ConvAutoencoder(data.images.shape[1], cfg.size, cfg.width, cfg.z_dim)
-            objective = _objective(loss_fn, kind, levels[kind])
-            tc = TrainConfig(steps=cfg.epochs * steps_per_epoch, lr=cfg.lr, batch_size=cfg.batch_size,
-                             log_every=steps_per_epoch, checkpoint_every=10 * steps_per_epoch, seed=cfg.seed,
-                             device=cfg.device)
-            hist = fit(model, objective, (train.images,), tc, out_dir=out / kind / name, evaluate=evaluate,
-                       desc=f"DAE {kind} {name}")
-            batch = (_to_model(model, train.images[: cfg.batch_size]),)
-            final = hist.records[-1]
-            results[kind][name] = {
-                "test_mse": final["test_mse"], "test_psnr": final["test_psnr"], "test_ssim": final["test_ssim"],
-                "time_per_epoch_s": final["time"] / cfg.epochs,
-                "peak_step_memory_mb": training_step_peak(model, objective, batch) / 2**20,
-            }
-            histories[kind][name] = hist
-            with torch.no_grad():
-                shown[kind][name] = model(_to_model(model, shown[kind]["noisy"])).cpu()
-        base = results[kind][cfg.losses[0]]
-        for r in results[kind].values():
-            r["time_ratio"] = r["time_per_epoch_s"] / base["time_per_epoch_s"]
-            r["memory_ratio"] = r["peak_step_memory_mb"] / max(base["peak_step_memory_mb"], 1e-12)
-        tables.append(f"### Denoising autoencoder, {kind} corruption: test set after {cfg.epochs} epochs\n\n" + markdown_table(
-            ["loss", "test MSE", "PSNR (dB)", "SSIM", "time/epoch (s)", f"× {cfg.losses[0]}", "peak step memory (MB)", f"× {cfg.losses[0]}"],
-            [[n, r["test_mse"], r["test_psnr"], r["test_ssim"], r["time_per_epoch_s"], r["time_ratio"],
-              r["peak_step_memory_mb"], r["memory_ratio"]] for n, r in results[kind].items()]))
+        results[kind], curves[kind] = {}, {}
+        shown[kind] = {f"noisy {n}": x[: cfg.n_show] for n, x in noisy.items()} | {"clean": test.images[: cfg.n_show]}
+        for name in cfg.losses:
+            loss_fn = loss_from_name(name)
+            per_seed, records = [], []
+            for seed in range(cfg.seeds):
+                seed_everything(seed)  # same initial network for every loss
+                model = _make_model(cfg, channels, size)
+                objective = _objective(loss_fn, _corrupter(cfg, kind))
+                tc = TrainConfig(steps=cfg.epochs * steps_per_epoch, lr=cfg.lr, batch_size=cfg.batch_size,
+                                 log_every=steps_per_epoch, checkpoint_every=5 * steps_per_epoch, seed=seed,
+                                 device=cfg.device)
+                hist = fit(model, objective, (train.images,), tc, out_dir=out / kind / name / f"seed{seed}",
+                           evaluate=evaluate, desc=f"DAE {kind} {name} seed {seed}")
+                final = hist.records[-1]
+                batch = (_to_model(model, train.images[: cfg.batch_size]),)
+                per_seed.append({**{k: final[k] for k in final if k.startswith(("test_", "ood_"))},
+                                 "time_per_epoch_s": final["time"] / cfg.epochs,
+                                 "peak_step_memory_mb": training_step_peak(model, objective, batch) / 2**20})
+                records.append([{**r, "epoch": r["step"] / steps_per_epoch} for r in hist.records if "test_mse" in r])
+                if seed == 0:
+                    with torch.no_grad():
+                        shown[kind][name] = {n: model(_to_model(model, x[: cfg.n_show])).cpu() for n, x in noisy.items()}
+            results[kind][name] = over_seeds(per_seed)
+            curves[kind][name] = {key: seed_band(records, key, x="epoch") for key in records[0][0]
+                                  if key.startswith(("test_", "ood_"))}
     memory_note = ("CUDA allocator peak" if device.type == "cuda" else
                    "torch-profiler peak of live tensor memory") + " of one training step (forward, loss, backward)"
-    tables.append(f"Data: {data.source}, {len(train)} train / {len(test)} test images at {cfg.size}×{cfg.size}. "
-                  f"Memory: {memory_note}.\n")
-    (out / "table.md").write_text("\n".join(tables))
-    figures = [_reconstructions(cfg, shown, out), _curves(cfg, histories, steps_per_epoch, out)]
-    return {"results": results, "data": data.source, "n_train": len(train), "n_test": len(test),
-            "memory_method": memory_note, "figures": figures}
+    figures = [_reconstructions(cfg, shown, out), _curves(cfg, curves, out)]
+    return json_safe({"results": results, "curves": curves, "data": data.info(), "memory_method": memory_note,
+                      "figures": figures})
+
+
+def tables(summary: dict) -> str:
+    """Markdown tables of a run from its summary alone: final test errors (median [min, max] over
+    seeds), wins against the first loss in paired seeds, and cost per epoch."""
+    cfg = summary["config"]
+    data = summary["data"]
+    seeds, base = cfg["seeds"], cfg["losses"][0]
+    setting = summary.get("setting", "ours")
+    head = (f"setting: {setting}; data: {data['name']} {'×'.join(map(str, data['shape']))}, n_train = {data['n_train']}, "
+            f"n_test = {data['n_test']}; model: {cfg['model']}; {cfg['epochs']} epochs, batch {cfg['batch_size']}, "
+            f"Adam lr {cfg['lr']:g}; {seeds} seed(s), median [min, max]")
+    parts = []
+    for kind, res in summary["results"].items():
+        sets = [("test", f"{kind} {cfg['noise_frequency']:g}π" if kind == "sinusoid" else f"{kind} σ = {cfg['noise_sigma']:g}")]
+        if any("ood_mse" in r for r in res.values()):
+            sets.append(("ood", f"unseen sinusoid {cfg['ood_frequency']:g}π"))
+        for prefix, label in sets:
+            rows = []
+            for name, r in res.items():
+                wins = "–" if name == base else wins_cell(paired_wins(r, res[base], f"{prefix}_mse"))
+                rows.append([name, spread_cell(r, f"{prefix}_mse", 4), spread_cell(r, f"{prefix}_psnr", 4),
+                             spread_cell(r, f"{prefix}_ssim", 4), wins])
+            parts.append(f"### Denoising autoencoder, test on {label}, after {cfg['epochs']} epochs\n\n{head}\n\n"
+                         + markdown_table(["loss", "test MSE", "PSNR (dB)", "SSIM", f"seeds with lower MSE than {base}"], rows))
+        first = res[base]
+        parts.append(f"### Denoising autoencoder, {kind}: cost per epoch\n\n{head}. Time: wall time of the training "
+                     f"steps (on a shared machine it varies with the load; `benchmarks/bench_image.py` measures step "
+                     f"ratios). Memory: {summary['memory_method']}.\n\n" + markdown_table(
+            ["loss", "wall time/epoch (s)", f"× {base}", "peak step memory (MB)", f"× {base}"],
+            [[name, spread_cell(r, "time_per_epoch_s", 3), r["time_per_epoch_s"] / first["time_per_epoch_s"],
+              spread_cell(r, "peak_step_memory_mb", 3), r["peak_step_memory_mb"] / max(first["peak_step_memory_mb"], 1e-12)]
+             for name, r in res.items()]))
+    return "\n".join(parts) + "\n"
+
+
+def _strip(imgs: Tensor):
+    return torch.cat(list(imgs.clamp(0, 1)), dim=-1).permute(1, 2, 0).squeeze(-1).numpy()
 
 
 def _reconstructions(cfg: Config, shown: dict, out: Path) -> str:
+    columns = [(kind, n) for kind in cfg.corruptions for n in shown[kind] if n.startswith("noisy ")]
     rows = ["noisy", *cfg.losses, "clean"]
-    fig, axes = subplots(len(rows), len(cfg.corruptions), size=(0.9 * cfg.n_show, 1.0))
-    for c, kind in enumerate(cfg.corruptions):
+    fig, axes = subplots(len(rows), len(columns), size=(0.9 * cfg.n_show, 1.0))
+    for c, (kind, noisy_name) in enumerate(columns):
+        which = noisy_name.removeprefix("noisy ")
         for r, label in enumerate(rows):
-            imgs = shown[kind][label].clamp(0, 1)
-            strip = torch.cat(list(imgs), dim=-1).permute(1, 2, 0).squeeze(-1).numpy()
+            imgs = shown[kind][noisy_name] if label == "noisy" else shown[kind]["clean"] if label == "clean" else shown[kind][label][which]
             ax = axes[r, c]
-            ax.imshow(strip, cmap="gray", vmin=0, vmax=1)
+            ax.imshow(_strip(imgs), cmap="gray" if imgs.shape[1] == 1 else None, vmin=0, vmax=1)
             ax.set_xticks([]), ax.set_yticks([])
             ax.set_ylabel(label, fontsize=8)
             if r == 0:
-                ax.set_title(f"{kind} corruption", fontsize=9)
+                ax.set_title(f"{kind} ({'unseen frequency' if which == 'ood' else 'training corruption'})", fontsize=9)
     return save(fig, out / "reconstructions.png")
 
 
-def _curves(cfg: Config, histories: dict, steps_per_epoch: int, out: Path) -> str:
-    keys = (("test_psnr", "test PSNR (dB)", False), ("test_ssim", "test SSIM", False), ("test_mse", "test MSE", True))
-    fig, axes = subplots(len(keys), len(cfg.corruptions))
-    for c, kind in enumerate(cfg.corruptions):
+def _curves(cfg: Config, curves: dict, out: Path) -> str:
+    panels = [(kind, prefix) for kind in cfg.corruptions for prefix in ("test", "ood")
+              if f"{prefix}_mse" in next(iter(curves[kind].values()))]
+    keys = (("psnr", "PSNR (dB)", False), ("ssim", "SSIM", False), ("mse", "MSE", True))
+    fig, axes = subplots(len(keys), len(panels))
+    for c, (kind, prefix) in enumerate(panels):
         for r, (key, label, logy) in enumerate(keys):
-            curves = {}
-            for name, hist in histories[kind].items():
-                steps, vals = hist.series(key)
-                curves[name] = ([s / steps_per_epoch for s in steps], vals)
-            axes[r, c].set_prop_cycle(color=EXTRA_COLORS)  # for losses without a colour in LOSS_COLORS
-            plot_curves(axes[r, c], curves, xlabel="epoch", ylabel=label, title=f"{kind} corruption", logy=logy)
+            ax = axes[r, c]
+            ax.set_prop_cycle(color=EXTRA_COLORS)  # for losses without a colour in LOSS_COLORS
+            bands = {name: b[f"{prefix}_{key}"] for name, b in curves[kind].items()}
+            plot_curves(ax, {n: (b["x"], b["median"]) for n, b in bands.items()}, xlabel="epoch",
+                        ylabel=f"test {label}", title=f"{kind}, {'unseen ' + format(cfg.ood_frequency, 'g') + 'π' if prefix == 'ood' else 'training'} noise "
+                        f"(median of {cfg.seeds})", logy=logy)
+            for line, b in zip(ax.get_lines(), bands.values()):
+                ax.fill_between(b["x"], b["lo"], b["hi"], color=line.get_color(), alpha=0.15, lw=0)
     return save(fig, out / "curves.png")

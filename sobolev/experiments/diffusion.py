@@ -1,161 +1,240 @@
-"""Diffusion model trained with L2 vs a Sobolev loss (arXiv 2509.19773, §4 "diffusion"): a small
-DDPM (compact UNet, 1000 steps, ``pred_x0`` as in the paper's code, and ``pred_noise``), the loss
-applied to ``model_out − target``; sample quality over epochs as the Fréchet distance (FD) in the
-feature space of a small classifier trained on the same data — not Inception FID — with 20-step
-DDIM sampling from the same initial noise for every run; time and peak memory per epoch.
+"""Diffusion model trained with L2 vs Sobolev losses (arXiv 2509.19773, §4 "diffusion"): a DDPM
+(compact UNet, 1000 steps, ``pred_x0`` as in the official code, or ``pred_noise``), the loss
+applied to ``model_out − target``.
+
+Sample quality over epochs: the Fréchet distance (FD) and the kernel distance (KD, the formula of
+KID, ×10³) in the feature space of a small classifier trained here on the training images (on
+their classes; on predicting rotations when the images have no classes) — not Inception
+FID/KID — with 20-step DDIM sampling from the same initial noise for every run, and the floor:
+the same distances for as many held-out real images. Time and peak memory per epoch per loss.
+
+``Config.paper()``: the official ``DIffusion_Models/`` settings that fit a CPU — ``pred_x0``,
+1000 linear-schedule steps, 20 sampling steps, Adam 1e-4, batch 48, UNet widths ×(1, 2, 4) —
+with L2 vs the official loss (``H1-paper-l1``: ``mean(dx) + mean(dy)``, :func:`sobolev.image_sobolev_loss`
+``method="paper-l1"``) vs our squared H1, on Fashion-MNIST 28×28 (the paper: CelebA-HQ 128² RGB,
+base width 64, 100 epochs). The same command runs on a folder of RGB images
+(``data=PATH channels=3 image_size=128``) and on a GPU (``device=cuda``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from ..data.images import load_images
-from ..diffusion import DDPMSchedule, ddim_sample, diffusion_objective
-from ..fid import FrechetEvaluator, train_classifier
+from ..data.images import load_data
+from .denoising import EXTRA_COLORS
+from ..diffusion import OBJECTIVES, DDPMSchedule, ddim_sample, diffusion_objective
+from ..fid import FeatureDistances, rotation_task, train_classifier
+from ..image_losses import LOSS_NAMES as IMAGE_LOSS_NAMES
 from ..image_losses import loss_from_name
 from ..memory import training_step_peak
 from ..models.unet import UNet
-from ..report import markdown_table, plot_curves, save, subplots
+from ..report import fmt, json_safe, markdown_table, plot_curves, save, seed_band, spread_cell, subplots, wins_cell
+from ..seeds import over_seeds, paired_wins
 from ..training import TrainConfig, fit, resolve_device, seed_everything
 
-FD_LABEL = "FD in classifier feature space, not Inception FID"
+LOSS_NAMES = IMAGE_LOSS_NAMES  #: the names ``--set losses=…`` accepts (checked by sobolev.experiments.checks)
+FD_LABEL = "FD and KD (×10³) in the features of a classifier trained here, not Inception FID/KID"
 
 
 @dataclass
 class Config:
-    image_dir: str = ""  # empty: scikit-learn's bundled digits; else a folder of PNG/JPEG images (sub-folders = classes)
-    size: int = 16
+    data: str = "fashion-mnist"  # "fashion-mnist", "digits", or a folder of IDX or PNG/JPEG files (sub-folders = classes)
+    image_size: int | None = None  # None: the data's own size; N: resize to N×N
     channels: int = 1
-    n_test: int = 297
+    n_train: int | None = 12000  # a fixed random subset that fits a CPU (None: all)
+    n_test: int | None = None  # held-out images for the classifier's accuracy and the real-vs-real floor (None: all)
     objectives: tuple[str, ...] = ("pred_x0", "pred_noise")
     losses: tuple[str, ...] = ("L2", "H1")
     timesteps: int = 1000
     schedule: str = "linear"
     sample_steps: int = 20
     base: int = 16
-    mults: tuple[int, ...] = (1, 2)
-    epochs: int = 30
+    mults: tuple[int, ...] = (1, 2, 4)
+    epochs: int = 10
     batch_size: int = 64
     lr: float = 1e-3
-    eval_every: int = 5  # epochs between FD evaluations
+    eval_every: int = 2  # epochs between sample-quality evaluations
     n_fd_samples: int = 300
     classifier_steps: int = 600
+    seeds: int = 2
     n_show: int = 16
-    seed: int = 0
     device: str = "auto"
 
     @classmethod
     def quick(cls) -> "Config":
-        return cls(objectives=("pred_x0",), epochs=4, eval_every=2, n_fd_samples=128, classifier_steps=100)
+        return cls(data="digits", n_train=None, objectives=("pred_x0",), epochs=4, eval_every=2, n_fd_samples=128,
+                   classifier_steps=100, mults=(1, 2), seeds=2)
+
+    @classmethod
+    def paper(cls, quick: bool = False) -> "Config":
+        """The official settings that fit a CPU (see the module doc); ``quick``: 96 digits at 16×16,
+        2 epochs, 2 seeds, 32 samples per evaluation."""
+        cfg = cls(n_train=None, objectives=("pred_x0",), losses=("L2", "H1-paper-l1", "H1"), base=16, mults=(1, 2, 4),
+                  batch_size=48, lr=1e-4, epochs=100, eval_every=1, seeds=2)
+        if quick:
+            return replace(cfg, data="digits", n_train=96, epochs=2, n_fd_samples=32, classifier_steps=30, mults=(1, 2))
+        return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Checks beyond the shared ones (:mod:`sobolev.experiments.checks`), before anything runs."""
+    if cfg.n_fd_samples < 2:
+        raise ValueError(f"n_fd_samples must be an integer ≥ 2, got {cfg.n_fd_samples!r}")
+    if cfg.batch_size < 1:
+        raise ValueError(f"batch_size must be an integer ≥ 1, got {cfg.batch_size!r}")
+    for o in cfg.objectives:
+        if o not in OBJECTIVES:
+            raise ValueError(f"objectives must be among {OBJECTIVES}, got {o!r}")
+    if any(m < 1 for m in cfg.mults):
+        raise ValueError(f"mults must be positive integers, got {cfg.mults!r}")
+
+
+def _feature_classifier(train, test, out: Path, cfg: Config):
+    """The classifier whose features the distances use, trained with seed 0 on the training
+    images' classes (or rotations when there are fewer than 2 classes), and its test accuracy."""
+    tasks = []
+    for s in (train, test):
+        tasks.append((s.images, s.labels) if len(s.classes) >= 2 else rotation_task(s.images))
+    task = "classes" if len(train.classes) >= 2 else "rotations"
+    n_classes = len(train.classes) if task == "classes" else 4
+    clf = train_classifier(*tasks[0], n_classes, steps=cfg.classifier_steps, seed=0, out_dir=out / "classifier",
+                           device=cfg.device)
+    with torch.no_grad():
+        x, y = tasks[1]
+        accuracy = float(torch.cat([clf(b).argmax(1) for b in x.split(512)]).eq(y).float().mean())
+    return clf, task, accuracy
 
 
 def run(cfg: Config, out: Path) -> dict:
-    data = load_images(cfg.image_dir, cfg.size, cfg.channels)
-    train, test = data.split(cfg.n_test, cfg.seed)
+    data = load_data(cfg.data, image_size=cfg.image_size, channels=cfg.channels, n_train=cfg.n_train, n_test=cfg.n_test)
+    train, test = data.train, data.test
     steps_per_epoch = train.batches_per_epoch(cfg.batch_size)
-    if len(data.classes) < 2:
-        raise ValueError("the FD feature classifier needs labelled images: put the images of each class in its own sub-folder")
+    if len(test) < 2:
+        raise ValueError(f"n_test must be ≥ 2 for the real-vs-real floor, got {len(test)} test images")
     device = resolve_device(cfg.device)
-    classifier = train_classifier(train.images, train.labels, len(data.classes), steps=cfg.classifier_steps,
-                                  seed=cfg.seed, out_dir=out / "classifier", device=cfg.device)
-    with torch.no_grad():
-        accuracy = float((classifier(test.images).argmax(1) == test.labels).float().mean())
-    fd_of = FrechetEvaluator(classifier, train.images)
-    fd_test = fd_of(test.images)  # reference level: held-out real images against the training set
+    classifier, task, accuracy = _feature_classifier(train, test, out, cfg)
+    distances = FeatureDistances(classifier, train.images)
+    floor = distances(test.images[: cfg.n_fd_samples])  # held-out real images vs the training set
     schedule = DDPMSchedule(cfg.timesteps, cfg.schedule)
     x0 = train.images * 2 - 1
-    shape = (cfg.n_fd_samples, data.images.shape[1], cfg.size, cfg.size)
+    shape = (cfg.n_fd_samples, *train.images.shape[1:])
     results: dict = {}
-    histories: dict = {}
+    curves: dict = {}
     grids: dict = {}
     for objective_name in cfg.objectives:
-        results[objective_name], histories[objective_name], grids[objective_name] = {}, {}, {}
+        results[objective_name], curves[objective_name], grids[objective_name] = {}, {}, {}
         for loss_name in cfg.losses:
-            snapshots: list[Tensor] = []
-
-            def evaluate(model: nn.Module) -> dict[str, float]:
-                samples = ddim_sample(model, schedule, shape, steps=cfg.sample_steps, objective=objective_name,
-                                      generator=torch.Generator().manual_seed(cfg.seed + 2))
-                images = ((samples + 1) / 2).clamp(0, 1).cpu()
-                snapshots.append(images[: cfg.n_show])
-                return {"fd": fd_of(images)}
-
-            seed_everything(cfg.seed)  # same initial network for every run
-            model = UNet(data.images.shape[1], cfg.base, cfg.mults)
             objective = diffusion_objective(schedule, loss_from_name(loss_name), objective_name)
-            tc = TrainConfig(steps=cfg.epochs * steps_per_epoch, lr=cfg.lr, batch_size=cfg.batch_size,
-                             log_every=cfg.eval_every * steps_per_epoch, checkpoint_every=cfg.eval_every * steps_per_epoch,
-                             seed=cfg.seed, device=cfg.device)
-            hist = fit(model, objective, (x0,), tc, out_dir=out / objective_name / loss_name, evaluate=evaluate,
-                       desc=f"DDPM {objective_name} {loss_name}")
-            batch = (x0[: cfg.batch_size].to(next(model.parameters())),)
-            epochs, fds = hist.series("fd")
-            results[objective_name][loss_name] = {
-                "fd_by_epoch": {str(s // steps_per_epoch): v for s, v in zip(epochs, fds)},
-                "final_fd": fds[-1], "best_fd": min(fds),
-                "time_per_epoch_s": hist.records[-1]["time"] / cfg.epochs,
-                "peak_step_memory_mb": training_step_peak(model, objective, batch) / 2**20,
-            }
-            histories[objective_name][loss_name] = hist
-            grids[objective_name][loss_name] = (epochs, snapshots)  # on resume, only the evaluations run here
-        base = results[objective_name][cfg.losses[0]]
-        for r in results[objective_name].values():
-            r["time_ratio"] = r["time_per_epoch_s"] / base["time_per_epoch_s"]
-            r["memory_ratio"] = r["peak_step_memory_mb"] / max(base["peak_step_memory_mb"], 1e-12)
-    device_note = "CUDA allocator peak" if device.type == "cuda" else "torch-profiler peak of live tensor memory"
-    (out / "table.md").write_text(_tables(cfg, results, steps_per_epoch, fd_test, accuracy, device_note, data.source))
-    figures = [_fd_curves(cfg, histories, steps_per_epoch, fd_test, out), *_sample_grids(cfg, grids, steps_per_epoch, out)]
-    return {"results": results, "fd_label": FD_LABEL, "fd_test_vs_train": fd_test, "classifier_test_accuracy": accuracy,
-            "data": data.source, "n_train": len(train), "memory_method": f"{device_note} of one training step",
-            "figures": figures}
+            per_seed, records = [], []
+            for seed in range(cfg.seeds):
+                snapshots: list[Tensor] = []
+
+                def evaluate(model: nn.Module) -> dict[str, float]:
+                    samples = ddim_sample(model, schedule, shape, steps=cfg.sample_steps, objective=objective_name,
+                                          generator=torch.Generator().manual_seed(1000 + seed))
+                    images = ((samples + 1) / 2).clamp(0, 1).cpu()
+                    snapshots.append(images[: cfg.n_show])
+                    return distances(images)
+
+                seed_everything(seed)  # same initial network for every loss
+                model = UNet(train.images.shape[1], cfg.base, cfg.mults)
+                tc = TrainConfig(steps=cfg.epochs * steps_per_epoch, lr=cfg.lr, batch_size=cfg.batch_size,
+                                 log_every=cfg.eval_every * steps_per_epoch, checkpoint_every=cfg.eval_every * steps_per_epoch,
+                                 seed=seed, device=cfg.device)
+                hist = fit(model, objective, (x0,), tc, out_dir=out / objective_name / loss_name / f"seed{seed}",
+                           evaluate=evaluate, desc=f"DDPM {objective_name} {loss_name} seed {seed}")
+                batch = (x0[: cfg.batch_size].to(next(model.parameters())),)
+                evals = [{**r, "epoch": r["step"] / steps_per_epoch} for r in hist.records if "fd" in r]
+                records.append(evals)
+                per_seed.append({"final_fd": evals[-1]["fd"], "final_kd": evals[-1]["kd"],
+                                 "best_fd": min(r["fd"] for r in evals), "best_kd": min(r["kd"] for r in evals),
+                                 "time_per_epoch_s": hist.records[-1]["time"] / cfg.epochs,
+                                 "peak_step_memory_mb": training_step_peak(model, objective, batch) / 2**20})
+                if seed == 0:  # on resume, only the evaluations run here
+                    grids[objective_name][loss_name] = ([r["epoch"] for r in evals][-len(snapshots):], snapshots)
+            results[objective_name][loss_name] = over_seeds(per_seed)
+            curves[objective_name][loss_name] = {key: seed_band(records, key, x="epoch") for key in ("fd", "kd")}
+    memory = ("CUDA allocator peak" if device.type == "cuda" else "torch-profiler peak of live tensor memory") + " of one training step"
+    figures = [_distance_curves(cfg, curves, floor, out), *_sample_grids(cfg, grids, out)]
+    return json_safe({"results": results, "curves": curves, "floor": floor, "fd_label": FD_LABEL,
+                      "classifier": {"task": task, "test_accuracy": accuracy, "steps": cfg.classifier_steps},
+                      "data": data.info(), "memory_method": memory, "figures": figures})
 
 
-def _tables(cfg: Config, results: dict, steps_per_epoch: int, fd_test: float, accuracy: float, mem: str, source: str) -> str:
+def tables(summary: dict) -> str:
+    """Markdown tables from the summary alone: FD/KD by epoch (median [min, max] over seeds), final
+    and best values with paired wins against the first loss, and cost per epoch."""
+    cfg, data, clf, floor = summary["config"], summary["data"], summary["classifier"], summary["floor"]
+    base = cfg["losses"][0]
+    head = (f"setting: {summary.get('setting', 'ours')}; data: {data['name']} {'×'.join(map(str, data['shape']))}, "
+            f"n_train = {data['n_train']}; UNet base {cfg['base']}, mults {tuple(cfg['mults'])}; {cfg['epochs']} epochs, "
+            f"batch {cfg['batch_size']}, Adam lr {cfg['lr']:g}; {cfg['n_fd_samples']} samples, {cfg['sample_steps']} DDIM steps; "
+            f"{cfg['seeds']} seed(s), median [min, max]. {FD_LABEL}: classifier on {clf['task']}, test accuracy "
+            f"{clf['test_accuracy']:.3f}; real-vs-real floor ({cfg['n_fd_samples']} held-out images): "
+            f"FD {floor['fd']:.4g}, KD {floor['kd']:.4g}.")
     parts = []
-    for obj, res in results.items():
-        epochs = list(next(iter(res.values()))["fd_by_epoch"])
-        parts.append(f"### DDPM ({obj}): {FD_LABEL}, {cfg.n_fd_samples} samples, {cfg.sample_steps} DDIM steps\n\n"
-                     + markdown_table(["epoch", *res], [[e, *(res[l]["fd_by_epoch"].get(e) for l in res)] for e in epochs]))
-        parts.append(f"### DDPM ({obj}): cost per epoch\n\n" + markdown_table(
-            ["loss", "time/epoch (s)", f"× {cfg.losses[0]}", "peak step memory (MB)", f"× {cfg.losses[0]}"],
-            [[l, r["time_per_epoch_s"], r["time_ratio"], r["peak_step_memory_mb"], r["memory_ratio"]] for l, r in res.items()]))
-    parts.append(f"Data: {source}. Feature classifier test accuracy {accuracy:.3f}; FD of the held-out real images to "
-                 f"the training set: {fd_test:.4g} (the floor a perfect model could reach with this many samples "
-                 f"is of that order). Memory: {mem} of one training step (forward, loss, backward).\n")
-    return "\n".join(parts)
+    for obj, res in summary["results"].items():
+        bands = summary["curves"][obj]
+        epochs = next(iter(bands.values()))["fd"]["x"]
+        for key, label in (("fd", "FD"), ("kd", "KD ×10³")):
+            rows = [[f"{e:g}", *(_band_cell(bands[l][key], i) for l in res)] for i, e in enumerate(epochs)]
+            parts.append(f"### DDPM ({obj}): {label} by epoch\n\n{head}\n\n" + markdown_table(["epoch", *res], rows))
+        rows = []
+        for name, r in res.items():
+            wins = ["–", "–"] if name == base else [wins_cell(paired_wins(r, res[base], k)) for k in ("final_fd", "final_kd")]
+            rows.append([name, spread_cell(r, "final_fd", 4), spread_cell(r, "final_kd", 4), spread_cell(r, "best_fd", 4), *wins])
+        parts.append(f"### DDPM ({obj}): final sample quality\n\n" + markdown_table(
+            ["loss", "final FD", "final KD ×10³", "best FD", f"seeds FD < {base}", f"seeds KD < {base}"], rows))
+        first = res[base]
+        parts.append(f"### DDPM ({obj}): cost per epoch (device {cfg['device']})\n\nTime: wall time of the training steps "
+                     f"(on a shared machine it varies with the load; `benchmarks/bench_image_diffusion.py` measures step "
+                     f"costs). Memory: {summary['memory_method']}.\n\n" + markdown_table(
+            ["loss", "wall time/epoch (s)", f"× {base}", "peak step memory (MB)", f"× {base}"],
+            [[name, spread_cell(r, "time_per_epoch_s", 3), r["time_per_epoch_s"] / first["time_per_epoch_s"],
+              spread_cell(r, "peak_step_memory_mb", 3), r["peak_step_memory_mb"] / max(first["peak_step_memory_mb"], 1e-12)]
+             for name, r in res.items()]))
+    return "\n".join(parts) + "\n"
 
 
-def _fd_curves(cfg: Config, histories: dict, steps_per_epoch: int, fd_test: float, out: Path) -> str:
-    fig, axes = subplots(1, len(cfg.objectives))
+def _band_cell(band: dict, i: int) -> str:
+    """``median [min, max]`` at the i-th evaluation of a :func:`sobolev.report.seed_band`."""
+    med, lo, hi = band["median"][i], band["lo"][i], band["hi"][i]
+    return fmt(med, 4) if lo == hi else f"{fmt(med, 4)} [{fmt(lo, 4)}, {fmt(hi, 4)}]"
+
+
+def _distance_curves(cfg: Config, curves: dict, floor: dict, out: Path) -> str:
+    fig, axes = subplots(2, len(cfg.objectives))
     for c, obj in enumerate(cfg.objectives):
-        curves = {}
-        for loss_name, hist in histories[obj].items():
-            steps, fds = hist.series("fd")
-            curves[loss_name] = ([s / steps_per_epoch for s in steps], fds)
-        ax = axes[0, c]
-        plot_curves(ax, curves, xlabel="epoch", ylabel="FD (classifier features)", title=f"DDPM {obj}")
-        ax.axhline(fd_test, color="gray", ls=":", label="real test vs train")
-        ax.legend(fontsize=8)
+        for r, (key, label) in enumerate((("fd", "FD"), ("kd", "KD ×10³"))):
+            ax = axes[r, c]
+            bands = {name: b[key] for name, b in curves[obj].items()}
+            ax.set_prop_cycle(color=EXTRA_COLORS)  # for losses without a colour in LOSS_COLORS
+            plot_curves(ax, {n: (b["x"], b["median"]) for n, b in bands.items()}, xlabel="epoch",
+                        ylabel=f"{label} (classifier features)", title=f"DDPM {obj} (median of {cfg.seeds})",
+                        logy=key == "fd")
+            for line, b in zip(ax.get_lines(), bands.values()):
+                ax.fill_between(b["x"], b["lo"], b["hi"], color=line.get_color(), alpha=0.15, lw=0)
+            ax.axhline(floor[key], color="gray", ls=":", label="real vs real")
+            ax.legend(fontsize=8)
     return save(fig, out / "fd_curves.png")
 
 
-def _sample_grids(cfg: Config, grids: dict, steps_per_epoch: int, out: Path) -> list[str]:
+def _sample_grids(cfg: Config, grids: dict, out: Path) -> list[str]:
     names = []
     for obj, by_loss in grids.items():
         fig, axes = subplots(max(len(s) for _, s in by_loss.values()), len(by_loss), size=(0.6 * cfg.n_show, 0.9))
-        for c, (loss_name, (steps, snaps)) in enumerate(by_loss.items()):
+        for c, (loss_name, (epochs, snaps)) in enumerate(by_loss.items()):
             for r, imgs in enumerate(snaps):
                 ax = axes[r, c]
                 strip = torch.cat(list(imgs), dim=-1).permute(1, 2, 0).squeeze(-1).numpy()
-                ax.imshow(strip, cmap="gray", vmin=0, vmax=1)
+                ax.imshow(strip, cmap="gray" if imgs.shape[1] == 1 else None, vmin=0, vmax=1)
                 ax.set_xticks([]), ax.set_yticks([])
-                epoch = steps[len(steps) - len(snaps) + r] // steps_per_epoch
-                ax.set_ylabel(f"epoch {epoch}", fontsize=7)
+                ax.set_ylabel(f"epoch {epochs[r]:g}", fontsize=7)
                 if r == 0:
-                    ax.set_title(f"{obj}, {loss_name}", fontsize=9)
+                    ax.set_title(f"{obj}, {loss_name} (seed 0)", fontsize=9)
         names.append(save(fig, out / f"samples_{obj}.png"))
     return names

@@ -62,3 +62,32 @@ class ConvClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(x))
+
+
+class PaperAutoencoder(nn.Module):
+    """The official denoising autoencoder of arXiv 2509.19773 (``Denoising Autoencoder/model.py``):
+    conv 32 → conv 64 stride 2 → conv 64 stride 2 (3×3, LeakyReLU) → Linear to ``z_dim``
+    (LeakyReLU), mirrored by a Linear and three transposed convolutions; no output activation.
+    PyTorch's default initialisation, as there. Input and output (B, C, size, size), ``size`` a
+    multiple of 4 (28 in the paper: a 7×7 bottleneck)."""
+
+    def __init__(self, channels: int = 1, size: int = 28, z_dim: int = 32) -> None:
+        super().__init__()
+        _check(channels, size)
+        q = size // 4
+        act = nn.LeakyReLU
+        self.encoder = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), act(),
+            nn.Conv2d(32, 64, 3, padding=1, stride=2), act(),
+            nn.Conv2d(64, 64, 3, padding=1, stride=2), act(),
+            nn.Flatten(), nn.Linear(64 * q * q, z_dim), act(),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(z_dim, 64 * q * q), nn.Unflatten(1, (64, q, q)), act(),
+            nn.ConvTranspose2d(64, 64, 3, padding=1, output_padding=1, stride=2), act(),
+            nn.ConvTranspose2d(64, 32, 3, padding=1, output_padding=1, stride=2), act(),
+            nn.ConvTranspose2d(32, channels, 3, padding=1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decoder(self.encoder(x))
