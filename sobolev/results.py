@@ -107,7 +107,12 @@ def render_tables(key: str, root: Path = RESULTS_DIR) -> str:
         return benchmark_tables(json.loads(path.read_text())).strip() + "\n"
     summary = load_summary(key, root)
     mod = experiments.get(summary["experiment"])
-    return mod.tables(summary).strip() + "\n"
+    return _demote_headings(mod.tables(summary)).strip() + "\n"
+
+
+def _demote_headings(md: str) -> str:
+    """Markdown headings of a run's tables as bold lines: in the README they sit inside a section."""
+    return re.sub(r"^#+ +(.+)$", r"**\1**", md, flags=re.M)
 
 
 def render_readme(text: str, root: Path = RESULTS_DIR) -> str:
