@@ -83,7 +83,8 @@ def benchmark_tables(bench: dict) -> str:
 
 
 def overview_table(root: Path = RESULTS_DIR) -> str:
-    """One row per committed run: its experiment, setting, seeds and wall time."""
+    """One row per committed run: its experiment, setting and seeds. (No wall times: runs split
+    over processes and merged by a resume pass record only the last pass.)"""
     from .report import markdown_table
 
     rows = []
@@ -92,8 +93,8 @@ def overview_table(root: Path = RESULTS_DIR) -> str:
         cfg = s.get("config", {})
         seeds = cfg.get("seeds", cfg.get("repeats", "–"))
         rows.append([f"`{d.name}`", f"`sobolev run {s['experiment']}{' --paper' if s.get('setting') == 'paper' else ''}`",
-                     s.get("setting", "ours"), seeds, f"{s['wall_time_s'] / 60:.1f} min"])
-    return markdown_table(["docs/results/", "command", "setting", "seeds", "wall time"], rows)
+                     s.get("setting", "ours"), seeds])
+    return markdown_table(["docs/results/", "command", "setting", "seeds"], rows)
 
 
 def render_tables(key: str, root: Path = RESULTS_DIR) -> str:

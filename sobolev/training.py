@@ -532,7 +532,7 @@ class _Run:
             if "loss" not in sink:  # the first evaluation is at the step's starting parameters
                 sink["loss"] = value
                 if logging:
-                    sink["terms"] = {k: v.item() for k, v in terms.items()}
+                    sink["terms"] = {k: v.detach().item() for k, v in terms.items()}
             return loss
 
         t_start, lr, t0 = self.elapsed, self.opt.param_groups[0]["lr"], time.perf_counter()
