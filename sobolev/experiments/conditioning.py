@@ -27,8 +27,11 @@ from ..curvature import LossHessian, fitted_rate, gd_contraction, spectrum_edges
 from ..derivatives import derivatives
 from ..losses import SobolevLoss, loss_order
 from ..metrics import heldout_evaluator, reach_over_seeds
-from ..report import LOSS_COLORS, band_plot, style_axes, json_safe, markdown_table, reach_cell, save, seed_band, subplots
+from ..report import (LOSS_COLORS, band_plot, json_safe, markdown_table, reach_cell, save, seed_band, spread_cell,
+                      style_axes, subplots, wins_cell)
+from ..seeds import over_seeds, paired_wins
 from ..training import TrainConfig, fit, seed_everything
+from .seeded import config_of, setting_note
 from .student_teacher import make_network
 
 
@@ -137,7 +140,6 @@ def run(cfg: Config, out: Path) -> dict:
                               **_rate(hist.records, name, eta, cfg.rate_window)})
         results[act] = _summarise(cfg, records[act], [r for r in rates if r["activation"] == act])
     figures = [_spectra_figure(cfg, records, out), _convergence_figure(cfg, records, out), _rate_figure(cfg, rates, out)]
-    (out / "table.md").write_text(_tables(cfg, results))
     return json_safe({"results": results, "rates": rates, "theory_available": _theory() is not None,
                       "figures": figures})
 
@@ -163,21 +165,29 @@ def _median(xs) -> float:
     return statistics.median(xs) if xs else math.nan
 
 
+SPECTRUM = ("lmin", "lmax", "cond")
+
+
+def _per_seed(cfg: Config, run: list[dict], rate: dict[str, float]) -> dict[str, float]:
+    """One seed's numbers: its step size, rates, final loss and errors, and the spectrum edges of
+    every loss's Hessian at its first and last checkpoint (``init_H1_cond``, ``final_L2_lmin``, …)."""
+    return {"eta": rate["eta"], "rate_measured": rate["measured"], "rate_predicted": rate["predicted"],
+            "final_loss": run[-1]["loss"], "value_rel_err": run[-1]["d0_rel"], "grad_rel_err": run[-1]["d1_rel"],
+            **{f"{when}_{l}_{q}": rec[f"{l}_{q}"] for when, rec in (("init", run[0]), ("final", run[-1]))
+               for l in cfg.losses for q in SPECTRUM}}
+
+
 def _summarise(cfg: Config, per_loss: dict[str, list], rates: list[dict]) -> dict[str, Any]:
+    """Per loss: :func:`sobolev.seeds.over_seeds` of the seeds' numbers (see :func:`_per_seed`), with
+    the medians of the spectrum edges also under ``init`` and ``final``, the time to each value
+    error, and the population spectra (shallow ReLU)."""
     out: dict[str, Any] = {}
     for name, runs in per_loss.items():
-        own = [r for r in rates if r["loss"] == name]
-        out[name] = {
-            "eta": _median(r["eta"] for r in own),
-            "init": {f"{l}_{q}": _median(run[0][f"{l}_{q}"] for run in runs) for l in cfg.losses for q in ("lmin", "lmax", "cond")},
-            "final": {f"{l}_{q}": _median(run[-1][f"{l}_{q}"] for run in runs) for l in cfg.losses for q in ("lmin", "lmax", "cond")},
-            "rate_measured": _median(r["measured"] for r in own),
-            "rate_predicted": _median(r["predicted"] for r in own),
-            "final_loss": _median(run[-1]["loss"] for run in runs),
-            "value_rel_err": _median(run[-1]["d0_rel"] for run in runs),
-            "grad_rel_err": _median(run[-1]["d1_rel"] for run in runs),
-            "reach_value_err": reach_over_seeds(runs, "d0_rel", cfg.thresholds),
-        }
+        own = [r for r in rates if r["loss"] == name]  # in seed order, like runs
+        res = over_seeds([_per_seed(cfg, run, rate) for run, rate in zip(runs, own)])
+        out[name] = {**res, **{when: {f"{l}_{q}": res[f"{when}_{l}_{q}"] for l in cfg.losses for q in SPECTRUM}
+                                for when in ("init", "final")},
+                     "reach_value_err": reach_over_seeds(runs, "d0_rel", cfg.thresholds)}
         if "pop_L2_cond" in runs[0][0]:  # "final": the last checkpoint where the population Hessians exist
             last = [next((r for r in reversed(run) if math.isfinite(r["pop_H1_lmax"])), run[0]) for run in runs]
             out[name]["population"] = {
@@ -237,26 +247,52 @@ def _rate_figure(cfg: Config, rates: list[dict], out: Path) -> str:
     return save(fig, out / "rates.png")
 
 
-def _tables(cfg: Config, results: dict) -> str:
+def tables(summary: dict[str, Any]) -> str:
+    """Step sizes, spectra, predicted and measured rates and errors (median [min, max] over seeds,
+    with the seeds in which H1 beat L2), condition numbers of both losses along each run, and the
+    population spectra (shallow ReLU), from a run's summary."""
+    cfg = config_of(Config, summary)
+    results = summary["results"]
     rows, thr = [], [f"{t:g}" for t in cfg.thresholds]
     for act, per in results.items():
         for name, r in per.items():
-            rows.append([act, name, r["eta"], r["init"][f"{name}_lmin"], r["init"][f"{name}_lmax"],
-                         r["init"][f"{name}_cond"], r["final"][f"{name}_cond"], r["rate_predicted"], r["rate_measured"],
-                         r["value_rel_err"], *(reach_cell(r["reach_value_err"][t]) for t in thr)])
-    md = (f"### Gradient descent at η = {cfg.eta_factor:g}/λ_max(init) per loss ({cfg.model}, d = {cfg.d}, "
-          f"width {cfg.width}, n = {cfg.n_train}, {cfg.steps} steps, {cfg.seeds} seeds; medians)\n\n")
+            vs = [wins_cell(paired_wins(r, per["L2"], k)) if name != "L2" and "L2" in per else "–"
+                  for k in ("rate_measured", "value_rel_err")]
+            rows.append([act, name, spread_cell(r, "eta"), spread_cell(r, f"init_{name}_lmin"),
+                         spread_cell(r, f"init_{name}_lmax"), spread_cell(r, f"init_{name}_cond"),
+                         spread_cell(r, f"final_{name}_cond"), spread_cell(r, "rate_predicted"),
+                         spread_cell(r, "rate_measured"), vs[0], spread_cell(r, "value_rel_err"), vs[1],
+                         *(reach_cell(r["reach_value_err"][t]) for t in thr)])
+    note = setting_note(summary, cfg.seeds)
+    md = (f"### Gradient descent at η = {cfg.eta_factor:g}/λ_max(init) per loss ({note}): {cfg.model}, d = {cfg.d}, "
+          f"width {cfg.width}, n = {cfg.n_train}, {cfg.steps} full-batch steps; median [min, max] over seeds; "
+          f"rates are d log(loss)/step (more negative = faster)\n\n")
     md += markdown_table(["activation", "loss", "η", "λ_min init", "λ_max init", "κ init", "κ final",
-                          "pred. d log L/step", "meas. d log L/step", "test value err",
-                          *(f"value err ≤ {t}: steps / s" for t in thr)], rows)
-    both = [[act, name, r["init"].get("L2_cond"), r["init"].get("H1_cond"), r["final"].get("L2_cond"),
-             r["final"].get("H1_cond")] for act, per in results.items() for name, r in per.items()]
-    md += ("\n### Condition numbers of both empirical losses at the same parameters (along each run)\n\n"
-           + markdown_table(["activation", "trajectory", "κ(L2) init", "κ(H1) init", "κ(L2) final", "κ(H1) final"], both))
+                          "pred. rate", "meas. rate", "rate faster than L2's (seeds)", "test value err",
+                          "value err < L2's (seeds)", *(f"value err ≤ {t}: steps / s (seeds)" for t in thr)], rows)
+    both = []
+    for act, per in results.items():
+        for name, r in per.items():
+            cells = [spread_cell(r, f"{when}_{l}_cond") for when in ("init", "final") for l in ("L2", "H1")]
+            wins = [_paired_within(r, f"{when}_H1_cond", f"{when}_L2_cond") for when in ("init", "final")]
+            both.append([act, name, cells[0], cells[1], wins[0], cells[2], cells[3], wins[1]])
+    if all(l in cfg.losses for l in ("L2", "H1")):
+        md += (f"\n### Condition numbers of both empirical losses at the same parameters, along each run ({note})\n\n"
+               + markdown_table(["activation", "trajectory", "κ(L2) init", "κ(H1) init", "κ(H1) < κ(L2) init (seeds)",
+                                 "κ(L2) final", "κ(H1) final", "κ(H1) < κ(L2) final (seeds)"], both))
     pop = [[act, name, p[w].get("pop_L2_cond"), p[w].get("pop_H1_cond"), w]
            for act, per in results.items() for name, r in per.items() if (p := r.get("population"))
            for w in ("init", "final")]
     if pop:
-        md += ("\n### Population Hessians (sobolev.theory) at the same weights, shallow ReLU\n\n"
+        md += (f"\n### Population Hessians (sobolev.theory) at the same weights, shallow ReLU ({note}; medians)\n\n"
                + markdown_table(["activation", "trajectory", "κ(L) population", "κ(H) population", "at"], pop))
     return md
+
+
+def _paired_within(result: dict[str, Any], a: str, b: str) -> str:
+    """``k/n``: of the n seeds of one :func:`sobolev.seeds.over_seeds` result where entries ``a`` and
+    ``b`` are both finite (a condition number is not, where the Hessian is indefinite), those with
+    ``a`` < ``b``; ``–`` where there are none."""
+    pairs = [(p[a], p[b]) for p in result["per_seed"]
+             if all(isinstance(p.get(k), (int, float)) and math.isfinite(p[k]) for k in (a, b))]
+    return f"{sum(x < y for x, y in pairs)}/{len(pairs)}" if pairs else "–"

@@ -218,6 +218,11 @@ def _flows(cfg: Config, g: torch.Generator, out: Path) -> tuple[dict, list[dict]
     return summary, table, figs
 
 
+VALIDATION_COLUMNS = ("d", "K", "n", "L_rel_err", "L_z", "J_rel_err", "J_z", "H_rel_err", "H_z", "gradL_max_z",
+                      "gradJ_auto_max_z", "gradJ_vs_true_max_z")
+"""Columns of the closed-forms-vs-Monte-Carlo table."""
+
+
 def run(cfg: Config, out: Path) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -225,18 +230,10 @@ def run(cfg: Config, out: Path) -> dict:
 
     validation = _validation(cfg, g)
     _write_csv(validation, out / "validation.csv")
-    cols = ["d", "K", "n", "L_rel_err", "L_z", "J_rel_err", "J_z", "H_rel_err", "H_z", "gradL_max_z",
-            "gradJ_auto_max_z", "gradJ_vs_true_max_z"]
-    val_md = markdown_table(cols, [[r[c] for c in cols] for r in validation])
-    (out / "validation.md").write_text(val_md)
-
     cond_summary, figs = _conditioning(cfg, g, out)
     flow_summary, flow_table, flow_figs = _flows(cfg, g, out)
     figs += flow_figs
     _write_csv(flow_table, out / "flow_times.csv")
-    flow_cols = list(flow_table[0])
-    flow_md = markdown_table(flow_cols, [[r[c] for c in flow_cols] for r in flow_table])
-
     val_summary = {
         "max_abs_z_loss": max(abs(r[f"{p}_z"]) for r in validation for p in "LJH"),
         "max_rel_err_loss": max(r[f"{p}_rel_err"] for r in validation for p in "LJH"),
@@ -244,27 +241,41 @@ def run(cfg: Config, out: Path) -> dict:
         "max_abs_z_grad_J_autodiff_vs_expected": max(r["gradJ_auto_max_z"] for r in validation),
         "min_over_configs_max_abs_z_grad_J_autodiff_vs_population": min(r["gradJ_vs_true_max_z"] for r in validation),
     }
+    return json_safe({
+        "validation": val_summary,
+        "validation_rows": validation,
+        "conditioning": cond_summary,
+        "flow": flow_summary,
+        "flow_times": flow_table,
+        "figures": figs,
+        "tables": ["validation.csv", "flow_times.csv"],
+    })
+
+
+def tables(summary: dict) -> str:
+    """Headline numbers, closed forms vs Monte Carlo, and gradient-flow times, from a run's summary
+    (deterministic given ``seed``: no seeds to aggregate)."""
+    val, cond = summary["validation"], summary["conditioning"]
     headline = [
-        ["max |z|, MC vs closed-form losses L, J, H", val_summary["max_abs_z_loss"]],
-        ["max |z|, MC autodiff L-grad vs ∇L (entrywise)", val_summary["max_abs_z_grad_L"]],
-        ["max |z|, MC autodiff J-grad vs E[autodiff ∇J]", val_summary["max_abs_z_grad_J_autodiff_vs_expected"]],
+        ["max |z|, MC vs closed-form losses L, J, H", val["max_abs_z_loss"]],
+        ["max |z|, MC autodiff L-grad vs ∇L (entrywise)", val["max_abs_z_grad_L"]],
+        ["max |z|, MC autodiff J-grad vs E[autodiff ∇J]", val["max_abs_z_grad_J_autodiff_vs_expected"]],
         ["min over configs of max |z|, MC autodiff J-grad vs ∇J (boundary term)",
-         val_summary["min_over_configs_max_abs_z_grad_J_autodiff_vs_population"]],
-        ["K=1: λ_min(∇²H)/λ_min(∇²L) over angles, min", cond_summary["K1_lam_min_ratio_H_over_L"]["min"]],
-        ["K=1: λ_min(∇²H)/λ_min(∇²L) over angles, max", cond_summary["K1_lam_min_ratio_H_over_L"]["max"]],
+         val["min_over_configs_max_abs_z_grad_J_autodiff_vs_population"]],
+        ["K=1: λ_min(∇²H)/λ_min(∇²L) over angles, min", cond["K1_lam_min_ratio_H_over_L"]["min"]],
+        ["K=1: λ_min(∇²H)/λ_min(∇²L) over angles, max", cond["K1_lam_min_ratio_H_over_L"]["max"]],
     ]
-    for K, per_target in flow_summary.items():
+    for K, per_target in summary["flow"].items():
         for key, v in per_target.items():
             for name in ("H", "H autodiff"):
                 headline.append([f"{K}: acceleration T_L/T_({name}) to {key}", v["acceleration"][f"{name}_over_L"]])
-    (out / "table.md").write_text(
-        "# Theory: student–teacher ReLU networks\n\n## Headline\n\n" + markdown_table(["quantity", "value"], headline)
-        + "\n## Closed forms vs Monte-Carlo\n\n" + val_md + "\n## Gradient flow: median time to target\n\n" + flow_md
-    )
-    return json_safe({
-        "validation": val_summary,
-        "conditioning": cond_summary,
-        "flow": flow_summary,
-        "figures": figs,
-        "tables": ["table.md", "validation.csv", "validation.md", "flow_times.csv"],
-    })
+    rows = summary["validation_rows"]
+    flows = summary["flow_times"]
+    flow_cols = list(flows[0]) if flows else []
+    n_mc = summary.get("config", {}).get("n_mc", rows[0]["n"] if rows else None)
+    return (f"### Theory: student–teacher ReLU networks (setting: {summary.get('setting', 'ours')}; closed forms, "
+            f"Monte Carlo with n = {n_mc}, one fixed seed)\n\n" + markdown_table(["quantity", "value"], headline)
+            + "\n### Closed forms vs Monte Carlo\n\n"
+            + markdown_table(VALIDATION_COLUMNS, [[r[c] for c in VALIDATION_COLUMNS] for r in rows])
+            + "\n### Gradient flow: median time to target over initialisations\n\n"
+            + markdown_table(flow_cols, [[r[c] for c in flow_cols] for r in flows]))
