@@ -43,6 +43,7 @@ results: $(STAMP) data
 	$(BIN)/python -m sobolev.results
 
 mutate: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,mutate]"
 	bash mutation/run.sh
 
 clean:

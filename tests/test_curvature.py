@@ -8,7 +8,14 @@ import torch
 from torch.func import functional_call, hessian, jacrev, vmap
 
 from sobolev import MLP, SobolevLoss, derivatives
-from sobolev.curvature import LossHessian, condition_number, lanczos_extremes, spectrum_edges
+from sobolev.curvature import (
+    LossHessian,
+    condition_number,
+    fitted_rate,
+    gd_contraction,
+    lanczos_extremes,
+    spectrum_edges,
+)
 from sobolev.models import TwoLayer
 
 pytestmark = pytest.mark.usefixtures("double")
@@ -94,8 +101,36 @@ def test_shallow_relu_hessian_is_positive_definite_and_condition_is_its_ratio():
     x = torch.randn(400, 4)
     edges = spectrum_edges(LossHessian(student, SobolevLoss(1), (x, *derivatives(teacher, x, 1, create_graph=False))))
     assert 0 < edges.lambda_min < edges.lambda_max
-    assert edges.condition == pytest.approx(edges.lambda_max / edges.lambda_min)
     assert condition_number(-1.0, 2.0) == math.inf and condition_number(0.0, 2.0) == math.inf
+
+
+@pytest.mark.parametrize("method", ["dense", "lanczos"])
+def test_spectrum_of_a_known_hessian(method):
+    """Linear model u = w·x on x = diag(4, 3, 2, 1), targets 0: the L2 Hessian is
+    (2/4)·diag(16, 9, 4, 1) = diag(8, 4.5, 2, 0.5) (condition 16); H1 adds the Hessian 2I of
+    mean‖w − 0‖², giving diag(10, 6.5, 4, 2.5) (condition 4)."""
+    net = torch.nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[0.3, -0.2, 0.1, 0.5]]))
+    x = torch.diag(torch.tensor([4.0, 3.0, 2.0, 1.0]))
+    zeros = (torch.zeros(4, 1), torch.zeros(4, 1, 4))
+    l2 = spectrum_edges(LossHessian(net, SobolevLoss(0), (x, zeros[0])), method=method, tol=1e-12)
+    h1 = spectrum_edges(LossHessian(net, SobolevLoss(1), (x, *zeros)), method=method, tol=1e-12)
+    assert (l2.lambda_min, l2.lambda_max, l2.condition) == pytest.approx((0.5, 8.0, 16.0), rel=1e-10)
+    assert (h1.lambda_min, h1.lambda_max, h1.condition) == pytest.approx((2.5, 10.0, 4.0), rel=1e-10)
+    H = LossHessian(net, SobolevLoss(1), (x, *zeros))
+    torch.testing.assert_close(H.dense(), torch.diag(torch.tensor([10.0, 6.5, 4.0, 2.5])))
+    torch.testing.assert_close(H.grad, 2 * net.weight.detach()[0] * (torch.tensor([16.0, 9.0, 4.0, 1.0]) / 4 + 1))
+
+
+def test_gd_contraction_and_fitted_rate():
+    assert gd_contraction(1.0, 10.0, 0.1) == pytest.approx(0.9)  # max(|1 − 0.1|, |1 − 1|)
+    assert gd_contraction(1.0, 10.0, 0.25) == pytest.approx(1.5)  # η λ_max = 2.5 > 2: diverges
+    assert gd_contraction(2.0, 4.0, 1 / 3) == pytest.approx(1 / 3)  # the optimal step 2/(λmin+λmax)
+    steps = [0, 5, 10, 20]
+    assert fitted_rate(steps, [3.0 * 0.8**s for s in steps]) == pytest.approx(math.log(0.8), rel=1e-12)
+    assert fitted_rate([0, 1, 2], [1.0, 0.0, 0.25]) == pytest.approx(math.log(0.25) / 2)  # 0 skipped
+    assert math.isnan(fitted_rate([0, 1], [1.0, -1.0]))
 
 
 def test_bad_arguments_are_clear():

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from sobolev import MLP, derivatives
+from sobolev import MLP, derivatives, directional_stack
 from sobolev.derivatives import _full_stack, _jvp_directional, derivative_method, sample_directions
 from sobolev.jet import jet_directional, jet_layers
 
@@ -148,18 +148,24 @@ class _Residual(MLP):
 
 
 def test_jet_applies_only_to_supported_chains():
+    torch.manual_seed(0)
     assert jet_layers(_Hooked()) is not None
     assert jet_layers(MLP(3, 1)) is not None
     assert jet_layers(_Residual(3, 1)) is None  # overridden forward
     assert jet_layers(nn.Sequential(nn.Linear(3, 3), nn.LayerNorm(3))) is None
     assert jet_layers(nn.Sequential(nn.Linear(3, 3), nn.GELU(approximate="tanh"))) is None
     assert jet_layers(lambda x: x) is None
-    # unsupported models still get correct results from the fallbacks
+    # unsupported models still get correct results from the fallback (nested jvp), checked against
+    # an independent path: the full reverse-mode stack contracted with the same directions
     net = _Residual(3, 1, width=8, depth=2)
     x = torch.randn(4, 3)
-    V = sample_directions(1, 3, 4, 3, generator=torch.Generator().manual_seed(7))
-    assert derivative_method(net, 3, d=3, m=1, n_sets=1) == "jvp"
-    _assert_same(net, derivatives(net, x, 3, directions=V), [net(x)] + _jvp_directional(net, x, 3, V, True))
+    V = sample_directions(2, 3, 4, 3, generator=torch.Generator().manual_seed(7))
+    assert derivative_method(net, 3, d=3, m=1, n_sets=2) == "jvp"
+    full = _full_stack(net, x, 3, create_graph=True)
+    _assert_same(net, derivatives(net, x, 3, directions=V), directional_stack(full, V))
+    # and the residual's own contribution: D(x₀) = e₀, so Du[v] − D(MLP)[v] = v₀
+    mlp_part = _full_stack(lambda z: MLP.forward(net, z), x, 1, create_graph=False)[1]
+    torch.testing.assert_close(full[1].detach() - mlp_part, torch.tensor([1.0, 0.0, 0.0]).expand(4, 1, 3))
     h = _Hooked().double()
     assert derivative_method(h, 3, d=3, m=1, n_sets=1) == "jet"
     _assert_same(h, derivatives(h, x, 3, directions=V), [h(x)] + _jvp_directional(h, x, 3, V, True))

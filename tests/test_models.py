@@ -14,6 +14,7 @@ pytestmark = pytest.mark.usefixtures("double")
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_shapes_for_every_activation(activation):
+    torch.manual_seed(0)
     x = torch.randn(7, 3)
     assert MLP(3, 2, 8, 2, activation)(x).shape == (7, 2)
     assert TwoLayer(3, 5, activation)(x).shape == (7, 1)
@@ -88,3 +89,46 @@ def test_bad_arguments_are_clear():
         FourierFeatures(2, 4, sigma=0.0)
     with pytest.raises(ValueError, match="w0"):
         SIREN(1, 1, w0=-1.0)
+
+
+_SCALAR_ACTIVATIONS = {  # σ(z) written out with the math module, independently of torch
+    "relu": lambda z: max(z, 0.0),
+    "leaky_relu": lambda z: z if z > 0 else 0.01 * z,
+    "gelu": lambda z: 0.5 * z * (1 + math.erf(z / math.sqrt(2))),
+    "tanh": math.tanh,
+    "sine": lambda z: math.sin(2.5 * z),  # ω₀ = 2.5
+    "softplus": lambda z: math.log1p(math.exp(z)),
+}
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_forward_values_by_hand(activation):
+    """u(x) = v·σ(W x + b) + c with hand-set weights, against the activation written in plain Python."""
+    net = MLP(2, 1, width=2, depth=1, activation=activation, w0=2.5)
+    first, last = net.net[0], net.net[2]
+    first.weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 0.25]]))
+    first.bias.copy_(torch.tensor([0.1, -0.3]))
+    last.weight.copy_(torch.tensor([[2.0, -1.0]]))
+    last.bias.copy_(torch.tensor([0.4]))
+    s = _SCALAR_ACTIVATIONS[activation]
+    for x0, x1 in [(0.3, -0.4), (-1.2, 0.1), (0.05, 0.9)]:
+        z = (x0 - 2 * x1 + 0.1, 0.5 * x0 + 0.25 * x1 - 0.3)
+        want = 2 * s(z[0]) - s(z[1]) + 0.4
+        assert net(torch.tensor([[x0, x1]])).item() == pytest.approx(want, rel=1e-12, abs=1e-14)
+
+
+@torch.no_grad()
+def test_two_layer_and_siren_forward_values():
+    net = TwoLayer(2, 2, "sine")
+    net.W.copy_(torch.tensor([[1.0, 0.5], [-0.5, 2.0]]))
+    x = torch.tensor([[0.3, -0.2]])
+    assert net(x).item() == pytest.approx(math.sin(0.3 - 0.1) + math.sin(-0.15 - 0.4), rel=1e-12)  # ω₀ = 1
+    leaky = TwoLayer(2, 2, "leaky_relu")
+    leaky.W.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+    assert leaky(torch.tensor([[2.0, 5.0]])).item() == pytest.approx(2.0 + 0.01 * -2.0, rel=1e-12)
+    siren = SIREN(1, 1, width=1, depth=1, w0=7.0)
+    assert all(m.w0 == 7.0 for m in siren.net if hasattr(m, "w0"))
+    siren.net[0].weight.fill_(1.0), siren.net[0].bias.fill_(0.0)
+    siren.net[2].weight.fill_(1.0), siren.net[2].bias.fill_(0.0)
+    assert siren(torch.tensor([[0.2]])).item() == pytest.approx(math.sin(7.0 * 0.2), rel=1e-12)

@@ -205,7 +205,6 @@ def _tables(mod, cfg, summary):
     return mod.tables(json.loads(json.dumps({"setting": "paper", "config": dataclasses.asdict(cfg), **summary})))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("mod", [numdiff_targets, architectures, student_teacher])
 def test_paper_quick_runs(mod, tmp_path):
     cfg = mod.Config.paper(quick=True)

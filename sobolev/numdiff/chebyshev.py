@@ -96,8 +96,9 @@ def chebyshev_matrix(n: int, order: int) -> np.ndarray:
     return d
 
 
-@lru_cache(maxsize=32)
 def _matrix_tensor(n: int, order: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A fresh tensor of the cached NumPy matrix: a cached tensor created inside one torch.func
+    transform would trip the next transform that reuses it."""
     return torch.as_tensor(chebyshev_matrix(n, order), dtype=dtype, device=device)
 
 

@@ -8,7 +8,6 @@ few offsets. Gradients flow to ``values`` (not to the coordinates).
 
 from __future__ import annotations
 
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -143,7 +142,6 @@ def _apply_block(values: torch.Tensor, axis: int, block: torch.Tensor) -> torch.
     return torch.nn.functional.linear(values.movedim(axis, -1), block).movedim(-1, axis)
 
 
-@lru_cache(maxsize=128)
 def _edge_tensors(
     order: int, accuracy: int, scale: float, dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,10 +149,11 @@ def _edge_tensors(
     return tuple(torch.as_tensor(m * scale, dtype=dtype, device=device) for m in (stencil.left, stencil.right))
 
 
-@lru_cache(maxsize=16)
 def _nonuniform_tensors(
     order: int, accuracy: int, grid: GridKey, dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Central weights transposed to ``(2s+1, n-2s)`` (one contiguous row per offset), edge blocks."""
+    """Central weights transposed to ``(2s+1, n-2s)`` (one contiguous row per offset), edge blocks:
+    fresh tensors of the cached NumPy stencils on every call (a tensor cached inside one torch.func
+    transform would trip the next one)."""
     center, left, right = nonuniform_stencil(order, accuracy, grid)
     return tuple(torch.as_tensor(m, dtype=dtype, device=device) for m in (center.T.copy(), left, right))

@@ -50,7 +50,6 @@ Inputs: tensors, arrays or nested lists; outputs: float64 torch tensors.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Callable
 
@@ -63,9 +62,12 @@ from .kernels import DEGENERATE_SINE, grad_kernel, orthogonal_direction, pair_an
 Field = Callable[[Tensor, Tensor], Tensor]
 
 
-@functools.lru_cache(maxsize=64)
 def _offdiag(K: int, upper: bool) -> tuple[Tensor, Tensor]:
-    """Index pairs (i, j) with i < j (``upper``) or i ≠ j."""
+    """Index pairs (i, j) with i < j (``upper``) or i ≠ j.
+
+    Not cached: index tensors created inside a ``torch.func`` transform belong to its level, and a
+    cached one reused by a later transform crashes it (two ``torch.func.hessian`` calls in a row).
+    """
     i, j = torch.meshgrid(torch.arange(K), torch.arange(K), indexing="ij")
     keep = i < j if upper else i != j
     return i[keep], j[keep]
