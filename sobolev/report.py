@@ -96,6 +96,17 @@ def spread_cell(result: dict[str, Any], key: str, digits: int = 2) -> str:
     return f"{fmt(med, digits)} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
 
 
+def cost_table(results: dict[str, dict[str, Any]], base: str) -> str:
+    """Per-epoch wall time and peak step memory of each loss (:func:`sobolev.seeds.over_seeds`
+    results with ``time_per_epoch_s`` and ``peak_step_memory_mb``), and both relative to ``base``."""
+    first = results[base]
+    return markdown_table(
+        ["loss", "wall time/epoch (s)", f"× {base}", "peak step memory (MB)", f"× {base}"],
+        [[name, spread_cell(r, "time_per_epoch_s", 3), r["time_per_epoch_s"] / first["time_per_epoch_s"],
+          spread_cell(r, "peak_step_memory_mb", 3), r["peak_step_memory_mb"] / max(first["peak_step_memory_mb"], 1e-12)]
+         for name, r in results.items()])
+
+
 def wins_cell(wins: tuple[int, int]) -> str:
     """Table cell ``k/n`` of :func:`sobolev.seeds.paired_wins`."""
     return f"{wins[0]}/{wins[1]}"

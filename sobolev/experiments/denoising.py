@@ -31,7 +31,7 @@ from ..image_losses import ImageSobolevLoss, loss_from_name
 from ..image_metrics import image_errors
 from ..memory import training_step_peak
 from ..models.conv import ConvAutoencoder, PaperAutoencoder
-from ..report import json_safe, markdown_table, plot_curves, save, seed_band, spread_cell, subplots, wins_cell
+from ..report import cost_table, json_safe, markdown_table, plot_curves, save, seed_band, spread_cell, subplots, wins_cell
 from ..seeds import over_seeds, paired_wins
 from ..training import TrainConfig, fit, resolve_device, seed_everything
 
@@ -200,14 +200,9 @@ def tables(summary: dict) -> str:
                              spread_cell(r, f"{prefix}_ssim", 4), wins])
             parts.append(f"### Denoising autoencoder, test on {label}, after {cfg['epochs']} epochs\n\n{head}\n\n"
                          + markdown_table(["loss", "test MSE", "PSNR (dB)", "SSIM", f"seeds with lower MSE than {base}"], rows))
-        first = res[base]
         parts.append(f"### Denoising autoencoder, {kind}: cost per epoch\n\n{head}. Time: wall time of the training "
                      f"steps (on a shared machine it varies with the load; `benchmarks/bench_image.py` measures step "
-                     f"ratios). Memory: {summary['memory_method']}.\n\n" + markdown_table(
-            ["loss", "wall time/epoch (s)", f"× {base}", "peak step memory (MB)", f"× {base}"],
-            [[name, spread_cell(r, "time_per_epoch_s", 3), r["time_per_epoch_s"] / first["time_per_epoch_s"],
-              spread_cell(r, "peak_step_memory_mb", 3), r["peak_step_memory_mb"] / max(first["peak_step_memory_mb"], 1e-12)]
-             for name, r in res.items()]))
+                     f"ratios). Memory: {summary['memory_method']}.\n\n" + cost_table(res, base))
     return "\n".join(parts) + "\n"
 
 

@@ -32,7 +32,7 @@ from ..image_losses import LOSS_NAMES as IMAGE_LOSS_NAMES
 from ..image_losses import loss_from_name
 from ..memory import training_step_peak
 from ..models.unet import UNet
-from ..report import fmt, json_safe, markdown_table, plot_curves, save, seed_band, spread_cell, subplots, wins_cell
+from ..report import cost_table, fmt, json_safe, markdown_table, plot_curves, save, seed_band, spread_cell, subplots, wins_cell
 from ..seeds import over_seeds, paired_wins
 from ..training import TrainConfig, fit, resolve_device, seed_everything
 
@@ -189,14 +189,9 @@ def tables(summary: dict) -> str:
             rows.append([name, spread_cell(r, "final_fd", 4), spread_cell(r, "final_kd", 4), spread_cell(r, "best_fd", 4), *wins])
         parts.append(f"### DDPM ({obj}): final sample quality\n\n" + markdown_table(
             ["loss", "final FD", "final KD ×10³", "best FD", f"seeds FD < {base}", f"seeds KD < {base}"], rows))
-        first = res[base]
         parts.append(f"### DDPM ({obj}): cost per epoch (device {cfg['device']})\n\nTime: wall time of the training steps "
                      f"(on a shared machine it varies with the load; `benchmarks/bench_image_diffusion.py` measures step "
-                     f"costs). Memory: {summary['memory_method']}.\n\n" + markdown_table(
-            ["loss", "wall time/epoch (s)", f"× {base}", "peak step memory (MB)", f"× {base}"],
-            [[name, spread_cell(r, "time_per_epoch_s", 3), r["time_per_epoch_s"] / first["time_per_epoch_s"],
-              spread_cell(r, "peak_step_memory_mb", 3), r["peak_step_memory_mb"] / max(first["peak_step_memory_mb"], 1e-12)]
-             for name, r in res.items()]))
+                     f"costs). Memory: {summary['memory_method']}.\n\n" + cost_table(res, base))
     return "\n".join(parts) + "\n"
 
 
