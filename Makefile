@@ -36,7 +36,7 @@ data:
 
 # README tables from the committed summaries in docs/results (no training).
 report: $(STAMP)
-	$(BIN)/sobolev report
+	$(BIN)/sobolev report --readme README.md --readme mutation/RESULTS.md
 
 # Re-run every full experiment into runs/results, collect into docs/results, regenerate the README (hours).
 results: $(STAMP) data

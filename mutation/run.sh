@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing of the core modules with mutmut (3.x), one module at a time.
 #
-#   bash mutation/run.sh                 # every mutant of every module in mutation/modules.txt (~6,500: many hours; JOBS=N workers)
+#   bash mutation/run.sh                 # every mutant of every module in mutation/modules.txt (~6,900: hours; JOBS=N workers)
 #   bash mutation/run.sh theory numdiff  # only these
 #   SAMPLE=80 bash mutation/run.sh       # a seeded random sample of 80 mutants per module (SEED=0)
 #   RERUN=1 bash mutation/run.sh losses  # after adding tests: re-test only the last run's survivors
@@ -10,12 +10,13 @@
 # so the checkout is never modified and edits made meanwhile do not disturb a run. mutmut only mutates the
 # module's files and only runs the test files listed for it in mutation/modules.txt. RESUME=1 keeps
 # an existing run folder (and mutmut's cached verdicts; only changed settings are re-checked). Results:
-# $WORK/<module>/results.txt (mutmut results) and the score line appended to $WORK/scores.txt.
+# $WORK/<module>/results.txt (mutmut results), the score line appended to $WORK/scores.txt, and the counts
+# recorded in mutation/scores.json and mutation/survivors/<module>.txt (see mutation/score.py).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${BIN:-$ROOT/.venv/bin}"
 WORK="${WORK:-/tmp/sobolev-mutate}"
-JOBS="${JOBS:-1}"
+JOBS="${JOBS:-$(nproc)}"
 "$BIN/python" -c "import mutmut" 2>/dev/null || "$BIN/pip" install --quiet "mutmut>=3.8,<4"
 mkdir -p "$WORK"
 
@@ -32,6 +33,9 @@ for line in "${LINES[@]}"; do
     [ -f "$dir/results.first.txt" ] || cp "$dir/results.txt" "$dir/results.first.txt"
     rm -rf "$dir/tests" && cp -r "$ROOT/tests" "$dir/tests" && find "$dir/tests" -name __pycache__ -prune -exec rm -rf {} +
     grep -E ': (survived|no tests|suspicious)$' "$dir/results.txt" | sed 's/:.*//; s/^ *//' > "$dir/survivors.txt"
+    # mutmut maps functions to tests once and only adds tests with new names later: a changed test
+    # body would keep a stale map, so collect it afresh
+    rm -f "$dir/mutants/mutmut-stats.json"
   elif [ -z "${RESUME:-}" ] || [ ! -d "$dir/mutants" ]; then
     rm -rf "$dir" && mkdir -p "$dir"
     # snapshot: the package, the tests (and the benchmark helpers one test loads), the pytest configuration
@@ -73,5 +77,5 @@ for line in "${LINES[@]}"; do
     fi
     "$BIN/mutmut" results --all true > results.txt 2>&1 || true
   )
-  "$BIN/python" "$ROOT/mutation/score.py" "$name" "$dir" | tee -a "$WORK/scores.txt"
+  "$BIN/python" "$ROOT/mutation/score.py" "$name" "$dir" --record | tee -a "$WORK/scores.txt"
 done

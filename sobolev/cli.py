@@ -312,9 +312,11 @@ def demo(quick: bool, paper: bool, out: Path | None, resume: bool, overwrite: bo
 @click.option("--collect", "run_dirs", multiple=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="First copy this finished run directory into docs/results (repeatable).")
 @click.option("--key", default=None, help="Name under docs/results for a single --collect (default: experiment[-paper]).")
-@click.option("--check", is_flag=True, help="Change nothing; exit 1 if the README's tables differ from docs/results.")
-@click.option("--readme", type=click.Path(path_type=Path, dir_okay=False), default=Path("README.md"), show_default=True)
-def report(run_dirs: tuple[Path, ...], key: str | None, check: bool, readme: Path) -> None:
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file's tables differ from the committed results.")
+@click.option("--readme", "readmes", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              default=(Path("README.md"),), show_default=True,
+              help="Markdown file whose results blocks to rewrite (repeatable).")
+def report(run_dirs: tuple[Path, ...], key: str | None, check: bool, readmes: tuple[Path, ...]) -> None:
     """Regenerate the README's results tables from the committed summaries in docs/results."""
     from . import results
 
@@ -323,17 +325,17 @@ def report(run_dirs: tuple[Path, ...], key: str | None, check: bool, readme: Pat
     try:
         for d in run_dirs:
             click.echo(f"collected {d} into {results.collect(d, key)}", err=True)
-        if check:
+        for readme in readmes:
             if not readme.is_file():
                 raise ValueError(f"{readme} not found: run from the repository root or pass --readme PATH")
-            if results.render_readme(readme.read_text()) != readme.read_text():
-                raise click.ClickException(f"{readme} differs from docs/results: run `sobolev report`")
-            click.echo(f"{readme} is in step with docs/results", err=True)
-            return
-        changed = results.write_readme(readme)
+            if check:
+                if results.render_readme(readme.read_text()) != readme.read_text():
+                    raise click.ClickException(f"{readme} differs from the committed results: run `sobolev report`")
+                click.echo(f"{readme} is in step with the committed results", err=True)
+            else:
+                click.echo(f"{'rewrote' if results.write_readme(readme) else 'unchanged:'} {readme}", err=True)
     except ValueError as e:
         raise RunError(str(e)) from None
-    click.echo(f"{'rewrote' if changed else 'unchanged:'} {readme}", err=True)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ class DerivativeStack(tuple):
         return DerivativeStack((t.to(*args, **kwargs) for t in self), v)
 
 
-def _check_input(x: Tensor, check_finite: bool) -> None:
+def check_input(x: Tensor, check_finite: bool) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor of shape (batch, d), got {type(x).__name__}")
     if x.ndim != 2:
@@ -142,9 +142,9 @@ def _gradients(t: Tensor, xg: Tensor, keep: bool) -> Tensor | None:
     if t.device.type in LOOP_BACKWARD_DEVICES:
         gs = [torch.autograd.grad(t[:, i].sum(), xg, create_graph=keep, retain_graph=True, allow_unused=True)[0]
               for i in range(P)]
-        if all(g is None for g in gs):
+        if gs[0] is None:  # columns of one tensor: all reach x, or none does
             return None
-        return torch.stack([xg.new_zeros(xg.shape) if g is None else g for g in gs], 1)
+        return torch.stack(gs, 1)
     eye = torch.eye(P, dtype=t.dtype, device=t.device)
     (g,) = torch.autograd.grad(t, xg, grad_outputs=eye[:, None, :].expand(-1, B, -1), create_graph=keep,
                                allow_unused=True, is_grads_batched=True)
@@ -158,7 +158,7 @@ def _reverse_stack(u: Tensor, xg: Tensor, order: int, create_graph: bool) -> lis
     with torch.set_grad_enabled(create_graph or order > 0):
         stack = [u]
         for j in range(1, order + 1):
-            t = stack[-1].reshape(B, -1)  # (B, P), P = m·d^(j-1)
+            t = stack[-1].flatten(1)  # (B, P), P = m·d^(j-1) (also for B = 0)
             keep = create_graph or j < order
             if not t.requires_grad:  # a lower order was constant in x: all higher ones vanish
                 if j == 1:
@@ -325,7 +325,7 @@ def derivatives(
     Returns:
         A :class:`DerivativeStack` (a tuple), or a dict for ``partials``.
     """
-    _check_input(x, check_finite)
+    check_input(x, check_finite)
     if not isinstance(order, int) or order < 0:
         raise ValueError(f"order must be a non-negative integer, got {order!r}")
     # a graph to the parameters is kept only where grad mode is on, whichever path computes it
@@ -370,11 +370,13 @@ def directional_stack(stack: Sequence[Tensor], directions: Tensor) -> Derivative
     if len(stack) - 1 > k:
         raise ValueError(f"directions hold {k} directions per set but the stack has order {len(stack) - 1}")
     out = [stack[0]]
-    letters = string.ascii_lowercase[3:]  # avoid b, c, s used below
+    letters = [ch for ch in string.ascii_letters if ch not in "bcs"]  # b, c, s are used below
+    if len(stack) - 1 > len(letters):
+        raise ValueError(f"directional_stack contracts orders up to {len(letters)}, got order {len(stack) - 1}")
     for j, D in enumerate(stack[1:], start=1):
         if D.shape != (B, D.shape[1]) + (d,) * j:
             raise ValueError(f"stack entry of order {j} must have shape (B, m{', d' * j}) = ({B}, m{f', {d}' * j}), got {tuple(D.shape)}")
-        idx = letters[:j]
+        idx = "".join(letters[:j])
         spec = "bc" + idx + "," + ",".join(f"sb{i}" for i in idx) + "->bcs"
         out.append(torch.einsum(spec, D, *(directions[:, i] for i in range(j))))
     return DerivativeStack(out, directions)

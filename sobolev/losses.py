@@ -10,13 +10,14 @@ directional error over the S direction sets, an unbiased estimate of the full te
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence  # not typing's: cheaper isinstance checks per call
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from .derivatives import MultiIndex, derivatives, directional_stack, sample_directions
+from .derivatives import MultiIndex, check_input, derivatives, directional_stack, sample_directions
 
 Reduction = Literal["mean", "sum", "none"]
 Target = Sequence[Tensor] | Mapping[MultiIndex, Tensor] | Callable[[Tensor], Tensor] | Tensor
@@ -39,7 +40,7 @@ def term_name(key: int | MultiIndex) -> str:
 
 
 def _check_p(p: float) -> None:
-    if not isinstance(p, (int, float)) or not p >= 1:
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not p >= 1:
         raise ValueError(f"p must be a number ≥ 1, got {p!r}")
 
 
@@ -49,7 +50,7 @@ def check_weights(weights: Sequence[float] | None, n: int, what: str) -> list[fl
     weights = [float(w) for w in weights]
     if len(weights) != n:
         raise ValueError(f"weights must have one entry per {what} ({n}), got {len(weights)}")
-    if any(not w >= 0 for w in weights):
+    if any(not 0 <= w < math.inf for w in weights):
         raise ValueError(f"weights must be non-negative and finite, got {weights}")
     return weights
 
@@ -214,11 +215,12 @@ class SobolevLoss(nn.Module):
         skips the NaN/Inf checks of ``x`` and of a supplied stack (for data already checked, as
         ``fit`` does); a stack computed from a callable is always checked.
         """
+        check_input(x, check_finite)  # once here: the derivative calls below skip it
         d = x.shape[-1]
         create_graph = torch.is_grad_enabled()  # the model's graph, for the parameter gradient
         if self.partials is not None:
             pred = derivatives(model, x, self.order, partials=self.partials, create_graph=create_graph,
-                               check_finite=check_finite)
+                               check_finite=False)
             tgt = self._target_partials(target, x)
         else:
             V = None
@@ -226,7 +228,7 @@ class SobolevLoss(nn.Module):
                 V = sample_directions(self.directions, max(self.order, 1), x.shape[0], d,
                                       generator=self.generator, dtype=x.dtype, device=x.device)
             pred = derivatives(model, x, self.order, directions=V, create_graph=create_graph,
-                               check_finite=check_finite)
+                               check_finite=False)
             tgt = self._target_stack(target, x, V)
         check_targets = check_finite or callable(target) and not isinstance(target, Tensor)
         total, terms = sobolev_loss(pred, tgt, p=self.p, weights=self.weights, reduction=self.reduction,

@@ -82,6 +82,31 @@ def benchmark_tables(bench: dict) -> str:
     return "\n".join(out)
 
 
+def mutation_table(scores: dict) -> str:
+    """The mutation-testing scores of ``mutation/scores.json`` (written by ``mutation/score.py
+    --record``): per core module, the share of mutants the tests kill in the first run and after the
+    survivors' triage; the mutants left alive are listed in ``mutation/survivors/`` and triaged in
+    mutation/RESULTS.md."""
+    from .report import markdown_table
+
+    def cell(c: dict) -> str:
+        return f"{c['killed']} ({100 * c['killed'] / c['checked']:.1f}%)" if c["checked"] else "–"
+
+    def count(m: dict) -> str:
+        first = m["first"]
+        if m["sampled"]:
+            return f"{m['sampled']} sampled"
+        return str(first["mutants"]) if first["checked"] == first["mutants"] else f"{first['mutants']} ({first['checked']} run)"
+
+    rows = [[f"`{name}`", count(m),
+             cell(m["first"]), cell(m["after_triage"]), m["after_triage"]["survived"] + m["after_triage"]["no_tests"]]
+            for name, m in scores["modules"].items()]
+    dates = sorted({m["date"] for m in scores["modules"].values()})
+    return (markdown_table(["module", "mutants", "killed, first run", "killed after triage", "left alive"], rows)
+            + f"\n{scores['tool']}, runs of {', '.join(dates)}; every mutant left alive is triaged (equivalent or "
+              "CUDA-only) in mutation/RESULTS.md.")
+
+
 def overview_table(root: Path = RESULTS_DIR) -> str:
     """One row per committed run: its experiment, setting and seeds. (No wall times: runs split
     over processes and merged by a resume pass record only the last pass.)"""
@@ -99,13 +124,16 @@ def overview_table(root: Path = RESULTS_DIR) -> str:
 
 def render_tables(key: str, root: Path = RESULTS_DIR) -> str:
     """The Markdown tables of the committed run ``key``, as its experiment's ``tables`` makes them;
-    the key ``benchmarks`` stands for the committed ``benchmarks/results.json``, ``overview`` for a
-    list of every committed run."""
+    the key ``benchmarks`` stands for the committed ``benchmarks/results.json``, ``mutation`` for
+    ``mutation/scores.json``, ``overview`` for a list of every committed run."""
     if key == "overview":
         return overview_table(root).strip() + "\n"
     if key == "benchmarks":
         path = Path(root).resolve().parents[1] / "benchmarks" / "results.json"
         return benchmark_tables(json.loads(path.read_text())).strip() + "\n"
+    if key == "mutation":
+        path = Path(root).resolve().parents[1] / "mutation" / "scores.json"
+        return mutation_table(json.loads(path.read_text())).strip() + "\n"
     summary = load_summary(key, root)
     mod = experiments.get(summary["experiment"])
     return _demote_headings(mod.tables(summary)).strip() + "\n"

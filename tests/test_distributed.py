@@ -70,6 +70,24 @@ def _train(objective, cfg, out_dir=None, evaluate=None):
             "records": hist.records, "resumed_from": hist.resumed_from}
 
 
+# ---- mutation testing: mutmut maps each function to the tests that call it in its own process, so
+# the ranks (spawned processes) report the library functions they called back to the test ----
+
+_RANK_CALLS: set[str] = set()  # functions the ranks called, while mutmut collects its test map
+
+
+def _mutmut_collecting():
+    return os.environ.get("MUTANT_UNDER_TEST") == "stats"
+
+
+@pytest.fixture(autouse=True)
+def _credit_rank_calls_to_this_test():
+    if _RANK_CALLS and _mutmut_collecting():
+        from mutmut.state import state
+
+        state()._stats.update(_RANK_CALLS)
+
+
 # ---- workers (module level: spawned processes import them) ----
 
 def _worker(rank, world, port, scenario, tmp):
@@ -77,7 +95,15 @@ def _worker(rank, world, port, scenario, tmp):
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)  # as the `double` fixture does in the parent
+    calls: set[str] = set()
+    if _mutmut_collecting():
+        from mutmut.mutation import trampoline
+
+        trampoline.record_trampoline_hit = lambda name, caller=None: calls.add(name)
     torch.save(scenario(rank, tmp), os.path.join(tmp, f"rank{rank}.pt"))
+    if calls:
+        with open(os.path.join(tmp, f"calls{rank}.json"), "w") as f:
+            json.dump(sorted(calls), f)
 
 
 def _scenario_equal(rank, tmp):
@@ -108,10 +134,23 @@ def _scenario_resume(rank, tmp):
     return out
 
 
+def _scenario_broadcast(rank, tmp):
+    """Parameters and buffers that differ per rank, then rank 0's broadcast."""
+    bn = torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        bn.weight.fill_(rank + 1.0)
+        bn.running_mean.fill_(10.0 * (rank + 1))
+    D.broadcast_module(bn, D.setup())
+    return {k: v.clone() for k, v in bn.state_dict().items()}
+
+
 def _scenarios(rank, tmp):
     """All scenarios in one launch: starting processes costs more than the training here."""
-    return {"equal": _scenario_equal(rank, tmp), "unused": _scenario_unused(rank, tmp),
-            "resume": _scenario_resume(rank, tmp)}
+    first = D.setup()  # initialises the group from the environment; later calls find it
+    return {"setup": (first, D.setup()), "broadcast": _scenario_broadcast(rank, tmp),
+            "equal": _scenario_equal(rank, tmp), "unused": _scenario_unused(rank, tmp),
+            "resume": _scenario_resume(rank, tmp),
+            "float32": _train(SobolevLoss(1), _cfg(batch_size=15, dtype="float32"))}
 
 
 def _free_port():
@@ -135,6 +174,11 @@ def _spawn(scenario, tmp_path, world=2, timeout=120.0):
             for p in ctx.processes:
                 p.kill()
             pytest.fail(f"{scenario.__name__} did not finish within {timeout} s (hang)")
+    for r in range(world):
+        calls = tmp_path / f"calls{r}.json"
+        if calls.exists():
+            _RANK_CALLS.update(json.loads(calls.read_text()))
+            calls.unlink()
     return [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(world)]
 
 
@@ -208,13 +252,63 @@ def test_interrupt_one_rank_then_resume_is_exact(two_ranks):
     assert hist.resumed_from == 30 and hist.records[:-1] == ranks[0]["resumed"]["records"][:-1]
 
 
+def test_each_rank_knows_its_place_and_gets_rank_0s_module(two_ranks):
+    for r, res in enumerate(two_ranks[0]):
+        assert res["setup"] == (D.Dist(r, 2, r), D.Dist(r, 2, r))  # LOCAL_RANK = rank here
+        b = res["broadcast"]
+        assert torch.equal(b["weight"], torch.ones(3)) and torch.equal(b["running_mean"], torch.full((3,), 10.0))
+
+
+def test_float32_training_over_two_ranks(two_ranks):
+    ranks = [r["float32"] for r in two_ranks[0]]
+    ref = _train(SobolevLoss(1), _cfg(batch_size=15, dtype="float32"))
+    _assert_ranks_identical(ranks)
+    for k, p in ref["params"].items():
+        assert ranks[0]["params"][k].dtype == torch.float32 and ranks[0]["grads"][k].dtype == torch.float32
+        torch.testing.assert_close(ranks[0]["params"][k], p, rtol=1e-5, atol=1e-6)
+
+
+def test_setup_without_a_launcher_is_one_process(monkeypatch):
+    """WORLD_SIZE alone (no RANK), or a world of one, never initialises a group."""
+    for env in ({"WORLD_SIZE": "2"}, {"WORLD_SIZE": "1", "RANK": "0"}):
+        for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+            monkeypatch.delenv(k, raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        assert D.setup() == D.Dist() and not torch.distributed.is_initialized()
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(D.dist, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match=r"^WORLD_SIZE=3 asks for 3 processes, but this torch build has no "
+                                           r"torch.distributed$"):
+        D.setup()
+
+
+def test_cuda_device_is_pinned_to_the_local_rank(monkeypatch):
+    """A device descriptor needs no GPU: the rule is checked on any machine."""
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    cuda = torch.device("cuda")
+    assert D.Dist(1, 4, 3).device(cuda) == torch.device("cuda", 1)  # local rank 3 on 2 GPUs
+    assert D.Dist(1, 4, 2).device(cuda) == torch.device("cuda", 0)
+    assert D.Dist(1, 4, 3).device(torch.device("cuda", 0)) == torch.device("cuda", 0)  # an explicit index stays
+    assert D.Dist(0, 1, 3).device(cuda) == cuda  # one process: unchanged
+    assert D.Dist(1, 4, 3).device(torch.device("cpu")) == torch.device("cpu")
+
+
 def test_shard_and_average_single_process_are_identity():
     ctx = D.Dist()
     idx = torch.arange(5)
     assert torch.equal(D.shard(idx, ctx), idx)
     assert D.shard(idx, D.Dist(1, 2))[0].item() == 1 and len(D.shard(idx, D.Dist(1, 2))) == 2
-    with pytest.raises(ValueError, match="fewer than the 3 processes"):
+    with pytest.raises(ValueError, match=r"^the global batch has 2 samples, fewer than the 3 processes: "
+                                         r"raise batch_size or use fewer processes$"):
         D.shard(torch.arange(2), D.Dist(0, 3))
+    assert D.shard(torch.arange(3), D.Dist(2, 3)).tolist() == [2]  # one sample per process is enough
+    p = torch.nn.Parameter(torch.ones(2))
+    p.grad = torch.full((2,), 3.0)
+    vals = (torch.tensor(1.5),)
+    got, stop = D.average([p], vals, 4.0, True, ctx)
+    assert got == list(vals) and stop is True and torch.equal(p.grad, torch.full((2,), 3.0))
     assert D.step_seed(0, 0, 1) != D.step_seed(0, 1, 1) and D.step_seed(0, 1, 1) == D.step_seed(0, 1, 1)
 
 
@@ -234,3 +328,40 @@ def test_cli_nproc_runs_torchrun_and_rank0_writes(tmp_path):
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
     res2 = CliRunner().invoke(main, ["run", "regression", "--nproc", "2", "--out", str(tmp_path / "two"), "--resume"])
     assert res2.exit_code == 0, res2.output
+
+
+def test_launch_runs_torchrun_with_the_command_and_one_thread_by_default(monkeypatch):
+    import subprocess
+    import sys
+
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, env: calls.append((cmd, env)) or subprocess.CompletedProcess(cmd, 3))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert D.launch(["run", "regression", "--quick"], 2) == 3  # the launcher's exit status
+    cmd, env = calls[-1]
+    assert cmd == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                   "-m", "sobolev", "run", "regression", "--quick"]
+    assert env["OMP_NUM_THREADS"] == "1" and env["PATH"] == os.environ["PATH"]
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # a user's setting is kept
+    D.launch(["demo"], 1)
+    assert calls[-1][1]["OMP_NUM_THREADS"] == "4"
+    with pytest.raises(ValueError, match=r"^nproc must be ≥ 1, got 0$"):
+        D.launch(["demo"], 0)
+
+
+def test_cli_nproc_relaunches_the_checked_command_under_torchrun(tmp_path, monkeypatch):
+    from sobolev.cli import main
+
+    launched = []
+    monkeypatch.setattr(D, "launch", lambda args, nproc: launched.append((args, nproc)) or 0)
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["run", "regression", "--quick", "--nproc", "2", "--set", "epochs=3", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert launched == [(["run", "regression", "--out", str(out), "--quick", "--set", "epochs=3"], 2)]
+    # the arguments were checked and the directory prepared here, before any process starts
+    res = CliRunner().invoke(main, ["run", "regression", "--quick", "--nproc", "2", "--set", "epochs=-1",
+                                    "--out", str(tmp_path / "bad")])
+    assert res.exit_code == 2 and "epochs" in res.output and len(launched) == 1
+    monkeypatch.setattr(D, "launch", lambda args, nproc: 7)  # a failed launch is the command's exit status
+    res = CliRunner().invoke(main, ["demo", "--quick", "--nproc", "2", "--out", str(tmp_path / "demo")])
+    assert res.exit_code == 7

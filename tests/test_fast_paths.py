@@ -59,13 +59,35 @@ def test_jet_directional_matches_nested_jvp(act, order, n_sets):
     _assert_same(net, got, want)
 
 
-def test_jet_on_plain_sequential_with_sigmoid_and_identity():
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_jet_on_plain_sequential_with_sigmoid_and_identity(order):
     torch.manual_seed(3)
-    net = nn.Sequential(nn.Linear(2, 6), nn.Sigmoid(), nn.Sequential(nn.Linear(6, 6), nn.Identity(), nn.Tanh()), nn.Linear(6, 1))
+    net = nn.Sequential(nn.Linear(2, 6), nn.Sigmoid(), nn.Sequential(nn.Linear(6, 6), nn.Identity(), nn.Tanh()), nn.Linear(6, 3))
     assert jet_layers(net) is not None
     x = torch.randn(4, 2)
-    V = sample_directions(2, 3, 4, 2, generator=torch.Generator().manual_seed(4))
-    _assert_same(net, derivatives(net, x, 3, directions=V), [net(x)] + _jvp_directional(net, x, 3, V, True))
+    V = sample_directions(2, order, 4, 2, generator=torch.Generator().manual_seed(4))
+    assert derivative_method(net, order, d=2, m=3, n_sets=2) == "jet"
+    _assert_same(net, derivatives(net, x, order, directions=V), [net(x)] + _jvp_directional(net, x, order, V, True))
+
+
+@pytest.mark.parametrize("act,at", [("relu", 0.0), ("leaky_relu", 0.0), ("softplus", 0.5)])
+def test_jet_at_a_kink_follows_autograd(act, at):
+    """Pre-activations exactly at a branch point: the jet takes the derivative autograd takes there
+    (0 for ReLU at 0, the negative slope for LeakyReLU, σ(βz) at softplus' threshold (0.5 here))."""
+    net = _net(act, d=2, m=2)
+    with torch.no_grad():
+        net.net[0].bias.fill_(at)
+        net.net[0].weight[:4] = 0.0  # half of the first layer's units sit at z = `at` for every x
+    x = torch.randn(3, 2)
+    V = sample_directions(1, 1, 3, 2, generator=torch.Generator().manual_seed(9))
+    assert derivative_method(net, 1, d=2, m=2, n_sets=1) == "jet"
+    _assert_same(net, derivatives(net, x, 1, directions=V), [net(x)] + _jvp_directional(net, x, 1, V, True))
+
+
+def test_jet_refuses_orders_above_its_maximum():
+    net = _net("tanh")
+    with pytest.raises(ValueError, match="orders up to 3, got 4 directions"):
+        jet_directional(jet_layers(net), torch.randn(2, 3), torch.randn(1, 4, 2, 3), 4)
 
 
 @pytest.mark.parametrize("act", ["tanh", "sine", "relu"])

@@ -13,15 +13,16 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 
 
-def test_readme_tables_match_committed_summaries():
-    text = README.read_text()
+@pytest.mark.parametrize("doc", ["README.md", "mutation/RESULTS.md"])
+def test_readme_tables_match_committed_summaries(doc):
+    text = (ROOT / doc).read_text()
     keys = [m.group("key") for m in results.BLOCK.finditer(text)]
-    assert keys, "the README has no results blocks"
+    assert keys, f"{doc} has no results blocks"
     assert len(keys) == len(set(keys)), "a results block appears twice"
     rendered = results.render_readme(text, ROOT / results.RESULTS_DIR)
     for new, old in zip(results.BLOCK.finditer(rendered), results.BLOCK.finditer(text)):
         assert new.group("body") == old.group("body"), (
-            f"README block {old.group('key')!r} differs from docs/results/{old.group('key')}: run `sobolev report`")
+            f"{doc} block {old.group('key')!r} differs from its committed results: run `make report`")
 
 
 def test_every_committed_run_is_complete():
@@ -85,3 +86,17 @@ def test_collect_refuses_an_unfinished_run(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ValueError, match="summary.json"):
         results.collect(tmp_path, "x", tmp_path / "out")
+
+
+def test_mutation_table_counts_runs_samples_and_survivors():
+    c = lambda n, k, s: {"mutants": n, "checked": n if s is None else s, "killed": k, "timeout": 0,  # noqa: E731
+                         "survived": (n if s is None else s) - k, "no_tests": 0}
+    scores = {"tool": "mutmut 3.8.1", "modules": {
+        "full": {"date": "2026-12-01", "sampled": None, "first": c(200, 150, None), "after_triage": c(200, 190, None)},
+        "part": {"date": "2026-12-02", "sampled": None, "first": c(100, 40, 50), "after_triage": c(100, 49, 50)},
+        "some": {"date": "2026-12-01", "sampled": 40, "first": c(40, 30, None), "after_triage": c(40, 38, None)}}}
+    lines = results.mutation_table(scores).splitlines()
+    assert lines[2] == "| `full` | 200 | 150 (75.0%) | 190 (95.0%) | 10 |"
+    assert lines[3] == "| `part` | 100 (50 run) | 40 (80.0%) | 49 (98.0%) | 1 |"
+    assert lines[4] == "| `some` | 40 sampled | 30 (75.0%) | 38 (95.0%) | 2 |"
+    assert "runs of 2026-12-01, 2026-12-02" in lines[-1]
