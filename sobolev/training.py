@@ -488,7 +488,7 @@ class _Run:
         rngs = ck["rng_ranks"]
         if len(rngs) != self.ctx.world_size and self.ctx.is_main:
             warnings.warn(f"resuming with {self.ctx.world_size} process(es) a run checkpointed with {len(rngs)}: "
-                          "training continues correctly but is not bit-for-bit the uninterrupted run", stacklevel=3)
+                          "training continues correctly but is not bit-for-bit the uninterrupted run", stacklevel=4)
         _set_rng_state(rngs[self.ctx.rank % len(rngs)], self.data_gen)
         self.history.resumed_from = self.step
         self.history.records = records
