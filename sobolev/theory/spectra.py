@@ -92,8 +92,13 @@ def _directions(W_star: torch.Tensor, directions, generator: torch.Generator | N
     e = as_weights(directions, "directions")
     if e.shape != W_star.shape:
         raise ValueError(f"directions must have shape {tuple(W_star.shape)}, got {tuple(e.shape)}")
-    e = e - (e * u).sum(1, keepdim=True) * u
-    return as_weights(e / e.norm(dim=1, keepdim=True), "directions (component ⊥ W_star)")
+    perp = e - (e * u).sum(1, keepdim=True) * u
+    norm = perp.norm(dim=1, keepdim=True)
+    parallel = (norm <= 1e-12 * e.norm(dim=1, keepdim=True))[:, 0]
+    if parallel.any():
+        raise ValueError(f"directions rows {parallel.nonzero().flatten().tolist()} are parallel to their W_star "
+                         "rows: no component ⊥ W_star to rotate towards")
+    return as_weights(perp / norm, "directions (component ⊥ W_star)")
 
 
 def rotated_students(W_star, angle: float, scale: float = 1.0, directions=None,
