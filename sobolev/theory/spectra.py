@@ -98,7 +98,7 @@ def _directions(W_star: torch.Tensor, directions, generator: torch.Generator | N
     if parallel.any():
         raise ValueError(f"directions rows {parallel.nonzero().flatten().tolist()} are parallel to their W_star "
                          "rows: no component ⊥ W_star to rotate towards")
-    return as_weights(perp / norm, "directions (component ⊥ W_star)")
+    return perp / norm
 
 
 def rotated_students(W_star, angle: float, scale: float = 1.0, directions=None,
