@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all bench data report results mutate clean
+.PHONY: demo test lint test-all bench data report results mutate clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (set PY=python3.x)"; exit 1; }
@@ -20,6 +20,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# ruff: the lint rules and the format configured in pyproject.toml (CI runs both).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow"
@@ -40,7 +45,7 @@ report: $(STAMP)
 
 # Re-run every full experiment into runs/results, collect into docs/results, regenerate the README (hours).
 results: $(STAMP) data
-	$(BIN)/python -m sobolev.results
+	$(BIN)/python -m sobolev_lab.results
 
 mutate: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[dev,mutate]"

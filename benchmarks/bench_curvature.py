@@ -15,7 +15,11 @@ def _problem(order: int, width: int, n: int) -> tuple[torch.nn.Module, SobolevLo
     torch.manual_seed(0)
     net = MLP(2, 1, width, 2, "tanh").double()
     x = torch.randn(n, 2, dtype=torch.float64)
-    return net, SobolevLoss(order), (x, *derivatives(lambda y: torch.sin(y).sum(-1, keepdim=True), x, order))
+    return (
+        net,
+        SobolevLoss(order),
+        (x, *derivatives(lambda y: torch.sin(y).sum(-1, keepdim=True), x, order)),
+    )
 
 
 def run(quick: bool = False) -> dict:
@@ -29,15 +33,34 @@ def run(quick: bool = False) -> dict:
         def gradient() -> None:
             torch.autograd.grad(loss(net, batch[0], batch[1:]), list(net.parameters()))
 
-        t = interleaved_times({"grad": gradient, "build": lambda: LossHessian(net, loss, batch), "hvp": lambda: H.hvp(v)},
-                              repeats=repeats)
+        t = interleaved_times(
+            {
+                "grad": gradient,
+                "build": lambda: LossHessian(net, loss, batch),
+                "hvp": lambda: H.hvp(v),
+            },
+            repeats=repeats,
+        )
         dense = median_time(lambda: spectrum_edges(H, method="dense"), repeats=1, warmup=0)
         lanczos = median_time(lambda: spectrum_edges(H, method="lanczos"), repeats=1, warmup=0)
-        rows.append({"loss": name, "params": H.n_params, "batch": n, "grad_ms": 1e3 * t["grad"],
-                     "build_ms": 1e3 * t["build"], "hvp_ms": 1e3 * t["hvp"], "hvp_over_grad": t["hvp"] / t["grad"],
-                     "dense_edges_s": dense, "lanczos_edges_s": lanczos, "dense_over_lanczos": dense / lanczos})
-    return {"title": "Hessian-vector products and spectrum edges of empirical Sobolev losses (tanh MLP, float64)",
-            "rows": rows,
-            "notes": "build = loss + gradient with create_graph (once per point); hvp = one further backward through "
-                     "it (third-order nested for H1, fourth for H2). Edges: dense = P products + eigvalsh; "
-                     "lanczos = ARPACK eigsh, both ends."}
+        rows.append(
+            {
+                "loss": name,
+                "params": H.n_params,
+                "batch": n,
+                "grad_ms": 1e3 * t["grad"],
+                "build_ms": 1e3 * t["build"],
+                "hvp_ms": 1e3 * t["hvp"],
+                "hvp_over_grad": t["hvp"] / t["grad"],
+                "dense_edges_s": dense,
+                "lanczos_edges_s": lanczos,
+                "dense_over_lanczos": dense / lanczos,
+            }
+        )
+    return {
+        "title": "Hessian-vector products and spectrum edges of empirical Sobolev losses (tanh MLP, float64)",
+        "rows": rows,
+        "notes": "build = loss + gradient with create_graph (once per point); hvp = one further backward through "
+        "it (third-order nested for H1, fourth for H2). Edges: dense = P products + eigvalsh; "
+        "lanczos = ARPACK eigsh, both ends.",
+    }

@@ -43,22 +43,31 @@ def _cases(size: int, batch: int):
 def run(quick: bool = False) -> dict:
     repeats = 5 if quick else 15
     rows = []
-    for size in ((16,) if quick else (16, 28)):
+    for size in (16,) if quick else (16, 28):
         batch = 128
         steps, alone = _cases(size, batch)
         t_step = interleaved_times(steps, repeats=repeats, warmup=2)
         t_loss = interleaved_times(alone, repeats=repeats, warmup=2)
         mem = {k: peak_memory_bytes(fn) for k, fn in steps.items()}
         for name in LOSSES:
-            rows.append({
-                "image": f"{size}x{size}", "batch": batch, "loss": name,
-                "step_ms": 1e3 * t_step[name], "step_ratio_to_L2": t_step[name] / t_step["L2"],
-                "loss_fwd_bwd_ms": 1e3 * t_loss[name], "loss_share_of_L2_step": t_loss[name] / t_step["L2"],
-                "peak_step_MB": mem[name] / 2**20, "memory_ratio_to_L2": mem[name] / mem["L2"],
-            })
-    notes = ("Training step = zero_grad, autoencoder forward, loss, backward, Adam step; medians of interleaved "
-             "repeats (ratios measured in the same process). loss_fwd_bwd_ms is the loss and its gradient alone "
-             "on a fixed output; loss_share_of_L2_step puts it against the whole L2 step, which bounds the "
-             "overhead the loss can add. Peak memory: CUDA allocator on GPU, torch-profiler tensor memory on CPU "
-             "(sobolev.memory.peak_memory_bytes).")
+            rows.append(
+                {
+                    "image": f"{size}x{size}",
+                    "batch": batch,
+                    "loss": name,
+                    "step_ms": 1e3 * t_step[name],
+                    "step_ratio_to_L2": t_step[name] / t_step["L2"],
+                    "loss_fwd_bwd_ms": 1e3 * t_loss[name],
+                    "loss_share_of_L2_step": t_loss[name] / t_step["L2"],
+                    "peak_step_MB": mem[name] / 2**20,
+                    "memory_ratio_to_L2": mem[name] / mem["L2"],
+                }
+            )
+    notes = (
+        "Training step = zero_grad, autoencoder forward, loss, backward, Adam step; medians of interleaved "
+        "repeats (ratios measured in the same process). loss_fwd_bwd_ms is the loss and its gradient alone "
+        "on a fixed output; loss_share_of_L2_step puts it against the whole L2 step, which bounds the "
+        "overhead the loss can add. Peak memory: CUDA allocator on GPU, torch-profiler tensor memory on CPU "
+        "(sobolev.memory.peak_memory_bytes)."
+    )
     return {"title": "Image Sobolev losses vs L2 (conv autoencoder)", "rows": rows, "notes": notes}

@@ -64,13 +64,27 @@ def run(quick: bool = False) -> dict:
     rows = []
     for name in LOSSES:
         per_image = cpu[name] / BATCH
-        rows.append({"image": f"3x{size}x{size}", "batch": BATCH, "loss": name, "cpu_s_per_step": cpu[name],
-                     "ratio_to_L2": cpu[name] / cpu["L2"], "peak_step_MB": mem[name],
-                     "memory_ratio_to_L2": mem[name] / mem["L2"],
-                     "cpu_s_per_official_step": per_image * OFFICIAL_BATCH,
-                     "cpu_h_per_30k_epoch": per_image * EPOCH_IMAGES / 3600})
-    notes = (f"One training step (forward, loss, backward, Adam) on a batch of {BATCH}, one torch thread, median "
-             "CPU process time of interleaved repeats after one warm-up round; per official step (batch 48) and per "
-             "epoch of 30,000 images scale it linearly in the batch. Peak memory: torch-profiler tensor memory of "
-             "forward + loss + backward.")
-    return {"title": "DDPM training step at CelebA-HQ size (128x128 RGB, UNet base 16)", "rows": rows, "notes": notes}
+        rows.append(
+            {
+                "image": f"3x{size}x{size}",
+                "batch": BATCH,
+                "loss": name,
+                "cpu_s_per_step": cpu[name],
+                "ratio_to_L2": cpu[name] / cpu["L2"],
+                "peak_step_MB": mem[name],
+                "memory_ratio_to_L2": mem[name] / mem["L2"],
+                "cpu_s_per_official_step": per_image * OFFICIAL_BATCH,
+                "cpu_h_per_30k_epoch": per_image * EPOCH_IMAGES / 3600,
+            }
+        )
+    notes = (
+        f"One training step (forward, loss, backward, Adam) on a batch of {BATCH}, one torch thread, median "
+        "CPU process time of interleaved repeats after one warm-up round; per official step (batch 48) and per "
+        "epoch of 30,000 images scale it linearly in the batch. Peak memory: torch-profiler tensor memory of "
+        "forward + loss + backward."
+    )
+    return {
+        "title": "DDPM training step at CelebA-HQ size (128x128 RGB, UNet base 16)",
+        "rows": rows,
+        "notes": notes,
+    }

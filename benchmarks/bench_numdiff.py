@@ -23,7 +23,9 @@ from sobolev.numdiff import chebyshev_derivative, chebyshev_grid, fd_derivative
 FD_SETTINGS = [(1, 2), (1, 4), (2, 2), (2, 4)]  # (derivative order, accuracy)
 
 
-def _fd_rows(shapes: list[tuple[int, ...]], settings: list[tuple[int, int]], repeats: int) -> list[dict]:
+def _fd_rows(
+    shapes: list[tuple[int, ...]], settings: list[tuple[int, int]], repeats: int
+) -> list[dict]:
     rows = []
     rng = np.random.default_rng(0)
     for shape in shapes:
@@ -35,7 +37,9 @@ def _fd_rows(shapes: list[tuple[int, ...]], settings: list[tuple[int, int]], rep
                 op = findiff.Diff(axis, h, acc=accuracy) ** order
                 times = interleaved_times(
                     {
-                        "sobolev": lambda: fd_derivative(tensor, h, order, axis=axis, accuracy=accuracy),
+                        "sobolev": lambda: fd_derivative(
+                            tensor, h, order, axis=axis, accuracy=accuracy
+                        ),
                         "findiff": lambda: op(array),
                     },
                     repeats=repeats,
@@ -49,9 +53,14 @@ def _fd_nonuniform_row(n: int, repeats: int) -> dict:
     array = np.sin(coords)
     tensor, coords_t = torch.from_numpy(array), torch.from_numpy(coords)
     op = findiff.Diff(0, coords, acc=2)
-    fd_derivative(tensor, coords_t)  # stencil weights are cached per grid, as findiff's are per operator
+    fd_derivative(
+        tensor, coords_t
+    )  # stencil weights are cached per grid, as findiff's are per operator
     times = interleaved_times(
-        {"sobolev": lambda: fd_derivative(tensor, coords_t, 1, accuracy=2), "findiff": lambda: op(array)},
+        {
+            "sobolev": lambda: fd_derivative(tensor, coords_t, 1, accuracy=2),
+            "findiff": lambda: op(array),
+        },
         repeats=repeats,
     )
     return _row("fd d1 acc2 non-uniform", (n,), times, "findiff")
@@ -73,7 +82,9 @@ def _chebyshev_rows(sizes: list[int], repeats: int) -> list[dict]:
         baseline = _seconds_per_call(numpy_derivative, repeats)
         for method in ("matrix", "fft"):
             ours = chebyshev_derivative(values, 1, method=method)
-            seconds = _seconds_per_call(lambda: chebyshev_derivative(values, 1, method=method), repeats)
+            seconds = _seconds_per_call(
+                lambda: chebyshev_derivative(values, 1, method=method), repeats
+            )
             rows.append(
                 {
                     "case": f"chebyshev d1 {method}",
@@ -124,7 +135,11 @@ def run(quick: bool = False) -> dict:
         f"sobolev faster). Finite differences vs findiff {findiff.__version__}: ratio min {min(fd_ratios):.2f}, "
         f"median {float(np.median(fd_ratios)):.2f}. Chebyshev vs numpy chebfit/chebder/chebval on 64 lines."
     )
-    return {"title": "sobolev.numdiff vs findiff and numpy.polynomial.chebyshev", "rows": rows, "notes": notes}
+    return {
+        "title": "sobolev.numdiff vs findiff and numpy.polynomial.chebyshev",
+        "rows": rows,
+        "notes": notes,
+    }
 
 
 def _rows(quick: bool) -> list[dict]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -31,7 +31,9 @@ from sobolev import MLP, SobolevLoss, TrainConfig, fit
 from .bench_training import training_step
 from .timing import interleaved_times
 
-derivatives_module = importlib.import_module("sobolev.derivatives")  # the module (the package exports the function)
+derivatives_module = importlib.import_module(
+    "sobolev.derivatives"
+)  # the module (the package exports the function)
 
 
 def _tiny_problem() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -78,7 +80,9 @@ def _overhead_rows(quick: bool) -> list[dict]:
     rows = []
     for order in (1, 0):
         fns: dict[str, Callable[[], float]] = {
-            "hand": lambda: hand_loop(order, n), "fit": lambda: fit_loop(order, n), "fit0": lambda: fit_loop(order, 0),
+            "hand": lambda: hand_loop(order, n),
+            "fit": lambda: fit_loop(order, n),
+            "fit0": lambda: fit_loop(order, 0),
         }
         for f in fns.values():  # warm-up
             f()
@@ -88,18 +92,22 @@ def _overhead_rows(quick: bool) -> list[dict]:
                 samples[k].append(f())
         per_step = [(a - b) / n for a, b in zip(samples["fit"], samples["fit0"])]
         hand = [t / n for t in samples["hand"]]
-        rows.append({
-            "step": f"fit, SobolevLoss({order}), 1-12-1 tanh, 4 points, float64",
-            "vs": "hand-written loop", "ms": round(1e3 * statistics.median(per_step), 3),
-            "vs ms": round(1e3 * statistics.median(hand), 3),
-            "ratio": round(statistics.median(a / b for a, b in zip(per_step, hand)), 2),
-            "fit fixed cost per call, ms": round(1e3 * statistics.median(samples["fit0"]), 2),
-        })
+        rows.append(
+            {
+                "step": f"fit, SobolevLoss({order}), 1-12-1 tanh, 4 points, float64",
+                "vs": "hand-written loop",
+                "ms": round(1e3 * statistics.median(per_step), 3),
+                "vs ms": round(1e3 * statistics.median(hand), 3),
+                "ratio": round(statistics.median(a / b for a, b in zip(per_step, hand)), 2),
+                "fit fixed cost per call, ms": round(1e3 * statistics.median(samples["fit0"]), 2),
+            }
+        )
     return rows
 
 
 def _forced(step: Callable[[], None], loop_devices: tuple[str, ...]) -> Callable[[], None]:
     """``step`` run with ``derivatives.LOOP_BACKWARD_DEVICES`` set to ``loop_devices``."""
+
     def run_step() -> None:
         saved = derivatives_module.LOOP_BACKWARD_DEVICES
         derivatives_module.LOOP_BACKWARD_DEVICES = loop_devices
@@ -107,6 +115,7 @@ def _forced(step: Callable[[], None], loop_devices: tuple[str, ...]) -> Callable
             step()
         finally:
             derivatives_module.LOOP_BACKWARD_DEVICES = saved
+
     return run_step
 
 
@@ -116,22 +125,41 @@ def _h2_rows(quick: bool) -> list[dict]:
     torch.manual_seed(1)
     model = MLP(1, 1, width=256, depth=4, activation="tanh")
     x = torch.randn(batch, 1)
-    steps = {"L2": training_step(model, x, 0, None), "H2 full Hessian": training_step(model, x, 2, None),
-             "H2 4 dirs": training_step(model, x, 2, 4)}
+    steps = {
+        "L2": training_step(model, x, 0, None),
+        "H2 full Hessian": training_step(model, x, 2, None),
+        "H2 4 dirs": training_step(model, x, 2, 4),
+    }
     times = interleaved_times(steps, repeats=repeats, warmup=1)
-    rows += [{"step": f"{k}, d=1, MLP 4×256 tanh, batch {batch}, float32", "vs": "L2 step",
-              "ms": round(1e3 * times[k], 2), "vs ms": round(1e3 * times["L2"], 2),
-              "ratio": round(times[k] / times["L2"], 2)} for k in ("H2 full Hessian", "H2 4 dirs")]
+    rows += [
+        {
+            "step": f"{k}, d=1, MLP 4×256 tanh, batch {batch}, float32",
+            "vs": "L2 step",
+            "ms": round(1e3 * times[k], 2),
+            "vs ms": round(1e3 * times["L2"], 2),
+            "ratio": round(times[k] / times["L2"], 2),
+        }
+        for k in ("H2 full Hessian", "H2 4 dirs")
+    ]
     for d in (2, 8):  # the full Hessian on CPU: a loop of d backwards against one vmapped backward
         torch.manual_seed(d)
         model = MLP(d, 1, width=256, depth=4, activation="tanh")
         x = torch.randn(batch, d)
         step = training_step(model, x, 2, None)
-        times = interleaved_times({"loop": _forced(step, ("cpu",)), "vmapped": _forced(step, ())},
-                                  repeats=repeats, warmup=1)
-        rows.append({"step": f"H2 full Hessian by a loop of d backwards, d={d}, MLP 4×256 tanh, batch {batch}, float32",
-                     "vs": "one vmapped backward", "ms": round(1e3 * times["loop"], 2),
-                     "vs ms": round(1e3 * times["vmapped"], 2), "ratio": round(times["loop"] / times["vmapped"], 2)})
+        times = interleaved_times(
+            {"loop": _forced(step, ("cpu",)), "vmapped": _forced(step, ())},
+            repeats=repeats,
+            warmup=1,
+        )
+        rows.append(
+            {
+                "step": f"H2 full Hessian by a loop of d backwards, d={d}, MLP 4×256 tanh, batch {batch}, float32",
+                "vs": "one vmapped backward",
+                "ms": round(1e3 * times["loop"], 2),
+                "vs ms": round(1e3 * times["vmapped"], 2),
+                "ratio": round(times["loop"] / times["vmapped"], 2),
+            }
+        )
     return rows
 
 
@@ -158,4 +186,8 @@ def run(quick: bool = False) -> dict:
         "for the full Hessian. Loop rows: ratio < 1 means the loop of d backwards (now used on CPU) "
         "is faster than the vmapped backward (still used on other devices)."
     )
-    return {"title": "fit overhead on a tiny problem; H2 directions at S ≥ d", "rows": rows, "notes": notes}
+    return {
+        "title": "fit overhead on a tiny problem; H2 directions at S ≥ d",
+        "rows": rows,
+        "notes": notes,
+    }

@@ -27,7 +27,9 @@ def run(quick: bool = False) -> dict:
     rows = []
     for name, fn in cases.items():
         reps = 1 if name.startswith(("hessian", "MC")) and quick else repeats
-        rows.append({"case": name, "K": K, "d": d, "seconds": median_time(fn, repeats=reps, warmup=1)})
+        rows.append(
+            {"case": name, "K": K, "d": d, "seconds": median_time(fn, repeats=reps, warmup=1)}
+        )
     base = rows[0]["seconds"]
     for row in rows:
         row["ratio_to_loss"] = row["seconds"] / base
@@ -35,7 +37,7 @@ def run(quick: bool = False) -> dict:
         "title": "sobolev.theory: population loss / gradient / Hessian (K=K*=10, d=100, float64, CPU)",
         "rows": rows,
         "notes": "Median wall time after warm-up. The Hessian is autodiff of the closed form (jacfwd over "
-                 "jacrev, 1000 tangents); the gradient is the hand-derived formula.",
+        "jacrev, 1000 tangents); the gradient is the hand-derived formula.",
     }
 
 

@@ -12,13 +12,18 @@ paths, kept as the "before" rows). Forced-method rows run at a few d only, to ke
 from __future__ import annotations
 
 import platform
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from sobolev import MLP, derivatives, sobolev_loss
-from sobolev.derivatives import DerivativeStack, _jvp_directional, derivative_method, sample_directions
+from sobolev.derivatives import (
+    DerivativeStack,
+    _jvp_directional,
+    derivative_method,
+    sample_directions,
+)
 from sobolev.jet import jet_directional, jet_layers
 
 from .timing import interleaved_times, matmul_flops, peak_memory_bytes
@@ -47,10 +52,18 @@ VARIANTS: dict[str, tuple[int, int | None, str]] = {
 MAX_D_FULL_H2 = 8
 
 
-def training_step(model: nn.Module, x: Tensor, order: int, n_dirs: int | None, how: str = "auto") -> Callable[[], None]:
+def training_step(
+    model: nn.Module, x: Tensor, order: int, n_dirs: int | None, how: str = "auto"
+) -> Callable[[], None]:
     """A closure doing one Sobolev training step of ``model`` on ``x`` (B, d) against a fixed random target."""
     B, d = x.shape
-    V = None if n_dirs is None else sample_directions(n_dirs, max(order, 1), B, d, generator=torch.Generator().manual_seed(1))
+    V = (
+        None
+        if n_dirs is None
+        else sample_directions(
+            n_dirs, max(order, 1), B, d, generator=torch.Generator().manual_seed(1)
+        )
+    )
 
     def stack() -> list[Tensor]:
         if how == "jvp":
@@ -76,8 +89,11 @@ def training_step(model: nn.Module, x: Tensor, order: int, n_dirs: int | None, h
 def _variants(d: int, quick: bool) -> dict[str, tuple[int, int | None, str]]:
     """Variants at dimension d: full Hessians for d ≤ 8, forced-method comparisons at a few d."""
     compare = (64,) if quick else (8, 256)
-    out = {k: v for k, v in VARIANTS.items()
-           if not (k == "H2 full" and d > MAX_D_FULL_H2) and (v[2] == "auto" or d in compare)}
+    out = {
+        k: v
+        for k, v in VARIANTS.items()
+        if not (k == "H2 full" and d > MAX_D_FULL_H2) and (v[2] == "auto" or d in compare)
+    }
     return {k: v for k, v in out.items() if not (quick and "4 dirs" in k)}
 
 
@@ -100,13 +116,20 @@ def run(quick: bool = False) -> dict:
         mems = {k: peak_memory_bytes(s) for k, s in steps.items()}
         flops = {k: matmul_flops(s) for k, s in steps.items()}
         for k, (order, n_dirs, how) in variants.items():
-            rows.append({
-                "d": d, "loss": k, "order": order, "directions": n_dirs or "full",
-                "method": _method(model, order, n_dirs, how, d),
-                "ms": round(1e3 * times[k], 2), "x L2": round(times[k] / times["L2"], 2),
-                "matmul flops x L2": round(flops[k] / flops["L2"], 2),
-                "peak MB": round(mems[k] / 2**20, 1), "mem x L2": round(mems[k] / mems["L2"], 2),
-            })
+            rows.append(
+                {
+                    "d": d,
+                    "loss": k,
+                    "order": order,
+                    "directions": n_dirs or "full",
+                    "method": _method(model, order, n_dirs, how, d),
+                    "ms": round(1e3 * times[k], 2),
+                    "x L2": round(times[k] / times["L2"], 2),
+                    "matmul flops x L2": round(flops[k] / flops["L2"], 2),
+                    "peak MB": round(mems[k] / 2**20, 1),
+                    "mem x L2": round(mems[k] / mems["L2"], 2),
+                }
+            )
     notes = (
         f"MLP {DEPTH}×{WIDTH} tanh, batch {batch}, float32, Adam; median of {repeats} interleaved "
         f"repeats after 1 warm-up step; torch {torch.__version__}, {torch.get_num_threads()} threads, "

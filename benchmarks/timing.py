@@ -10,13 +10,15 @@ import gc
 import statistics
 import time
 import tracemalloc
-from typing import Any, Callable
-
+from collections.abc import Callable
+from typing import Any
 
 from sobolev.memory import peak_memory_bytes  # noqa: F401  (re-exported for the benchmark modules)
 
 
-def median_time(fn: Callable[[], Any], *, repeats: int = 7, warmup: int = 2, number: int = 1) -> float:
+def median_time(
+    fn: Callable[[], Any], *, repeats: int = 7, warmup: int = 2, number: int = 1
+) -> float:
     """Median wall time in seconds of ``number`` calls of ``fn``, over ``repeats`` after ``warmup``."""
     for _ in range(warmup):
         fn()
@@ -30,7 +32,9 @@ def median_time(fn: Callable[[], Any], *, repeats: int = 7, warmup: int = 2, num
     return statistics.median(times)
 
 
-def interleaved_times(fns: dict[str, Callable[[], Any]], *, repeats: int = 7, warmup: int = 2) -> dict[str, float]:
+def interleaved_times(
+    fns: dict[str, Callable[[], Any]], *, repeats: int = 7, warmup: int = 2
+) -> dict[str, float]:
     """Median seconds per call of each function, measured round-robin so drift hits all alike."""
     for fn in fns.values():
         for _ in range(warmup):
@@ -52,7 +56,9 @@ def matmul_flops(fn: Callable[[], Any]) -> int:
 
     with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
         fn()
-    return int(sum(e.flops for e in prof.events() if e.name in ("aten::mm", "aten::addmm", "aten::bmm")))
+    return int(
+        sum(e.flops for e in prof.events() if e.name in ("aten::mm", "aten::addmm", "aten::bmm"))
+    )
 
 
 def python_peak_bytes(fn: Callable[[], Any]) -> int:

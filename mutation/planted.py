@@ -30,45 +30,108 @@ class Plant:
 
 
 PLANTS = [
-    Plant("dimension weighting (1+d)^k", "sobolev/losses.py",
-          "total = total / sum(d**j for j in range(self.order + 1))", "total = total / (1 + d) ** self.order",
-          ("tests/test_losses.py",)),
-    Plant("directional terms summed over S", "sobolev/losses.py",
-          "(err.shape[-1] if directional else 1)", "1", ("tests/test_losses.py",)),
-    Plant("directional terms summed over S (property test)", "sobolev/losses.py",
-          "(err.shape[-1] if directional else 1)", "1", ("tests/test_prop_losses.py",)),
-    Plant("weights applied to the wrong orders", "sobolev/losses.py",
-          "zip(keys, lam, preds, targets)", "zip(keys, lam[::-1], preds, targets)", ("tests/test_losses.py",)),
-    Plant("resume without the LR schedule", "sobolev/training.py",
-          'self.sched.load_state_dict(ck["schedule"])', "pass", ("tests/test_resume_schedules.py",)),
-    Plant("resume without the L-BFGS state", "sobolev/training.py",
-          'self.opt.load_state_dict(ck["optimizer"])',
-          'self.phase != "lbfgs" and self.opt.load_state_dict(ck["optimizer"])',
-          ("tests/test_resume_schedules.py",)),
-    Plant("resume restarts the first optimiser after lbfgs_at", "sobolev/training.py",
-          'self.phase = ck["phase"]', "pass",
-          ("tests/test_resume_schedules.py",)),
-    Plant("metrics file garbled when a finished run is extended", "sobolev/training.py",
-          'json.dumps(r) + "\\n" for r in plan.records', 'json.dumps(None) + "\\n" for r in plan.records',
-          ("tests/test_resume_schedules.py",)),
+    Plant(
+        "dimension weighting (1+d)^k",
+        "sobolev/losses.py",
+        "total = total / sum(d**j for j in range(self.order + 1))",
+        "total = total / (1 + d) ** self.order",
+        ("tests/test_losses.py",),
+    ),
+    Plant(
+        "directional terms summed over S",
+        "sobolev/losses.py",
+        "(err.shape[-1] if directional else 1)",
+        "1",
+        ("tests/test_losses.py",),
+    ),
+    Plant(
+        "directional terms summed over S (property test)",
+        "sobolev/losses.py",
+        "(err.shape[-1] if directional else 1)",
+        "1",
+        ("tests/test_prop_losses.py",),
+    ),
+    Plant(
+        "weights applied to the wrong orders",
+        "sobolev/losses.py",
+        "zip(keys, lam, preds, targets)",
+        "zip(keys, lam[::-1], preds, targets)",
+        ("tests/test_losses.py",),
+    ),
+    Plant(
+        "resume without the LR schedule",
+        "sobolev/training.py",
+        'self.sched.load_state_dict(ck["schedule"])',
+        "pass",
+        ("tests/test_resume_schedules.py",),
+    ),
+    Plant(
+        "resume without the L-BFGS state",
+        "sobolev/training.py",
+        'self.opt.load_state_dict(ck["optimizer"])',
+        'self.phase != "lbfgs" and self.opt.load_state_dict(ck["optimizer"])',
+        ("tests/test_resume_schedules.py",),
+    ),
+    Plant(
+        "resume restarts the first optimiser after lbfgs_at",
+        "sobolev/training.py",
+        'self.phase = ck["phase"]',
+        "pass",
+        ("tests/test_resume_schedules.py",),
+    ),
+    Plant(
+        "metrics file garbled when a finished run is extended",
+        "sobolev/training.py",
+        'json.dumps(r) + "\\n" for r in plan.records',
+        'json.dumps(None) + "\\n" for r in plan.records',
+        ("tests/test_resume_schedules.py",),
+    ),
     # distributed.py runs in spawned rank processes, which mutmut's per-test coverage cannot see
     # (every mutant reads "no tests"), so its mutation check is these plants
-    Plant("ranks train overlapping shards", "sobolev/distributed.py",
-          "return idx[ctx.rank :: ctx.world_size]", "return idx[: (idx.numel() + 1) // ctx.world_size]",
-          ("tests/test_distributed.py",)),
-    Plant("gradients averaged without shard weights", "sobolev/distributed.py",
-          ".reshape(-1).to(ref.dtype) * weight for p in params]", ".reshape(-1).to(ref.dtype) for p in params]",
-          ("tests/test_distributed.py",)),
-    Plant("logged loss summed over ranks", "sobolev/distributed.py",
-          "averaged = list((buf[offset : offset + n_v] / total).unbind())",
-          "averaged = list((buf[offset : offset + n_v]).unbind())", ("tests/test_distributed.py",)),
-    Plant("ranks share one random stream", "sobolev/distributed.py",
-          "SeedSequence([seed, rank, step])", "SeedSequence([seed, step])", ("tests/test_distributed.py",)),
+    Plant(
+        "ranks train overlapping shards",
+        "sobolev/distributed.py",
+        "return idx[ctx.rank :: ctx.world_size]",
+        "return idx[: (idx.numel() + 1) // ctx.world_size]",
+        ("tests/test_distributed.py",),
+    ),
+    Plant(
+        "gradients averaged without shard weights",
+        "sobolev/distributed.py",
+        ".reshape(-1).to(ref.dtype) * weight for p in params]",
+        ".reshape(-1).to(ref.dtype) for p in params]",
+        ("tests/test_distributed.py",),
+    ),
+    Plant(
+        "logged loss summed over ranks",
+        "sobolev/distributed.py",
+        "averaged = list((buf[offset : offset + n_v] / total).unbind())",
+        "averaged = list((buf[offset : offset + n_v]).unbind())",
+        ("tests/test_distributed.py",),
+    ),
+    Plant(
+        "ranks share one random stream",
+        "sobolev/distributed.py",
+        "SeedSequence([seed, rank, step])",
+        "SeedSequence([seed, step])",
+        ("tests/test_distributed.py",),
+    ),
 ]
 
 
 def _pytest(folder: Path, tests: tuple[str, ...]) -> int:
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--rootdir", str(folder), *tests]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-x",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(folder),
+        *tests,
+    ]
     return subprocess.run(cmd, cwd=folder, capture_output=True, text=True).returncode
 
 
@@ -77,8 +140,16 @@ def check(plant: Plant, base: Path) -> str:
     for part in ("sobolev", "tests"):
         shutil.copytree(ROOT / part, folder / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", folder)
-    imported = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, '.'); import sobolev; print(sobolev.__file__)"],
-                              cwd=folder, capture_output=True, text=True).stdout.strip()
+    imported = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.path.insert(0, '.'); import sobolev; print(sobolev.__file__)",
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     if not imported.startswith(str(folder)):
         return f"ERROR  {plant.name}: the copy is not what gets imported ({imported})"
     if _pytest(folder, plant.tests) != 0:

@@ -12,8 +12,11 @@ from pathlib import Path
 
 
 def main(folder: str, n: str, seed: str = "0") -> None:
-    names = sorted(k for meta in Path(folder, "mutants").rglob("*.meta")
-                   for k in json.loads(meta.read_text())["exit_code_by_key"])
+    names = sorted(
+        k
+        for meta in Path(folder, "mutants").rglob("*.meta")
+        for k in json.loads(meta.read_text())["exit_code_by_key"]
+    )
     chosen = names if int(n) >= len(names) else random.Random(int(seed)).sample(names, int(n))
     print("\n".join(sorted(chosen)))
 

@@ -42,7 +42,9 @@ def statuses(folder: Path) -> tuple[dict[str, str], dict[str, str]]:
     first_file = folder / "results.first.txt"
     first = _read(first_file) if first_file.exists() else dict(now)
     # a triage re-run re-tests the survivors; the first run's verdicts stand for the rest
-    after = {k: (now[k] if now.get(k, "not checked") != "not checked" else v) for k, v in first.items()}
+    after = {
+        k: (now[k] if now.get(k, "not checked") != "not checked" else v) for k, v in first.items()
+    }
     sample = folder / "sample.txt"
     if sample.exists():
         keep = set(sample.read_text().split())
@@ -53,9 +55,14 @@ def statuses(folder: Path) -> tuple[dict[str, str], dict[str, str]]:
 
 def counts(status: dict[str, str]) -> dict[str, int]:
     c = collections.Counter(status.values())
-    return {"mutants": len(status), "checked": len(status) - c["not checked"] - c["skipped"],
-            "killed": sum(c[s] for s in KILLED), "timeout": c["timeout"], "survived": c["survived"],
-            "no_tests": c["no tests"]}
+    return {
+        "mutants": len(status),
+        "checked": len(status) - c["not checked"] - c["skipped"],
+        "killed": sum(c[s] for s in KILLED),
+        "timeout": c["timeout"],
+        "survived": c["survived"],
+        "no_tests": c["no tests"],
+    }
 
 
 def record(name: str, folder: Path, first: dict[str, str], after: dict[str, str]) -> None:
@@ -63,9 +70,12 @@ def record(name: str, folder: Path, first: dict[str, str], after: dict[str, str]
     scores = json.loads(path.read_text()) if path.exists() else {"tool": "", "modules": {}}
     scores["tool"] = "mutmut " + _mutmut_version()
     sample = folder / "sample.txt"
-    scores["modules"][name] = {"date": datetime.date.today().isoformat(),
-                               "sampled": len(sample.read_text().split()) if sample.exists() else None,
-                               "first": counts(first), "after_triage": counts(after)}
+    scores["modules"][name] = {
+        "date": datetime.date.today().isoformat(),
+        "sampled": len(sample.read_text().split()) if sample.exists() else None,
+        "first": counts(first),
+        "after_triage": counts(after),
+    }
     scores["modules"] = dict(sorted(scores["modules"].items()))
     path.write_text(json.dumps(scores, indent=1) + "\n")
     alive = sorted(k for k, v in after.items() if v in ALIVE)
@@ -84,15 +94,21 @@ def main(name: str, folder: str, *flags: str) -> None:
     first, status = statuses(d)
     c = counts(status)
     score = c["killed"] / c["checked"] if c["checked"] else float("nan")
-    print(f"| {name} | {c['mutants']} | {c['killed'] - c['timeout']} | {c['timeout']} | {c['survived']} | {c['no_tests']} "
-          f"| {score:.1%} |")
+    print(
+        f"| {name} | {c['mutants']} | {c['killed'] - c['timeout']} | {c['timeout']} | {c['survived']} | {c['no_tests']} "
+        f"| {score:.1%} |"
+    )
     if "--record" in flags:
         record(name, d, first, status)
     mutmut = Path(sys.executable).with_name("mutmut")
     with open(d / "survivors.diff", "w") as out:
         for key, st in status.items():
             if st in ALIVE:
-                out.write(subprocess.run([str(mutmut), "show", key], cwd=d, capture_output=True, text=True).stdout)
+                out.write(
+                    subprocess.run(
+                        [str(mutmut), "show", key], cwd=d, capture_output=True, text=True
+                    ).stdout
+                )
                 out.write("\n")
 
 

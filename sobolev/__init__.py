@@ -1,4 +1,5 @@
 """sobolev: Sobolev training of neural networks."""
+
 __version__ = "0.1.0"
 
 from . import finance, numdiff
@@ -12,8 +13,30 @@ from .normalize import Normalizer, Surrogate
 from .training import History, TrainConfig, TrainingInterrupted, fit, seed_everything
 
 __all__ = [
-    "DerivativeStack", "FourierFeatureMLP", "History", "ImageSobolevLoss", "LossHessian", "MLP", "SIREN",
-    "Normalizer", "SobolevLoss", "Surrogate", "TrainConfig", "TrainingInterrupted", "TwoLayer", "derivatives",
-    "directional_stack", "finance", "first_reach", "fit", "heldout_evaluator", "image_sobolev_loss", "numdiff", "sample_directions",
-    "seed_everything", "sobolev_loss", "spectrum_edges", "stack_errors",
+    "MLP",
+    "SIREN",
+    "DerivativeStack",
+    "FourierFeatureMLP",
+    "History",
+    "ImageSobolevLoss",
+    "LossHessian",
+    "Normalizer",
+    "SobolevLoss",
+    "Surrogate",
+    "TrainConfig",
+    "TrainingInterrupted",
+    "TwoLayer",
+    "derivatives",
+    "directional_stack",
+    "finance",
+    "first_reach",
+    "fit",
+    "heldout_evaluator",
+    "image_sobolev_loss",
+    "numdiff",
+    "sample_directions",
+    "seed_everything",
+    "sobolev_loss",
+    "spectrum_edges",
+    "stack_errors",
 ]

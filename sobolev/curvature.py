@@ -17,8 +17,8 @@ the Hessian of the population loss (see :mod:`sobolev.theory`), which has indica
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +40,9 @@ class LossHessian:
     The gradient graph is built once; :meth:`hvp` reuses it, so each product costs one backward.
     """
 
-    def __init__(self, model: nn.Module, objective: Objective | SobolevLoss, batch: Sequence) -> None:
+    def __init__(
+        self, model: nn.Module, objective: Objective | SobolevLoss, batch: Sequence
+    ) -> None:
         self.params = [p for p in model.parameters() if p.requires_grad]
         if not self.params:
             raise ValueError("model has no trainable parameters")
@@ -49,11 +51,17 @@ class LossHessian:
         with torch.enable_grad():
             loss, _ = call_objective(as_objective(objective), model, tuple(batch))
             if loss.ndim != 0:
-                raise ValueError(f"objective must return a scalar loss, got shape {tuple(loss.shape)}")
+                raise ValueError(
+                    f"objective must return a scalar loss, got shape {tuple(loss.shape)}"
+                )
             grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
         self.loss = float(loss.detach())
-        self._grad = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
-                                for p, g in zip(self.params, grads)])
+        self._grad = torch.cat(
+            [
+                (torch.zeros_like(p) if g is None else g).reshape(-1)
+                for p, g in zip(self.params, grads)
+            ]
+        )
 
     @property
     def grad(self) -> Tensor:
@@ -63,26 +71,48 @@ class LossHessian:
     def hvp(self, v: Tensor) -> Tensor:
         """H v for v of shape (P,) (or (P, r): r products, one backward each); detached."""
         if not isinstance(v, Tensor):
-            raise TypeError(f"v must be a torch.Tensor of shape (P,) = ({self.n_params},), got {type(v).__name__}")
+            raise TypeError(
+                f"v must be a torch.Tensor of shape (P,) = ({self.n_params},), got {type(v).__name__}"
+            )
         if v.shape[0] != self.n_params or v.ndim not in (1, 2):
-            raise ValueError(f"v must have shape (P,) or (P, r) with P = {self.n_params}, got {tuple(v.shape)}")
+            raise ValueError(
+                f"v must have shape (P,) or (P, r) with P = {self.n_params}, got {tuple(v.shape)}"
+            )
         if v.ndim == 2:
             return torch.stack([self.hvp(c) for c in v.T], dim=1)
         v = v.to(dtype=self.dtype, device=self.device)
         if not self._grad.requires_grad:  # the loss is at most linear in θ
             return torch.zeros_like(v)
-        hv = torch.autograd.grad(self._grad, self.params, grad_outputs=v, retain_graph=True, allow_unused=True)
-        return torch.cat([(torch.zeros_like(p) if h is None else h).reshape(-1)
-                          for p, h in zip(self.params, hv)]).detach()
+        hv = torch.autograd.grad(
+            self._grad, self.params, grad_outputs=v, retain_graph=True, allow_unused=True
+        )
+        return torch.cat(
+            [(torch.zeros_like(p) if h is None else h).reshape(-1) for p, h in zip(self.params, hv)]
+        ).detach()
 
     def dense(self) -> Tensor:
         """The full (P, P) Hessian, symmetrised, from P products (for small P)."""
         eye = torch.eye(self.n_params, dtype=self.dtype, device=self.device)
         try:  # all P products in one vectorised backward
-            hv = torch.autograd.grad(self._grad, self.params, grad_outputs=eye, retain_graph=True,
-                                     allow_unused=True, is_grads_batched=True)
-            H = torch.cat([(torch.zeros(self.n_params, *p.shape, dtype=self.dtype, device=self.device) if h is None
-                            else h).reshape(self.n_params, -1) for p, h in zip(self.params, hv)], dim=1)
+            hv = torch.autograd.grad(
+                self._grad,
+                self.params,
+                grad_outputs=eye,
+                retain_graph=True,
+                allow_unused=True,
+                is_grads_batched=True,
+            )
+            H = torch.cat(
+                [
+                    (
+                        torch.zeros(self.n_params, *p.shape, dtype=self.dtype, device=self.device)
+                        if h is None
+                        else h
+                    ).reshape(self.n_params, -1)
+                    for p, h in zip(self.params, hv)
+                ],
+                dim=1,
+            )
         except RuntimeError:  # an op without a batching rule: one product at a time
             H = torch.stack([self.hvp(e) for e in eye], dim=1)
         return 0.5 * (H + H.T)
@@ -106,9 +136,17 @@ def condition_number(lambda_min: float, lambda_max: float) -> float:
     return lambda_max / lambda_min if lambda_min > 0 else math.inf
 
 
-def lanczos_extremes(matvec: Callable[[Tensor], Tensor], n: int, *, k: int = 1, tol: float = 1e-6,
-                     maxiter: int | None = None, seed: int = 0, dtype: torch.dtype = torch.float64,
-                     device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def lanczos_extremes(
+    matvec: Callable[[Tensor], Tensor],
+    n: int,
+    *,
+    k: int = 1,
+    tol: float = 1e-6,
+    maxiter: int | None = None,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` smallest and ``k`` largest (algebraic) eigenvalues of a symmetric operator of size n.
 
     Implicitly restarted Lanczos (ARPACK ``eigsh`` on a ``LinearOperator``); ``matvec`` maps a (n,)
@@ -126,14 +164,32 @@ def lanczos_extremes(matvec: Callable[[Tensor], Tensor], n: int, *, k: int = 1, 
         return matvec(t).detach().cpu().double().numpy()
 
     op = LinearOperator((n, n), matvec=mv, dtype=np.float64)
-    ends = {which: np.sort(eigsh(op, k=k, which=which, tol=tol, maxiter=maxiter, v0=rng.standard_normal(n),
-                                 return_eigenvectors=False)) for which in ("SA", "LA")}
+    ends = {
+        which: np.sort(
+            eigsh(
+                op,
+                k=k,
+                which=which,
+                tol=tol,
+                maxiter=maxiter,
+                v0=rng.standard_normal(n),
+                return_eigenvectors=False,
+            )
+        )
+        for which in ("SA", "LA")
+    }
     low, top = ends["SA"], ends["LA"]
     return low, top
 
 
-def spectrum_edges(hessian: LossHessian, *, method: str = "auto", dense_max: int = 1000,
-                   tol: float = 1e-6, seed: int = 0) -> SpectrumEdges:
+def spectrum_edges(
+    hessian: LossHessian,
+    *,
+    method: str = "auto",
+    dense_max: int = 1000,
+    tol: float = 1e-6,
+    seed: int = 0,
+) -> SpectrumEdges:
     """λ_min, λ_max and condition number of a :class:`LossHessian`.
 
     ``method``: ``"dense"`` (exact eigendecomposition of the (P, P) Hessian), ``"lanczos"``
@@ -147,8 +203,14 @@ def spectrum_edges(hessian: LossHessian, *, method: str = "auto", dense_max: int
         ev = torch.linalg.eigvalsh(hessian.dense())
         lo, hi = float(ev[0]), float(ev[-1])
     else:
-        low, top = lanczos_extremes(hessian.hvp, hessian.n_params, tol=tol, seed=seed,
-                                    dtype=hessian.dtype, device=hessian.device)
+        low, top = lanczos_extremes(
+            hessian.hvp,
+            hessian.n_params,
+            tol=tol,
+            seed=seed,
+            dtype=hessian.dtype,
+            device=hessian.device,
+        )
         lo, hi = float(low[0]), float(top[-1])
     return SpectrumEdges(lo, hi, condition_number(lo, hi), method)
 

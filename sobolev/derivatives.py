@@ -24,7 +24,7 @@ which is what lets one backward pass of ``sum(u)`` yield every per-sample gradie
 from __future__ import annotations
 
 import string
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -45,7 +45,9 @@ class DerivativeStack(tuple):
 
     directions: Tensor | None
 
-    def __new__(cls, tensors: Iterable[Tensor], directions: Tensor | None = None) -> "DerivativeStack":
+    def __new__(
+        cls, tensors: Iterable[Tensor], directions: Tensor | None = None
+    ) -> DerivativeStack:
         self = super().__new__(cls, tuple(tensors))
         self.directions = directions
         return self
@@ -58,10 +60,10 @@ class DerivativeStack(tuple):
     def directional(self) -> bool:
         return self.directions is not None
 
-    def detach(self) -> "DerivativeStack":
+    def detach(self) -> DerivativeStack:
         return DerivativeStack((t.detach() for t in self), self.directions)
 
-    def to(self, *args, **kwargs) -> "DerivativeStack":
+    def to(self, *args, **kwargs) -> DerivativeStack:
         v = None if self.directions is None else self.directions.to(*args, **kwargs)
         return DerivativeStack((t.to(*args, **kwargs) for t in self), v)
 
@@ -80,7 +82,9 @@ def check_input(x: Tensor, check_finite: bool) -> None:
 def _has_graph(f: Fn, x: Tensor) -> bool:
     """Whether ``f(x)`` can carry a graph worth keeping: ``x`` requires grad, ``f`` is a module with
     trainable parameters, or (other callables) ``f`` of one row of ``x`` requires grad."""
-    if x.requires_grad or (isinstance(f, nn.Module) and any(p.requires_grad for p in f.parameters())):
+    if x.requires_grad or (
+        isinstance(f, nn.Module) and any(p.requires_grad for p in f.parameters())
+    ):
         return True
     if x.shape[0] == 0:
         return False
@@ -96,19 +100,29 @@ def _as_2d(u: Tensor, batch: int, name: str = "f") -> Tensor:
     if u.ndim == 1:
         u = u.unsqueeze(-1)
     if u.ndim != 2 or u.shape[0] != batch:
-        raise ValueError(f"{name}(x) must return shape (batch, m) = ({batch}, m), got {tuple(u.shape)}")
+        raise ValueError(
+            f"{name}(x) must return shape (batch, m) = ({batch}, m), got {tuple(u.shape)}"
+        )
     return u
 
 
 def sample_directions(
-    n_sets: int, order: int, batch: int, dim: int, *, generator: torch.Generator | None = None,
-    dtype: torch.dtype | None = None, device: torch.device | str | None = None,
+    n_sets: int,
+    order: int,
+    batch: int,
+    dim: int,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
 ) -> Tensor:
     """Independent standard Gaussian directions of shape (n_sets, order, batch, dim)."""
     if n_sets < 1:
         raise ValueError(f"directions must be a positive number of direction sets, got {n_sets}")
     if generator is not None and device is not None and torch.device(device) != generator.device:
-        v = torch.randn(n_sets, order, batch, dim, generator=generator, dtype=dtype, device=generator.device)
+        v = torch.randn(
+            n_sets, order, batch, dim, generator=generator, dtype=dtype, device=generator.device
+        )
         return v.to(device)
     return torch.randn(n_sets, order, batch, dim, generator=generator, dtype=dtype, device=device)
 
@@ -140,14 +154,24 @@ def _gradients(t: Tensor, xg: Tensor, keep: bool) -> Tensor | None:
         (g,) = torch.autograd.grad(t.sum(), xg, create_graph=keep, allow_unused=True)
         return None if g is None else g.unsqueeze(1)
     if t.device.type in LOOP_BACKWARD_DEVICES:
-        gs = [torch.autograd.grad(t[:, i].sum(), xg, create_graph=keep, retain_graph=True, allow_unused=True)[0]
-              for i in range(P)]
+        gs = [
+            torch.autograd.grad(
+                t[:, i].sum(), xg, create_graph=keep, retain_graph=True, allow_unused=True
+            )[0]
+            for i in range(P)
+        ]
         if gs[0] is None:  # columns of one tensor: all reach x, or none does
             return None
         return torch.stack(gs, 1)
     eye = torch.eye(P, dtype=t.dtype, device=t.device)
-    (g,) = torch.autograd.grad(t, xg, grad_outputs=eye[:, None, :].expand(-1, B, -1), create_graph=keep,
-                               allow_unused=True, is_grads_batched=True)
+    (g,) = torch.autograd.grad(
+        t,
+        xg,
+        grad_outputs=eye[:, None, :].expand(-1, B, -1),
+        create_graph=keep,
+        allow_unused=True,
+        is_grads_batched=True,
+    )
     return None if g is None else g.movedim(0, 1)
 
 
@@ -199,7 +223,9 @@ def derivative_method(f: Fn, order: int, *, d: int, m: int, n_sets: int | None =
     return "jet" if order <= jet.MAX_ORDER and jet.jet_layers(f) is not None else "jvp"
 
 
-def _directional_stack(f: Fn, x: Tensor, order: int, directions: Tensor, create_graph: bool) -> list[Tensor]:
+def _directional_stack(
+    f: Fn, x: Tensor, order: int, directions: Tensor, create_graph: bool
+) -> list[Tensor]:
     """``[u, Du[v₁], D²u[v₁, v₂], …]``: the order-j entry (B, m, S), by the method chosen for ``f``."""
     B, d = x.shape
     S = directions.shape[0]
@@ -208,7 +234,9 @@ def _directional_stack(f: Fn, x: Tensor, order: int, directions: Tensor, create_
         m = next((l.out_features for l in reversed(layers) if isinstance(l, nn.Linear)), None)
         if m is not None and derivative_method(f, order, d=d, m=m, n_sets=S) == "jet":
             with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
-                return jet.jet_directional(layers, x if create_graph else x.detach(), directions, order)
+                return jet.jet_directional(
+                    layers, x if create_graph else x.detach(), directions, order
+                )
     with torch.set_grad_enabled(create_graph or order > 0):
         xg = x if x.requires_grad else x.detach().requires_grad_(True)
         u = _as_2d(f(xg), B)
@@ -219,7 +247,9 @@ def _directional_stack(f: Fn, x: Tensor, order: int, directions: Tensor, create_
         return list(directional_stack(_reverse_stack(u, xg, 1, create_graph), directions))
     if method == "reverse":
         return _hvp_directional(u, xg, directions, create_graph)
-    return [u if create_graph else u.detach()] + _jvp_directional(f, x, order, directions, create_graph)
+    return [u if create_graph else u.detach()] + _jvp_directional(
+        f, x, order, directions, create_graph
+    )
 
 
 def _hvp_directional(u: Tensor, xg: Tensor, directions: Tensor, create_graph: bool) -> list[Tensor]:
@@ -232,19 +262,39 @@ def _hvp_directional(u: Tensor, xg: Tensor, directions: Tensor, create_graph: bo
         u, g = _reverse_stack(u, xg, 1, create_graph=True)
         g = g[:, 0]  # (B, d)
         d2 = g.new_zeros(B, S)
-        if g.requires_grad:  # one backward per vector (a vmapped backward lacks batching rules for some activations)
+        if (
+            g.requires_grad
+        ):  # one backward per vector (a vmapped backward lacks batching rules for some activations)
             full = S >= d
-            vectors = torch.eye(d, dtype=g.dtype, device=g.device)[:, None, :].expand(d, B, d) if full else v1
-            hv = [torch.autograd.grad(g, xg, grad_outputs=v, create_graph=create_graph, retain_graph=True,
-                                      allow_unused=True)[0] for v in vectors]
+            vectors = (
+                torch.eye(d, dtype=g.dtype, device=g.device)[:, None, :].expand(d, B, d)
+                if full
+                else v1
+            )
+            hv = [
+                torch.autograd.grad(
+                    g,
+                    xg,
+                    grad_outputs=v,
+                    create_graph=create_graph,
+                    retain_graph=True,
+                    allow_unused=True,
+                )[0]
+                for v in vectors
+            ]
             if hv[0] is not None:  # full: hv[i][b] = H[b] eᵢ, the i-th column (H is symmetric)
-                d2 = (torch.einsum("ibj,sbi,sbj->bs", torch.stack(hv), v1, v2) if full
-                      else torch.einsum("sbd,sbd->bs", torch.stack(hv), v2))
+                d2 = (
+                    torch.einsum("ibj,sbi,sbj->bs", torch.stack(hv), v1, v2)
+                    if full
+                    else torch.einsum("sbd,sbd->bs", torch.stack(hv), v2)
+                )
         stack = [u, torch.einsum("bd,sbd->bs", g, v1).unsqueeze(1), d2.unsqueeze(1)]
     return stack if create_graph else [t.detach() for t in stack]
 
 
-def _jvp_directional(f: Fn, x: Tensor, order: int, directions: Tensor, create_graph: bool) -> list[Tensor]:
+def _jvp_directional(
+    f: Fn, x: Tensor, order: int, directions: Tensor, create_graph: bool
+) -> list[Tensor]:
     """``[Du[v₁], D²u[v₁, v₂], …]`` by nested forward mode, vmapped over direction sets."""
     B = x.shape[0]
     xd = x.detach() if not create_graph else x
@@ -263,7 +313,9 @@ def _jvp_directional(f: Fn, x: Tensor, order: int, directions: Tensor, create_gr
     return [o.permute(1, 2, 0) for o in outs[1:]]
 
 
-def _extend(F: Callable[[Tensor], tuple[Tensor, ...]], v: Tensor) -> Callable[[Tensor], tuple[Tensor, ...]]:
+def _extend(
+    F: Callable[[Tensor], tuple[Tensor, ...]], v: Tensor
+) -> Callable[[Tensor], tuple[Tensor, ...]]:
     """From y ↦ (D⁰, …, Dʲ) to y ↦ (D⁰, …, Dʲ, Dʲ⁺¹[…, v]) by one forward-mode pass along v."""
 
     def G(y: Tensor) -> tuple[Tensor, ...]:
@@ -281,7 +333,7 @@ def _partial(f: Fn, x: Tensor, alpha: MultiIndex, create_graph: bool) -> Tensor:
         e = torch.zeros_like(x)
         e[:, axis] = 1
         for _ in range(count):
-            F = (lambda G, v: (lambda y: jvp(G, (y,), (v,))[1]))(F, e)
+            F = (lambda G, v: lambda y: jvp(G, (y,), (v,))[1])(F, e)
     with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
         return F(x if create_graph else x.detach())
 
@@ -291,7 +343,9 @@ def _check_partials(partials: Sequence[Sequence[int]], d: int, order: int) -> li
     for a in partials:
         a = tuple(int(i) for i in a)
         if len(a) != d or any(i < 0 for i in a):
-            raise ValueError(f"partials must be multi-indices of {d} non-negative integers, got {a}")
+            raise ValueError(
+                f"partials must be multi-indices of {d} non-negative integers, got {a}"
+            )
         if sum(a) > order:
             raise ValueError(f"partial {a} has order {sum(a)} > order={order}")
         out.append(a)
@@ -299,9 +353,15 @@ def _check_partials(partials: Sequence[Sequence[int]], d: int, order: int) -> li
 
 
 def derivatives(
-    f: Fn, x: Tensor, order: int = 1, *, directions: int | Tensor | None = None,
-    partials: Sequence[Sequence[int]] | None = None, create_graph: bool | None = None,
-    generator: torch.Generator | None = None, check_finite: bool = True,
+    f: Fn,
+    x: Tensor,
+    order: int = 1,
+    *,
+    directions: int | Tensor | None = None,
+    partials: Sequence[Sequence[int]] | None = None,
+    create_graph: bool | None = None,
+    generator: torch.Generator | None = None,
+    check_finite: bool = True,
 ) -> DerivativeStack | dict[MultiIndex, Tensor]:
     """Derivative stack of ``f`` at ``x`` (B, d) up to ``order``.
 
@@ -344,12 +404,18 @@ def derivatives(
     return DerivativeStack(_directional_stack(f, x, order, V, create_graph), V)
 
 
-def _resolve_directions(directions: int | Tensor, order: int, x: Tensor, generator: torch.Generator | None) -> Tensor:
+def _resolve_directions(
+    directions: int | Tensor, order: int, x: Tensor, generator: torch.Generator | None
+) -> Tensor:
     B, d = x.shape
     if isinstance(directions, bool) or not isinstance(directions, (int, Tensor)):
-        raise TypeError(f"directions must be None, an int or a Tensor, got {type(directions).__name__}")
+        raise TypeError(
+            f"directions must be None, an int or a Tensor, got {type(directions).__name__}"
+        )
     if isinstance(directions, int):
-        return sample_directions(directions, max(order, 1), B, d, generator=generator, dtype=x.dtype, device=x.device)
+        return sample_directions(
+            directions, max(order, 1), B, d, generator=generator, dtype=x.dtype, device=x.device
+        )
     V = directions
     if V.ndim == 3:
         V = V.unsqueeze(2).expand(-1, -1, B, -1)
@@ -368,14 +434,20 @@ def directional_stack(stack: Sequence[Tensor], directions: Tensor) -> Derivative
     """
     S, k, B, d = directions.shape
     if len(stack) - 1 > k:
-        raise ValueError(f"directions hold {k} directions per set but the stack has order {len(stack) - 1}")
+        raise ValueError(
+            f"directions hold {k} directions per set but the stack has order {len(stack) - 1}"
+        )
     out = [stack[0]]
     letters = [ch for ch in string.ascii_letters if ch not in "bcs"]  # b, c, s are used below
     if len(stack) - 1 > len(letters):
-        raise ValueError(f"directional_stack contracts orders up to {len(letters)}, got order {len(stack) - 1}")
+        raise ValueError(
+            f"directional_stack contracts orders up to {len(letters)}, got order {len(stack) - 1}"
+        )
     for j, D in enumerate(stack[1:], start=1):
         if D.shape != (B, D.shape[1]) + (d,) * j:
-            raise ValueError(f"stack entry of order {j} must have shape (B, m{', d' * j}) = ({B}, m{f', {d}' * j}), got {tuple(D.shape)}")
+            raise ValueError(
+                f"stack entry of order {j} must have shape (B, m{', d' * j}) = ({B}, m{f', {d}' * j}), got {tuple(D.shape)}"
+            )
         idx = "".join(letters[:j])
         spec = "bc" + idx + "," + ",".join(f"sb{i}" for i in idx) + "->bcs"
         out.append(torch.einsum(spec, D, *(directions[:, i] for i in range(j))))

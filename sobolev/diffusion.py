@@ -9,7 +9,7 @@ loss ``loss_fn(output, target)`` — the MSE or an H^s loss (:mod:`sobolev.image
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -40,7 +40,11 @@ class DDPMSchedule:
 
     def coefficients(self, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
         """(√ᾱ_t, √(1−ᾱ_t)) at integer steps t (B,), shaped (B, 1, 1, 1) like ``like``."""
-        ac = self.alphas_cumprod.to(like.device)[t].to(like.dtype).reshape(-1, *(1,) * (like.ndim - 1))
+        ac = (
+            self.alphas_cumprod.to(like.device)[t]
+            .to(like.dtype)
+            .reshape(-1, *(1,) * (like.ndim - 1))
+        )
         return ac.sqrt(), (1 - ac).sqrt()
 
 
@@ -51,7 +55,9 @@ def q_sample(schedule: DDPMSchedule, x0: Tensor, t: Tensor, noise: Tensor) -> Te
 
 
 def diffusion_objective(
-    schedule: DDPMSchedule, loss_fn: Callable[[Tensor, Tensor], Tensor], objective: str = "pred_x0",
+    schedule: DDPMSchedule,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    objective: str = "pred_x0",
 ) -> Callable[[nn.Module, tuple[Tensor, ...]], tuple[Tensor, dict[str, Tensor]]]:
     """A :func:`sobolev.fit` objective for batches ``(x0,)`` (B, C, H, W) in [−1, 1].
 
@@ -75,9 +81,16 @@ def diffusion_objective(
 
 @torch.no_grad()
 def ddim_sample(
-    model: nn.Module, schedule: DDPMSchedule, shape: tuple[int, ...], *, steps: int = 20,
-    objective: str = "pred_x0", generator: torch.Generator | None = None, clip: bool = True,
-    device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+    model: nn.Module,
+    schedule: DDPMSchedule,
+    shape: tuple[int, ...],
+    *,
+    steps: int = 20,
+    objective: str = "pred_x0",
+    generator: torch.Generator | None = None,
+    clip: bool = True,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Tensor:
     """Deterministic DDIM (η = 0) samples (B, C, H, W) in [−1, 1] with ``steps`` network calls on
     evenly spaced timesteps from T−1 to 0. ``clip`` clamps the predicted x₀ to [−1, 1] each step.

@@ -1,5 +1,5 @@
 """Multi-process (data-parallel) training on torch.distributed: process group, sharding, gradient
-averaging, per-rank seeds, and the ``torchrun`` launcher.
+averaging and per-rank seeds (the ``torchrun`` launcher is ``sobolev_lab.cli.launch``).
 
 Design. :func:`sobolev.fit` does not wrap the model in ``DistributedDataParallel``. Sobolev losses
 differentiate the model with respect to its inputs (``torch.func`` transforms, double backward
@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import atexit
 import os
-import subprocess
-import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,7 +71,9 @@ def setup() -> Dist:
     if world <= 1 or "RANK" not in os.environ:
         return Dist()
     if not dist.is_available():
-        raise RuntimeError(f"WORLD_SIZE={world} asks for {world} processes, but this torch build has no torch.distributed")
+        raise RuntimeError(
+            f"WORLD_SIZE={world} asks for {world} processes, but this torch build has no torch.distributed"
+        )
     if torch.cuda.is_available():
         torch.cuda.set_device(local % torch.cuda.device_count())
     dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
@@ -121,8 +122,10 @@ def shard(idx: Tensor, ctx: Dist) -> Tensor:
     if not ctx.enabled:
         return idx
     if idx.numel() < ctx.world_size:
-        raise ValueError(f"the global batch has {idx.numel()} samples, fewer than the {ctx.world_size} processes: "
-                         "raise batch_size or use fewer processes")
+        raise ValueError(
+            f"the global batch has {idx.numel()} samples, fewer than the {ctx.world_size} processes: "
+            "raise batch_size or use fewer processes"
+        )
     return idx[ctx.rank :: ctx.world_size]
 
 
@@ -132,7 +135,11 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 
 
 def average(
-    params: Iterable[nn.Parameter], values: Sequence[Tensor], weight: float, flag: bool, ctx: Dist,
+    params: Iterable[nn.Parameter],
+    values: Sequence[Tensor],
+    weight: float,
+    flag: bool,
+    ctx: Dist,
 ) -> tuple[list[Tensor], bool]:
     """Average gradients and scalars over ranks, weighted by ``weight`` (this rank's shard size).
 
@@ -145,10 +152,18 @@ def average(
         return list(values), flag
     params = [p for p in params if p.requires_grad]
     ref = values[0]
-    parts = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).to(ref.dtype) * weight for p in params]
+    parts = [
+        (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).to(ref.dtype) * weight
+        for p in params
+    ]
     parts += [v.detach().reshape(1).to(ref.dtype) * weight for v in values]
-    parts.append(torch.tensor([weight, float(flag), *(float(p.grad is not None) for p in params)],
-                              dtype=ref.dtype, device=ref.device))
+    parts.append(
+        torch.tensor(
+            [weight, float(flag), *(float(p.grad is not None) for p in params)],
+            dtype=ref.dtype,
+            device=ref.device,
+        )
+    )
     buf = torch.cat(parts)
     dist.all_reduce(buf)
     n_p, n_v = len(params), len(values)
@@ -160,14 +175,3 @@ def average(
         p.grad = g.to(p.dtype) if h > 0 else None
     averaged = list((buf[offset : offset + n_v] / total).unbind())
     return averaged, stop
-
-
-def launch(args: Sequence[str], nproc: int) -> int:
-    """Run ``python -m sobolev ARGS`` in ``nproc`` processes on this machine with ``torchrun``
-    (``--standalone``: a free local rendezvous); returns the exit status."""
-    if nproc < 1:
-        raise ValueError(f"nproc must be ≥ 1, got {nproc}")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "sobolev", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    return subprocess.run(cmd, env=env).returncode

@@ -34,11 +34,15 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
     """‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2(Σ₁^{1/2} Σ₂ Σ₁^{1/2})^{1/2}), via symmetric eigendecompositions
     (so singular covariances, e.g. from fewer samples than dimensions, are handled)."""
     if mu1.shape != mu2.shape or cov1.shape != cov2.shape or cov1.shape != (mu1.size, mu1.size):
-        raise ValueError(f"shapes do not match: mu {mu1.shape}, {mu2.shape}; cov {cov1.shape}, {cov2.shape}")
+        raise ValueError(
+            f"shapes do not match: mu {mu1.shape}, {mu2.shape}; cov {cov1.shape}, {cov2.shape}"
+        )
     vals, vecs = np.linalg.eigh(cov1)
     root1 = (vecs * np.sqrt(vals.clip(min=0))) @ vecs.T
     cross = np.linalg.eigvalsh(root1 @ cov2 @ root1).clip(min=0)
-    return float(np.sum((mu1 - mu2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2 * np.sqrt(cross).sum())
+    return float(
+        np.sum((mu1 - mu2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2 * np.sqrt(cross).sum()
+    )
 
 
 def kernel_distance(x: Tensor, y: Tensor) -> float:
@@ -47,7 +51,9 @@ def kernel_distance(x: Tensor, y: Tensor) -> float:
     ``Σ_{i≠j} k(x_i, x_j)/(m(m−1)) + Σ_{i≠j} k(y_i, y_j)/(n(n−1)) − 2 Σ_{i,j} k(x_i, y_j)/(mn)``.
     Its expectation is 0 when x and y come from the same distribution (it can be negative)."""
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or min(x.shape[0], y.shape[0]) < 2:
-        raise ValueError(f"x and y must be (m, d) and (n, d) with m, n ≥ 2, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"x and y must be (m, d) and (n, d) with m, n ≥ 2, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     return _self_kernel_mean(x) + _self_kernel_mean(y) - 2 * _cross_kernel_mean(x, y)
 
 
@@ -75,9 +81,19 @@ def rotation_task(images: Tensor) -> tuple[Tensor, Tensor]:
     return rotated, labels
 
 
-def train_classifier(images: Tensor, labels: Tensor, n_classes: int, *, steps: int = 500, batch_size: int = 128,
-                     lr: float = 1e-3, feature_dim: int = 32, seed: int = 0, out_dir: str | Path | None = None,
-                     device: str = "auto") -> ConvClassifier:
+def train_classifier(
+    images: Tensor,
+    labels: Tensor,
+    n_classes: int,
+    *,
+    steps: int = 500,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    feature_dim: int = 32,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    device: str = "auto",
+) -> ConvClassifier:
     """A :class:`ConvClassifier` trained by cross-entropy through :func:`sobolev.fit` on images
     (N, C, H, W) in [0, 1] with labels (N,); returned in eval mode on the CPU."""
     torch.manual_seed(seed)
@@ -88,8 +104,16 @@ def train_classifier(images: Tensor, labels: Tensor, n_classes: int, *, steps: i
         logits = m(x)
         return F.cross_entropy(logits, y), {"accuracy": (logits.argmax(1) == y).float().mean()}
 
-    cfg = TrainConfig(steps=steps, lr=lr, batch_size=batch_size, log_every=max(steps // 5, 1), seed=seed,
-                      progress=False, device=device, checkpoint_every=0)
+    cfg = TrainConfig(
+        steps=steps,
+        lr=lr,
+        batch_size=batch_size,
+        log_every=max(steps // 5, 1),
+        seed=seed,
+        progress=False,
+        device=device,
+        checkpoint_every=0,
+    )
     fit(model, objective, (images, labels), cfg, out_dir=out_dir, desc="feature classifier")
     return model.cpu().eval()
 
@@ -104,13 +128,20 @@ class FeatureDistances:
     ``a·b/d`` is of order one as for Inception features (the FD uses the raw features).
     """
 
-    def __init__(self, classifier: ConvClassifier, reference: Tensor, batch_size: int = 512,
-                 kd_reference: int = 5000) -> None:
+    def __init__(
+        self,
+        classifier: ConvClassifier,
+        reference: Tensor,
+        batch_size: int = 512,
+        kd_reference: int = 5000,
+    ) -> None:
         self.classifier, self.batch_size = classifier.eval(), batch_size
         feats = self.features(reference)
         self.mu, self.cov = gaussian_fit(feats)
         self.scale = float(feats.double().square().mean().sqrt().clamp_min(1e-12))
-        keep = torch.randperm(feats.shape[0], generator=torch.Generator().manual_seed(0))[:kd_reference]
+        keep = torch.randperm(feats.shape[0], generator=torch.Generator().manual_seed(0))[
+            :kd_reference
+        ]
         self.kd_feats = feats[keep] / self.scale
         self.kd_self = _self_kernel_mean(self.kd_feats)
 

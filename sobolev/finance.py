@@ -60,7 +60,9 @@ def _normal_pdf(z: Tensor) -> Tensor:
 
 def _check_positive(**kw: float) -> None:
     for name, v in kw.items():
-        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v)):
+        if not (
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v)
+        ):
             raise ValueError(f"{name} must be a positive finite number, got {v!r}")
 
 
@@ -109,10 +111,14 @@ class PricingModel(ABC):
 
     def _check_x(self, x: Tensor) -> None:
         if not isinstance(x, Tensor) or x.ndim != 2 or x.shape[1] != self.d:
-            raise ValueError(f"x must be a tensor of shape (n, {self.d}), got "
-                             f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+            raise ValueError(
+                f"x must be a tensor of shape (n, {self.d}), got "
+                f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}"
+            )
 
-    def labels(self, x: Tensor, z: Tensor, directions: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def labels(
+        self, x: Tensor, z: Tensor, directions: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Payoff (n, 1) and its pathwise derivative on the paths ``z``: the full gradient
         (n, 1, d) by reverse mode, or with ``directions`` v (n, d) the derivative along v,
         (n, 1, 1), by one forward-mode pass. Results are detached."""
@@ -120,7 +126,9 @@ class PricingModel(ABC):
         x = x.detach().to(DTYPE)
         if directions is not None:
             if directions.shape != x.shape:
-                raise ValueError(f"directions must have the shape of x {tuple(x.shape)}, got {tuple(directions.shape)}")
+                raise ValueError(
+                    f"directions must have the shape of x {tuple(x.shape)}, got {tuple(directions.shape)}"
+                )
             y, dv = jvp(lambda s: self.payoff(s, z), (x,), (directions.to(DTYPE),))
             return y.detach(), dv.detach().unsqueeze(-1)
         with torch.enable_grad():
@@ -148,8 +156,15 @@ class BlackScholesCall(PricingModel):
     model, "more samples in the wings"); test spots evenly spaced in [0.35, 1.65].
     """
 
-    def __init__(self, spot: float = 1.0, vol: float = 0.2, t1: float = 1.0, t2: float = 2.0,
-                 strike: float = 1.10, vol_mult: float = 1.5) -> None:
+    def __init__(
+        self,
+        spot: float = 1.0,
+        vol: float = 0.2,
+        t1: float = 1.0,
+        t2: float = 2.0,
+        strike: float = 1.10,
+        vol_mult: float = 1.5,
+    ) -> None:
         _check_positive(spot=spot, vol=vol, t1=t1, strike=strike, vol_mult=vol_mult)
         if not t2 > t1:
             raise ValueError(f"t2 must be after t1={t1}, got {t2!r}")
@@ -199,14 +214,30 @@ class BachelierBasket(PricingModel):
     widened by 1 + ½√((d−1)/12), as in the paper's notebook.
     """
 
-    def __init__(self, d: int, *, seed: int = 0, basket_vol: float = 0.2, t1: float = 1.0, t2: float = 2.0,
-                 strike: float = 1.10, vol_mult: float = 1.5) -> None:
+    def __init__(
+        self,
+        d: int,
+        *,
+        seed: int = 0,
+        basket_vol: float = 0.2,
+        t1: float = 1.0,
+        t2: float = 2.0,
+        strike: float = 1.10,
+        vol_mult: float = 1.5,
+    ) -> None:
         if isinstance(d, bool) or not isinstance(d, int) or d < 1:
             raise ValueError(f"d must be a positive integer, got {d!r}")
         _check_positive(basket_vol=basket_vol, t1=t1, strike=strike, vol_mult=vol_mult)
         if not t2 > t1:
             raise ValueError(f"t2 must be after t1={t1}, got {t2!r}")
-        self.d, self.t1, self.t2, self.strike, self.vol_mult, self.basket_vol = d, t1, t2, strike, vol_mult, basket_vol
+        self.d, self.t1, self.t2, self.strike, self.vol_mult, self.basket_vol = (
+            d,
+            t1,
+            t2,
+            strike,
+            vol_mult,
+            basket_vol,
+        )
         g = torch.Generator().manual_seed(seed)
         r = torch.rand(2 * d, d, generator=g, dtype=DTYPE) * 2 - 1
         cov = r.T @ r

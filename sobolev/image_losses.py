@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -36,28 +37,43 @@ METHODS = ("fourier", "fd", "paper", "paper-l1")
 def _check_images(pred: Tensor, target: Tensor) -> None:
     for name, t in (("pred", pred), ("target", target)):
         if not isinstance(t, Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(t).__name__}")
+            raise ValueError(
+                f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(t).__name__}"
+            )
         if not t.is_floating_point():
-            raise ValueError(f"{name} must be a floating-point tensor (e.g. float32), got dtype {t.dtype}")
+            raise ValueError(
+                f"{name} must be a floating-point tensor (e.g. float32), got dtype {t.dtype}"
+            )
         if t.ndim != 4:
             raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(t.shape)}")
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} contains NaN or Inf values; the loss needs finite images")
     if pred.shape != target.shape:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
+        raise ValueError(
+            f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape"
+        )
 
 
 def _spacings(spacing: float | Sequence[float]) -> tuple[float, float]:
     """(h_y, h_x) from one spacing or a pair; positive and finite."""
     hs = (spacing, spacing) if isinstance(spacing, (int, float)) else tuple(spacing)
-    if len(hs) != 2 or not all(isinstance(h, (int, float)) and math.isfinite(h) and h > 0 for h in hs):
-        raise ValueError(f"spacing must be a positive number or a pair (h_y, h_x) of them, got {spacing!r}")
+    if len(hs) != 2 or not all(
+        isinstance(h, (int, float)) and math.isfinite(h) and h > 0 for h in hs
+    ):
+        raise ValueError(
+            f"spacing must be a positive number or a pair (h_y, h_x) of them, got {spacing!r}"
+        )
     return float(hs[0]), float(hs[1])
 
 
 def sobolev_multiplier(
-    height: int, width: int, s: float, spacing: float | Sequence[float] = 1.0, *,
-    dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
+    height: int,
+    width: int,
+    s: float,
+    spacing: float | Sequence[float] = 1.0,
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
 ) -> Tensor:
     """The (H, W) weight ``(1 + ξ_y² + ξ_x²)^s`` applied to |fft2(e)|² by :func:`image_sobolev_loss`
     (``method="fourier"``, before normalisation), with ``ξ = 2π·fftfreq(n, d=h)`` per axis."""
@@ -68,8 +84,14 @@ def sobolev_multiplier(
 
 
 @lru_cache(maxsize=32)
-def _half_spectrum_weights(height: int, width: int, s: float, spacing: tuple[float, float],
-                           dtype: torch.dtype, device: torch.device) -> Tensor:
+def _half_spectrum_weights(
+    height: int,
+    width: int,
+    s: float,
+    spacing: tuple[float, float],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> Tensor:
     """Weights on the ``rfft2`` half spectrum (H, W//2+1) whose weighted sum of |·|² equals the full
     weighted sum divided by N² (N = H·W: Parseval's mean over pixels): each kept column k
     (0 < k < W/2) also carries its dropped mirror (−k_y, W−k)."""
@@ -91,8 +113,9 @@ def _fourier_per_sample(err: Tensor, s: float, spacing: tuple[float, float]) -> 
     return (energy * weights).sum((-2, -1)).mean(1)
 
 
-def paper_axis_multiplier(n: int, s: float, dtype: torch.dtype = torch.float64,
-                          device: torch.device | str = "cpu") -> Tensor:
+def paper_axis_multiplier(
+    n: int, s: float, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu"
+) -> Tensor:
     """The official code's per-axis amplitude multiplier ``m_k = (1 + ξ_k²)^{s/2}``, (n,), on the
     one-sided grid ``ξ_k = 2πk/n``, k = 0…n−1 (so frequency −k gets the weight of n − k)."""
     xi = 2 * math.pi * torch.arange(n, dtype=torch.float64) / n
@@ -123,8 +146,14 @@ def _center_crop(t: Tensor, height: int, width: int) -> Tensor:
     return t[..., dy : dy + height, dx : dx + width]
 
 
-def image_derivatives(img: Tensor, order: int, spacing: tuple[float, float] = (1.0, 1.0), *,
-                      boundary: str = "one-sided", accuracy: int = 2) -> list[list[Tensor]]:
+def image_derivatives(
+    img: Tensor,
+    order: int,
+    spacing: tuple[float, float] = (1.0, 1.0),
+    *,
+    boundary: str = "one-sided",
+    accuracy: int = 2,
+) -> list[list[Tensor]]:
     """Finite-difference derivatives of images (B, C, H, W): ``[[u], [u_y, u_x], [u_yy, u_yx, u_xy, u_xx]]``
     up to ``order`` ≤ 2 (the entries of the gradient and of the full Hessian tensor).
 
@@ -133,33 +162,47 @@ def image_derivatives(img: Tensor, order: int, spacing: tuple[float, float] = (1
     where all its stencils fit).
     """
     if order not in (0, 1, 2):
-        raise ValueError(f"the finite-difference image loss supports s ∈ {{0, 1, 2}}, got order {order}")
+        raise ValueError(
+            f"the finite-difference image loss supports s ∈ {{0, 1, 2}}, got order {order}"
+        )
     hy, hx = spacing
-    d = lambda t, k, axis: fd_derivative(t, hy if axis == -2 else hx, k, axis=axis, accuracy=accuracy,
-                                         boundary=boundary)
+    d = lambda t, k, axis: fd_derivative(
+        t, hy if axis == -2 else hx, k, axis=axis, accuracy=accuracy, boundary=boundary
+    )
     out = [[img]]
     if order >= 1:
         dy, dx = d(img, 1, -2), d(img, 1, -1)
         out.append([dy, dx])
     if order >= 2:
         out.append([d(img, 2, -2), d(dx, 1, -2), d(dy, 1, -1), d(img, 2, -1)])
-    if boundary == "interior":  # one pixel set per order: the intersection of its entries' interiors
+    if (
+        boundary == "interior"
+    ):  # one pixel set per order: the intersection of its entries' interiors
         for j in range(1, len(out)):
             hh, ww = min(t.shape[-2] for t in out[j]), min(t.shape[-1] for t in out[j])
             out[j] = [_center_crop(t, hh, ww) for t in out[j]]
     return out
 
 
-def _fd_terms(err: Tensor, order: int, spacing: tuple[float, float], boundary: str, accuracy: int) -> list[Tensor]:
+def _fd_terms(
+    err: Tensor, order: int, spacing: tuple[float, float], boundary: str, accuracy: int
+) -> list[Tensor]:
     """(B,) per-order terms: mean over channels and pixels of Σ_entries (Dʲe)²."""
     stack = image_derivatives(err, order, spacing, boundary=boundary, accuracy=accuracy)
     return [sum(t.square() for t in entries).mean((1, 2, 3)) for entries in stack]
 
 
 def image_sobolev_loss(
-    pred: Tensor, target: Tensor, *, s: float = 1.0, method: str = "fourier",
-    spacing: float | Sequence[float] = 1.0, weights: Sequence[float] | None = None,
-    reduction: Reduction = "mean", boundary: str = "one-sided", accuracy: int = 2,
+    pred: Tensor,
+    target: Tensor,
+    *,
+    s: float = 1.0,
+    method: str = "fourier",
+    spacing: float | Sequence[float] = 1.0,
+    weights: Sequence[float] | None = None,
+    reduction: Reduction = "mean",
+    boundary: str = "one-sided",
+    accuracy: int = 2,
     return_terms: bool = False,
 ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """H^s-type loss of ``pred − target`` for images (B, C, H, W), averaged over channels.
@@ -211,12 +254,16 @@ def image_sobolev_loss(
     else:
         if method in ("paper", "paper-l1"):
             if err.shape[-2] != err.shape[-1]:
-                raise ValueError(f"method={method!r} (the official code) needs square images, H = W; "
-                                 f"got H×W = {err.shape[-2]}×{err.shape[-1]}")
+                raise ValueError(
+                    f"method={method!r} (the official code) needs square images, H = W; "
+                    f"got H×W = {err.shape[-2]}×{err.shape[-1]}"
+                )
             total = reduce_batch(_paper_per_sample(err, s, squared=method == "paper"), reduction)
         elif s == 0:
             total = err.square().mean((1, 2, 3))
-            total = F.mse_loss(pred, target) if reduction == "mean" else reduce_batch(total, reduction)
+            total = (
+                F.mse_loss(pred, target) if reduction == "mean" else reduce_batch(total, reduction)
+            )
         else:
             total = reduce_batch(_fourier_per_sample(err, s, hs), reduction)
         if return_terms:
@@ -227,12 +274,27 @@ def image_sobolev_loss(
 class ImageSobolevLoss(nn.Module):
     """:func:`image_sobolev_loss` as a module: ``loss_fn(pred, target)`` on (B, C, H, W)."""
 
-    def __init__(self, s: float = 1.0, method: str = "fourier", *, spacing: float | Sequence[float] = 1.0,
-                 weights: Sequence[float] | None = None, reduction: Reduction = "mean",
-                 boundary: str = "one-sided", accuracy: int = 2) -> None:
+    def __init__(
+        self,
+        s: float = 1.0,
+        method: str = "fourier",
+        *,
+        spacing: float | Sequence[float] = 1.0,
+        weights: Sequence[float] | None = None,
+        reduction: Reduction = "mean",
+        boundary: str = "one-sided",
+        accuracy: int = 2,
+    ) -> None:
         super().__init__()
-        self.kwargs = dict(s=s, method=method, spacing=spacing, weights=weights, reduction=reduction,
-                           boundary=boundary, accuracy=accuracy)
+        self.kwargs = dict(
+            s=s,
+            method=method,
+            spacing=spacing,
+            weights=weights,
+            reduction=reduction,
+            boundary=boundary,
+            accuracy=accuracy,
+        )
         # Validate once, on a dummy pair large enough for the stencils.
         dummy = torch.zeros(1, 1, 32, 32)
         image_sobolev_loss(dummy, dummy, **self.kwargs)
@@ -245,8 +307,21 @@ class ImageSobolevLoss(nn.Module):
 
 
 #: the names the image experiments accept in ``--set losses=…`` (:func:`loss_from_name` reads any H<s>)
-LOSS_NAMES = ("L2", "H0.5", "H1", "H1.5", "H2", "H1-fd", "H2-fd", "H0.5-paper", "H1-paper", "H2-paper",
-              "H0.5-paper-l1", "H1-paper-l1", "H2-paper-l1")
+LOSS_NAMES = (
+    "L2",
+    "H0.5",
+    "H1",
+    "H1.5",
+    "H2",
+    "H1-fd",
+    "H2-fd",
+    "H0.5-paper",
+    "H1-paper",
+    "H2-paper",
+    "H0.5-paper-l1",
+    "H1-paper-l1",
+    "H2-paper-l1",
+)
 
 _NAME = re.compile(r"^H(?P<s>\d+(?:\.\d+)?)(?:-(?P<variant>fd|paper|paper-l1))?$")
 
@@ -259,8 +334,10 @@ def loss_from_name(name: str) -> ImageSobolevLoss:
         return ImageSobolevLoss(0.0)
     m = _NAME.match(name)
     if m is None:
-        raise ValueError(f"loss name must be 'L2', 'H<s>', 'H<s>-fd', 'H<s>-paper' or 'H<s>-paper-l1' "
-                         f"(e.g. 'H1', 'H0.5', 'H1-fd'), got {name!r}")
+        raise ValueError(
+            f"loss name must be 'L2', 'H<s>', 'H<s>-fd', 'H<s>-paper' or 'H<s>-paper-l1' "
+            f"(e.g. 'H1', 'H0.5', 'H1-fd'), got {name!r}"
+        )
     s, variant = float(m["s"]), m["variant"]
     if variant == "fd":
         if s not in (1.0, 2.0):

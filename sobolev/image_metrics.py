@@ -9,8 +9,10 @@ from torch import Tensor
 
 def _check_pair(pred: Tensor, target: Tensor) -> None:
     if pred.ndim != 4 or pred.shape != target.shape:
-        raise ValueError(f"pred and target must be (B, C, H, W) of the same shape, got "
-                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"pred and target must be (B, C, H, W) of the same shape, got "
+            f"{tuple(pred.shape)} and {tuple(target.shape)}"
+        )
 
 
 def psnr(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
@@ -20,7 +22,9 @@ def psnr(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
     return 10 * torch.log10(data_range**2 / mse.clamp_min(torch.finfo(mse.dtype).tiny))
 
 
-def gaussian_window(sigma: float = 1.5, truncate: float = 3.5, dtype: torch.dtype = torch.float32) -> Tensor:
+def gaussian_window(
+    sigma: float = 1.5, truncate: float = 3.5, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """Normalised 1-D Gaussian of radius ``int(truncate·sigma + 0.5)`` (scikit-image's choice)."""
     r = int(truncate * sigma + 0.5)
     x = torch.arange(-r, r + 1, dtype=torch.float64)
@@ -28,8 +32,15 @@ def gaussian_window(sigma: float = 1.5, truncate: float = 3.5, dtype: torch.dtyp
     return (g / g.sum()).to(dtype)
 
 
-def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0, *, sigma: float = 1.5,
-         k1: float = 0.01, k2: float = 0.03) -> Tensor:
+def ssim(
+    pred: Tensor,
+    target: Tensor,
+    data_range: float = 1.0,
+    *,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> Tensor:
     """Structural similarity per image (B,), averaged over channels and the valid pixels.
 
     Wang et al. (2004) with a Gaussian window (σ = 1.5, radius 5) and population statistics,
@@ -41,7 +52,9 @@ def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0, *, sigma: float 
     b, c, h, w = pred.shape
     g = gaussian_window(sigma, dtype=pred.dtype).to(pred.device)
     if min(h, w) < g.numel():
-        raise ValueError(f"images must be at least {g.numel()} pixels per side for SSIM with sigma={sigma}, got {h}×{w}")
+        raise ValueError(
+            f"images must be at least {g.numel()} pixels per side for SSIM with sigma={sigma}, got {h}×{w}"
+        )
     kernel = (g[:, None] * g[None, :]).expand(c, 1, -1, -1)
     filt = lambda t: F.conv2d(t, kernel, groups=c)
     mx, my = filt(pred), filt(target)
@@ -56,6 +69,8 @@ def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0, *, sigma: float 
 def image_errors(pred: Tensor, target: Tensor, data_range: float = 1.0) -> dict[str, float]:
     """Mean ``mse``, ``psnr`` (dB) and ``ssim`` over a batch of images (B, C, H, W)."""
     with torch.no_grad():
-        return {"mse": float((pred - target).square().mean()), "psnr": float(psnr(pred, target, data_range).mean()),
-                "ssim": float(ssim(pred, target, data_range).mean())}
-
+        return {
+            "mse": float((pred - target).square().mean()),
+            "psnr": float(psnr(pred, target, data_range).mean()),
+            "ssim": float(ssim(pred, target, data_range).mean()),
+        }

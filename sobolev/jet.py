@@ -19,8 +19,8 @@ gradient of a loss on the outputs is one ordinary backward through these plain t
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -84,8 +84,13 @@ def _gelu(m: nn.GELU, z: Tensor, y: Tensor, k: int) -> Derivs:
 
 #: activation module type -> (module, z, σ(z), k) ↦ [σ', …, σ⁽ᵏ⁾] at z.
 ACTIVATION_DERIVATIVES: dict[type, Callable[..., Derivs]] = {
-    nn.Tanh: _tanh, nn.Sigmoid: _sigmoid, Sine: _sine, nn.Softplus: _softplus,
-    nn.ReLU: _relu, nn.LeakyReLU: _leaky_relu, nn.GELU: _gelu,
+    nn.Tanh: _tanh,
+    nn.Sigmoid: _sigmoid,
+    Sine: _sine,
+    nn.Softplus: _softplus,
+    nn.ReLU: _relu,
+    nn.LeakyReLU: _leaky_relu,
+    nn.GELU: _gelu,
 }
 
 
@@ -121,7 +126,7 @@ def jet_layers(f: object) -> list[nn.Module] | None:
     return flat
 
 
-@lru_cache(maxsize=None)
+@cache
 def _partitions(mask: int) -> tuple[tuple[int, ...], ...]:
     """Set partitions of the bit set ``mask``, each a tuple of block masks."""
     if mask == 0:
@@ -139,7 +144,9 @@ def _partitions(mask: int) -> tuple[tuple[int, ...], ...]:
     return tuple(out)
 
 
-def _activate(layer: nn.Module, z: Tensor, streams: list[Tensor | None], k: int) -> tuple[Tensor, list[Tensor | None]]:
+def _activate(
+    layer: nn.Module, z: Tensor, streams: list[Tensor | None], k: int
+) -> tuple[Tensor, list[Tensor | None]]:
     """Jet of σ: value (B, n) and streams (S, B, n) indexed by subset mask − 1 (None: zero)."""
     y = layer(z)
     s = ACTIVATION_DERIVATIVES[type(layer)](layer, z, y, k)
@@ -160,7 +167,9 @@ def _activate(layer: nn.Module, z: Tensor, streams: list[Tensor | None], k: int)
     return y, out
 
 
-def jet_forward(layers: Sequence[nn.Module], x: Tensor, directions: Tensor) -> tuple[Tensor, list[Tensor | None]]:
+def jet_forward(
+    layers: Sequence[nn.Module], x: Tensor, directions: Tensor
+) -> tuple[Tensor, list[Tensor | None]]:
     """Value (B, m) and all mixed-derivative streams along ``directions`` (S, k, B, d).
 
     Stream ``mask − 1`` (shape (S, B, m), ``None`` when identically zero) holds the mixed
@@ -171,8 +180,11 @@ def jet_forward(layers: Sequence[nn.Module], x: Tensor, directions: Tensor) -> t
     if k > MAX_ORDER:
         raise ValueError(f"the jet supports orders up to {MAX_ORDER}, got {k} directions per set")
     h = x
-    streams: list[Tensor | None] = [directions[:, i] if mask == 1 << i else None
-                                    for mask in range(1, 2**k) for i in [mask.bit_length() - 1]]
+    streams: list[Tensor | None] = [
+        directions[:, i] if mask == 1 << i else None
+        for mask in range(1, 2**k)
+        for i in [mask.bit_length() - 1]
+    ]
     for layer in layers:
         if isinstance(layer, nn.Linear):
             h = F.linear(h, layer.weight, layer.bias)
@@ -182,7 +194,9 @@ def jet_forward(layers: Sequence[nn.Module], x: Tensor, directions: Tensor) -> t
     return h, streams
 
 
-def jet_directional(layers: Sequence[nn.Module], x: Tensor, directions: Tensor, order: int) -> list[Tensor]:
+def jet_directional(
+    layers: Sequence[nn.Module], x: Tensor, directions: Tensor, order: int
+) -> list[Tensor]:
     """``[u, Du[v₁], …, D^order u[v₁, …, v_order]]``: (B, m) then (B, m, S) per order.
 
     ``x``: (B, d); ``directions``: (S, k ≥ order, B, d); only the first ``order`` are used.
@@ -191,5 +205,7 @@ def jet_directional(layers: Sequence[nn.Module], x: Tensor, directions: Tensor, 
     out = [u]
     for j in range(1, order + 1):
         t = streams[2**j - 2]
-        out.append(u.new_zeros(u.shape + (directions.shape[0],)) if t is None else t.permute(1, 2, 0))
+        out.append(
+            u.new_zeros(u.shape + (directions.shape[0],)) if t is None else t.permute(1, 2, 0)
+        )
     return out

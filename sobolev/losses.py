@@ -11,7 +11,11 @@ directional error over the S direction sets, an unbiased estimate of the full te
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence  # not typing's: cheaper isinstance checks per call
+from collections.abc import (
+    Callable,
+    Mapping,
+    Sequence,
+)  # not typing's: cheaper isinstance checks per call
 from typing import Literal
 
 import torch
@@ -88,7 +92,10 @@ def reduce_batch(t: Tensor, reduction: Reduction) -> Tensor:
 def sobolev_loss(
     pred_stack: Sequence[Tensor] | Mapping[MultiIndex, Tensor],
     target_stack: Sequence[Tensor] | Mapping[MultiIndex, Tensor],
-    *, p: float = 2, weights: Sequence[float] | None = None, reduction: Reduction = "mean",
+    *,
+    p: float = 2,
+    weights: Sequence[float] | None = None,
+    reduction: Reduction = "mean",
     check_finite: bool = True,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """W^{k,p} loss between two derivative stacks of the same layout.
@@ -107,10 +114,14 @@ def sobolev_loss(
     """
     _check_p(p)
     if isinstance(pred_stack, Mapping) != isinstance(target_stack, Mapping):
-        raise TypeError("pred_stack and target_stack must both be sequences (orders) or both dicts (partials)")
+        raise TypeError(
+            "pred_stack and target_stack must both be sequences (orders) or both dicts (partials)"
+        )
     if isinstance(pred_stack, Mapping):
         if set(pred_stack) != set(target_stack):
-            raise ValueError(f"partials differ: pred has {sorted(pred_stack)}, target has {sorted(target_stack)}")
+            raise ValueError(
+                f"partials differ: pred has {sorted(pred_stack)}, target has {sorted(target_stack)}"
+            )
         keys: list = list(pred_stack)
         preds, targets = [pred_stack[k] for k in keys], [target_stack[k] for k in keys]
         directional = False
@@ -123,20 +134,28 @@ def sobolev_loss(
         keys, preds, targets = list(range(len(pred_stack))), list(pred_stack), list(target_stack)
         directional = getattr(pred_stack, "directional", False)
         if directional != getattr(target_stack, "directional", directional):
-            raise ValueError("pred_stack is directional but target_stack is not (or vice versa): "
-                             "contract full targets with sobolev.directional_stack first")
+            raise ValueError(
+                "pred_stack is directional but target_stack is not (or vice versa): "
+                "contract full targets with sobolev.directional_stack first"
+            )
         if directional and p != 2:
-            raise ValueError(f"directional stacks give unbiased estimates only for p = 2, got p={p}")
+            raise ValueError(
+                f"directional stacks give unbiased estimates only for p = 2, got p={p}"
+            )
     if not preds:
         raise ValueError("stacks must hold at least the order-0 values")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    lam = check_weights(weights, len(keys), "order" if not isinstance(pred_stack, Mapping) else "partial")
+    lam = check_weights(
+        weights, len(keys), "order" if not isinstance(pred_stack, Mapping) else "partial"
+    )
     terms: dict[str, Tensor] = {}
     total = None
     for key, w, a, b in zip(keys, lam, preds, targets):
         if a.shape != b.shape:
-            raise ValueError(f"shape mismatch at {term_name(key)}: prediction {tuple(a.shape)} vs target {tuple(b.shape)}")
+            raise ValueError(
+                f"shape mismatch at {term_name(key)}: prediction {tuple(a.shape)} vs target {tuple(b.shape)}"
+            )
         if check_finite and not torch.isfinite(b).all():
             raise ValueError(f"target {term_name(key)} contains NaN or Inf")
         t = _term(a - b, p, directional and key != 0, reduction)
@@ -169,9 +188,15 @@ class SobolevLoss(nn.Module):
     """
 
     def __init__(
-        self, order: int = 1, p: float = 2, weights: Sequence[float] | None = None, *,
-        directions: int | None = None, partials: Sequence[Sequence[int]] | None = None,
-        weighting: Literal["none", "dimension"] = "none", reduction: Reduction = "mean",
+        self,
+        order: int = 1,
+        p: float = 2,
+        weights: Sequence[float] | None = None,
+        *,
+        directions: int | None = None,
+        partials: Sequence[Sequence[int]] | None = None,
+        weighting: Literal["none", "dimension"] = "none",
+        reduction: Reduction = "mean",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -182,30 +207,44 @@ class SobolevLoss(nn.Module):
             if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
                 raise ValueError(f"directions must be None or a positive int, got {directions!r}")
             if p != 2:
-                raise ValueError("directional estimates are unbiased only for p = 2; use full derivatives for p ≠ 2")
+                raise ValueError(
+                    "directional estimates are unbiased only for p = 2; use full derivatives for p ≠ 2"
+                )
         if partials is not None:
             partials = [tuple(int(i) for i in a) for a in partials]
             if not partials:
-                raise ValueError("partials must be a non-empty list of multi-indices, e.g. [(0, 0), (1, 0)]")
+                raise ValueError(
+                    "partials must be a non-empty list of multi-indices, e.g. [(0, 0), (1, 0)]"
+                )
             if directions is not None:
                 raise ValueError("pass either partials or directions, not both")
             if weighting != "none":
-                raise ValueError("weighting='dimension' balances whole orders; with partials give explicit weights")
+                raise ValueError(
+                    "weighting='dimension' balances whole orders; with partials give explicit weights"
+                )
             order = max(sum(a) for a in partials)
         if weighting not in ("none", "dimension"):
             raise ValueError(f"weighting must be 'none' or 'dimension', got {weighting!r}")
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         self.order, self.p, self.directions, self.partials = order, p, directions, partials
-        self.weights = check_weights(weights, len(partials) if partials else order + 1,
-                                      "partial" if partials else "order")
+        self.weights = check_weights(
+            weights, len(partials) if partials else order + 1, "partial" if partials else "order"
+        )
         self.weighting, self.reduction, self.generator = weighting, reduction, generator
 
     def extra_repr(self) -> str:
-        return f"order={self.order}, p={self.p}, weights={self.weights}, directions={self.directions}"
+        return (
+            f"order={self.order}, p={self.p}, weights={self.weights}, directions={self.directions}"
+        )
 
     def forward(
-        self, model: Callable[[Tensor], Tensor], x: Tensor, target: Target, *, return_terms: bool = False,
+        self,
+        model: Callable[[Tensor], Tensor],
+        x: Tensor,
+        target: Target,
+        *,
+        return_terms: bool = False,
         check_finite: bool = True,
     ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         """Loss of ``model`` at ``x`` (B, d) against ``target``; with ``return_terms`` also the per-order terms.
@@ -219,42 +258,82 @@ class SobolevLoss(nn.Module):
         d = x.shape[-1]
         create_graph = torch.is_grad_enabled()  # the model's graph, for the parameter gradient
         if self.partials is not None:
-            pred = derivatives(model, x, self.order, partials=self.partials, create_graph=create_graph,
-                               check_finite=False)
+            pred = derivatives(
+                model,
+                x,
+                self.order,
+                partials=self.partials,
+                create_graph=create_graph,
+                check_finite=False,
+            )
             tgt = self._target_partials(target, x)
         else:
             V = None
             if self.directions is not None:
-                V = sample_directions(self.directions, max(self.order, 1), x.shape[0], d,
-                                      generator=self.generator, dtype=x.dtype, device=x.device)
-            pred = derivatives(model, x, self.order, directions=V, create_graph=create_graph,
-                               check_finite=False)
+                V = sample_directions(
+                    self.directions,
+                    max(self.order, 1),
+                    x.shape[0],
+                    d,
+                    generator=self.generator,
+                    dtype=x.dtype,
+                    device=x.device,
+                )
+            pred = derivatives(
+                model, x, self.order, directions=V, create_graph=create_graph, check_finite=False
+            )
             tgt = self._target_stack(target, x, V)
         check_targets = check_finite or callable(target) and not isinstance(target, Tensor)
-        total, terms = sobolev_loss(pred, tgt, p=self.p, weights=self.weights, reduction=self.reduction,
-                                    check_finite=check_targets)
+        total, terms = sobolev_loss(
+            pred,
+            tgt,
+            p=self.p,
+            weights=self.weights,
+            reduction=self.reduction,
+            check_finite=check_targets,
+        )
         if self.weighting == "dimension":
             total = total / sum(d**j for j in range(self.order + 1))
         return (total, terms) if return_terms else total
 
     def _target_stack(self, target: Target, x: Tensor, V: Tensor | None) -> Sequence[Tensor]:
         if callable(target) and not isinstance(target, Tensor):
-            return derivatives(target, x, self.order, directions=V, create_graph=False, check_finite=False)
+            return derivatives(
+                target, x, self.order, directions=V, create_graph=False, check_finite=False
+            )
         if isinstance(target, Tensor):
             if self.order != 0:
-                raise ValueError(f"a Tensor target gives values only; order={self.order} needs a derivative "
-                                 "stack (u, Du, …) or a callable target")
+                raise ValueError(
+                    f"a Tensor target gives values only; order={self.order} needs a derivative "
+                    "stack (u, Du, …) or a callable target"
+                )
             target = (target,)
         if not isinstance(target, Sequence) or isinstance(target, (str, bytes)):
-            raise TypeError(f"target must be a derivative stack, a Tensor or a callable, got {type(target).__name__}")
+            raise TypeError(
+                f"target must be a derivative stack, a Tensor or a callable, got {type(target).__name__}"
+            )
         if len(target) != self.order + 1:
-            raise ValueError(f"target stack has {len(target)} entries but order={self.order} needs {self.order + 1}")
-        target = [(t.unsqueeze(-1) if j == 0 and t.ndim == 1 else t).detach() for j, t in enumerate(target)]
+            raise ValueError(
+                f"target stack has {len(target)} entries but order={self.order} needs {self.order + 1}"
+            )
+        target = [
+            (t.unsqueeze(-1) if j == 0 and t.ndim == 1 else t).detach()
+            for j, t in enumerate(target)
+        ]
         return target if V is None else directional_stack(target, V)
 
     def _target_partials(self, target: Target, x: Tensor) -> Mapping[MultiIndex, Tensor]:
         if callable(target) and not isinstance(target, Tensor):
-            return derivatives(target, x, self.order, partials=self.partials, create_graph=False, check_finite=False)
+            return derivatives(
+                target,
+                x,
+                self.order,
+                partials=self.partials,
+                create_graph=False,
+                check_finite=False,
+            )
         if not isinstance(target, Mapping):
-            raise TypeError("with partials, target must be a dict {multi-index: (B, m)} or a callable")
+            raise TypeError(
+                "with partials, target must be a dict {multi-index: (B, m)} or a callable"
+            )
         return {tuple(k): v.detach() for k, v in target.items()}

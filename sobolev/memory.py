@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -34,7 +35,10 @@ def peak_memory_bytes(fn: Callable[[], Any]) -> int:
     from torch.profiler import ProfilerActivity, profile
 
     gc.collect()
-    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with (
+        _native_stderr_silenced(),
+        profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
+    ):
         fn()
     records = sorted(
         (e.start_ns(), e.nbytes())
@@ -62,10 +66,14 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
-def training_step_peak(model: nn.Module, objective: Callable[[nn.Module, tuple[Tensor, ...]], Any],
-                       batch: tuple[Tensor, ...]) -> int:
+def training_step_peak(
+    model: nn.Module,
+    objective: Callable[[nn.Module, tuple[Tensor, ...]], Any],
+    batch: tuple[Tensor, ...],
+) -> int:
     """Peak memory (bytes) of one training step's forward, loss and backward pass on ``batch``
     (parameters and optimiser state excluded: they are live before); gradients are cleared after."""
+
     def step() -> None:
         model.zero_grad(set_to_none=True)
         res = objective(model, batch)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -32,7 +33,9 @@ def stack_errors(pred: Sequence[Tensor], true: Sequence[Tensor]) -> dict[str, fl
     return out
 
 
-def heldout_evaluator(target: Callable[[Tensor], Tensor] | Sequence[Tensor], x: Tensor, order: int) -> Callable[[nn.Module], dict[str, float]]:
+def heldout_evaluator(
+    target: Callable[[Tensor], Tensor] | Sequence[Tensor], x: Tensor, order: int
+) -> Callable[[nn.Module], dict[str, float]]:
     """An ``evaluate`` callback for :func:`sobolev.fit`: errors of orders 0..``order`` at ``x`` (B, d).
 
     ``target`` is the exact function (differentiated once here) or its derivative stack at ``x``.
@@ -48,7 +51,9 @@ def heldout_evaluator(target: Callable[[Tensor], Tensor] | Sequence[Tensor], x: 
     return evaluate
 
 
-def first_reach(records: Sequence[dict[str, Any]], key: str, thresholds: Sequence[float]) -> dict[str, dict[str, float] | None]:
+def first_reach(
+    records: Sequence[dict[str, Any]], key: str, thresholds: Sequence[float]
+) -> dict[str, dict[str, float] | None]:
     """For each threshold, the first logged ``step`` and training ``time`` at which ``key`` ≤ it
     (``None`` if never reached), plus the best value reached under ``"best"``."""
     out: dict[str, Any] = {}
@@ -60,13 +65,18 @@ def first_reach(records: Sequence[dict[str, Any]], key: str, thresholds: Sequenc
     return out
 
 
-def reach_over_seeds(runs: Sequence[Sequence[dict[str, Any]]], key: str, thresholds: Sequence[float]) -> dict[str, Any]:
+def reach_over_seeds(
+    runs: Sequence[Sequence[dict[str, Any]]], key: str, thresholds: Sequence[float]
+) -> dict[str, Any]:
     """Per threshold: median step and time over the seeds that reach it, and how many do."""
     per_seed = [first_reach(r, key, thresholds) for r in runs]
     out: dict[str, Any] = {}
     for thr in thresholds:
         hits = [p[f"{thr:g}"] for p in per_seed if p[f"{thr:g}"] is not None]
-        out[f"{thr:g}"] = {"step": statistics.median(h["step"] for h in hits) if hits else None,
-                           "time": statistics.median(h["time"] for h in hits) if hits else None,
-                           "reached": len(hits), "of": len(runs)}
+        out[f"{thr:g}"] = {
+            "step": statistics.median(h["step"] for h in hits) if hits else None,
+            "time": statistics.median(h["time"] for h in hits) if hits else None,
+            "reached": len(hits),
+            "of": len(runs),
+        }
     return out

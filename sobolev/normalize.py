@@ -38,7 +38,9 @@ def _tensor(a: Any, name: str) -> Tensor:
 def _as_x(x: Any, d: int | None = None) -> Tensor:
     x = _tensor(x, "x")
     if x.ndim != 2 or (d is not None and x.shape[1] != d):
-        raise ValueError(f"x must have shape (N, {d if d is not None else 'd'}), got {tuple(x.shape)}")
+        raise ValueError(
+            f"x must have shape (N, {d if d is not None else 'd'}), got {tuple(x.shape)}"
+        )
     return x
 
 
@@ -47,8 +49,10 @@ def _as_y(y: Any, n: int | None = None, m: int | None = None) -> Tensor:
     if y.ndim == 1:
         y = y.unsqueeze(1)
     if y.ndim != 2 or (n is not None and y.shape[0] != n) or (m is not None and y.shape[1] != m):
-        raise ValueError(f"y must have shape ({n if n is not None else 'N'}, {m if m is not None else 'm'}) "
-                         f"or (N,) for one output, got {tuple(y.shape)}")
+        raise ValueError(
+            f"y must have shape ({n if n is not None else 'N'}, {m if m is not None else 'm'}) "
+            f"or (N,) for one output, got {tuple(y.shape)}"
+        )
     return y
 
 
@@ -68,12 +72,14 @@ class Normalizer:
                 raise ValueError(f"{name} must be positive and finite, got {s.tolist()}")
 
     @classmethod
-    def fit(cls, x: Any, y: Any) -> "Normalizer":
+    def fit(cls, x: Any, y: Any) -> Normalizer:
         """Means and standard deviations of the columns of x (N, d) and y (N, m) or (N,)."""
         x = _as_x(x).to(torch.float64)
         y = _as_y(y, x.shape[0]).to(torch.float64)
         if x.shape[0] < 2:
-            raise ValueError(f"x must hold at least 2 samples to fit a Normalizer, got {x.shape[0]}")
+            raise ValueError(
+                f"x must hold at least 2 samples to fit a Normalizer, got {x.shape[0]}"
+            )
         for name, t in (("x", x), ("y", y)):
             if not torch.isfinite(t).all():
                 raise ValueError(f"{name} contains NaN or Inf")
@@ -97,8 +103,10 @@ class Normalizer:
         if g.ndim == 2 and self.m == 1:
             g = g.unsqueeze(1)
         if g.shape != (n, self.m, self.d):
-            raise ValueError(f"dydx must have shape ({n}, {self.m}, {self.d})"
-                             f"{f' or ({n}, {self.d})' if self.m == 1 else ''}, got {tuple(g.shape)}")
+            raise ValueError(
+                f"dydx must have shape ({n}, {self.m}, {self.d})"
+                f"{f' or ({n}, {self.d})' if self.m == 1 else ''}, got {tuple(g.shape)}"
+            )
         return g
 
     def _cast(self, t: Tensor, *stats: Tensor) -> tuple[Tensor, ...]:
@@ -143,7 +151,9 @@ class Normalizer:
         if dv.ndim == 1 and self.m == 1:
             dv = dv.reshape(-1, 1, 1)
         if dv.ndim != 3 or dv.shape[:2] != (v.shape[0], self.m):
-            raise ValueError(f"dv must have shape ({v.shape[0]}, {self.m}, S), got {tuple(dv.shape)}")
+            raise ValueError(
+                f"dv must have shape ({v.shape[0]}, {self.m}, S), got {tuple(dv.shape)}"
+            )
         (sx,) = self._cast(v, self.x_std)
         (sy,) = self._cast(dv, self.y_std)
         return v / sx, dv / sy[None, :, None]
@@ -157,7 +167,7 @@ class Normalizer:
             return x_n, y_n
         return x_n, y_n, self.dydx_to(self._as_grad(dydx, x_n.shape[0]))
 
-    def wrap(self, model: nn.Module) -> "Surrogate":
+    def wrap(self, model: nn.Module) -> Surrogate:
         """``model`` (trained on normalised data) as a module of the original units."""
         return Surrogate(model, self)
 
@@ -187,6 +197,8 @@ class Surrogate(nn.Module):
     def predict(self, x: Any) -> tuple[Tensor, Tensor]:
         """Values (B, m) and gradients (B, m, d) at x (B, d) (array-like), in original units."""
         p = next(self.model.parameters(), None)
-        x = _as_x(x, self.normalizer.d).to(dtype=self._dtype(), device=p.device if p is not None else None)
+        x = _as_x(x, self.normalizer.d).to(
+            dtype=self._dtype(), device=p.device if p is not None else None
+        )
         u, du = derivatives(self, x, 1, create_graph=False)
         return u, du

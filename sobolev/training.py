@@ -31,10 +31,11 @@ import random
 import signal
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -100,7 +101,9 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.dtype is not None and self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be None (keep the model's) or one of {tuple(DTYPES)}, got {self.dtype!r}")
+            raise ValueError(
+                f"dtype must be None (keep the model's) or one of {tuple(DTYPES)}, got {self.dtype!r}"
+            )
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.log_every < 1:
@@ -108,11 +111,15 @@ class TrainConfig:
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be None or ≥ 1, got {self.batch_size}")
         if self.checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every must be ≥ 0 (0: only at the end and on interrupt), got {self.checkpoint_every}")
+            raise ValueError(
+                f"checkpoint_every must be ≥ 0 (0: only at the end and on interrupt), got {self.checkpoint_every}"
+            )
         if self.step_size < 1:
             raise ValueError(f"step_size must be ≥ 1, got {self.step_size}")
         if self.lbfgs_at is not None and not 0 <= self.lbfgs_at <= self.steps:
-            raise ValueError(f"lbfgs_at must be None or in [0, steps={self.steps}], got {self.lbfgs_at}")
+            raise ValueError(
+                f"lbfgs_at must be None or in [0, steps={self.steps}], got {self.lbfgs_at}"
+            )
         for name in ("gamma", "lbfgs_lr", "eps"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -124,7 +131,9 @@ class TrainConfig:
         if not 0 <= self.lr_min_factor <= 1:
             raise ValueError(f"lr_min_factor must be in [0, 1], got {self.lr_min_factor}")
         if self.optimizer == "lbfgs" and self.schedule != "constant":
-            raise ValueError("schedule applies to adam and sgd only: use schedule='constant' with optimizer='lbfgs'")
+            raise ValueError(
+                "schedule applies to adam and sgd only: use schedule='constant' with optimizer='lbfgs'"
+            )
         try:
             betas = tuple(float(b) for b in self.betas)
         except (TypeError, ValueError):
@@ -133,7 +142,9 @@ class TrainConfig:
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         self.betas = betas
         if self.weight_decay_on not in WEIGHT_DECAY_ON:
-            raise ValueError(f"weight_decay_on must be one of {WEIGHT_DECAY_ON}, got {self.weight_decay_on!r}")
+            raise ValueError(
+                f"weight_decay_on must be one of {WEIGHT_DECAY_ON}, got {self.weight_decay_on!r}"
+            )
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -170,25 +181,44 @@ def resolve_device(device: str) -> torch.device:
 def _make_optimizer(name: str, model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if name == "lbfgs":
         lr = cfg.lbfgs_lr if cfg.optimizer != "lbfgs" else cfg.lr
-        return torch.optim.LBFGS(model.parameters(), lr=lr, max_iter=cfg.lbfgs_max_iter,
-                                 line_search_fn=cfg.lbfgs_line_search)
+        return torch.optim.LBFGS(
+            model.parameters(),
+            lr=lr,
+            max_iter=cfg.lbfgs_max_iter,
+            line_search_fn=cfg.lbfgs_line_search,
+        )
     params: Any = model.parameters()
     if cfg.weight_decay_on == "weights" and cfg.weight_decay > 0:
         ps = [p for p in model.parameters() if p.requires_grad]
-        params = [g for g in ({"params": [p for p in ps if p.ndim >= 2]},
-                              {"params": [p for p in ps if p.ndim < 2], "weight_decay": 0.0}) if g["params"]]
+        params = [
+            g
+            for g in (
+                {"params": [p for p in ps if p.ndim >= 2]},
+                {"params": [p for p in ps if p.ndim < 2], "weight_decay": 0.0},
+            )
+            if g["params"]
+        ]
     if name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(
+            params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
+        )
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def _make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler | None:
+def _make_schedule(
+    opt: torch.optim.Optimizer, cfg: TrainConfig
+) -> torch.optim.lr_scheduler.LRScheduler | None:
     """The learning-rate schedule of the first optimiser (``None`` for a constant rate)."""
     if cfg.schedule == "constant":
         return None
     horizon = cfg.lbfgs_at if cfg.lbfgs_at is not None else cfg.steps
     lr_at: Callable[[int], float] = {
-        "cosine": lambda s: cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * min(s, horizon) / max(horizon, 1))),
+        "cosine": lambda s: (
+            cfg.lr_min_factor
+            + (1 - cfg.lr_min_factor)
+            * 0.5
+            * (1 + math.cos(math.pi * min(s, horizon) / max(horizon, 1)))
+        ),
         "exponential": lambda s: cfg.gamma**s,
         "step": lambda s: cfg.gamma ** (s // cfg.step_size),
     }[cfg.schedule]
@@ -231,7 +261,7 @@ class _Interrupt:
         self.flag = False
         self._old: dict[int, Any] = {}
 
-    def __enter__(self) -> "_Interrupt":
+    def __enter__(self) -> _Interrupt:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
@@ -283,7 +313,9 @@ def as_objective(objective: Objective | SobolevLoss, *, check_finite: bool = Tru
 
         def obj(model: nn.Module, batch: tuple[Tensor, ...]):
             x, *target = batch
-            if len(target) == 1 and callable(target[0]):  # (x, target_fn): exact derivatives by autodiff
+            if len(target) == 1 and callable(
+                target[0]
+            ):  # (x, target_fn): exact derivatives by autodiff
                 return loss_fn(model, x, target[0], return_terms=True)
             return loss_fn(model, x, target, return_terms=True, check_finite=check_finite)
 
@@ -291,7 +323,9 @@ def as_objective(objective: Objective | SobolevLoss, *, check_finite: bool = Tru
     return objective
 
 
-def call_objective(obj: Objective, model: nn.Module, batch: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, Tensor]]:
+def call_objective(
+    obj: Objective, model: nn.Module, batch: tuple[Tensor, ...]
+) -> tuple[Tensor, dict[str, Tensor]]:
     """``(loss, terms)`` of an objective, ``terms`` empty when it returns only the loss."""
     res = obj(model, batch)
     return res if isinstance(res, tuple) else (res, {})
@@ -301,38 +335,64 @@ def call_objective(obj: Objective, model: nn.Module, batch: tuple[Tensor, ...]) 
 
 #: settings a resumed run may change: the budget, and how it is watched and stored
 _RESUME_MAY_CHANGE = ("steps", "progress", "log_every", "checkpoint_every", "device")
-_CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "phase", "step", "elapsed", "batches", "rng_ranks",
-                    "config", "n_records")
-_DATA_EXPECTED = "a tuple of tensors (or NumPy arrays) with a common first dimension, e.g. (x, u, Du)"
+_CHECKPOINT_KEYS = (
+    "model",
+    "optimizer",
+    "schedule",
+    "phase",
+    "step",
+    "elapsed",
+    "batches",
+    "rng_ranks",
+    "config",
+    "n_records",
+)
+_DATA_EXPECTED = (
+    "a tuple of tensors (or NumPy arrays) with a common first dimension, e.g. (x, u, Du)"
+)
 
 
 def _model_dtype(model: nn.Module) -> torch.dtype:
     """The floating dtype of the model's first floating parameter or buffer (torch's default if none)."""
-    return next((t.dtype for t in chain(model.parameters(), model.buffers()) if t.is_floating_point()),
-                torch.get_default_dtype())
+    return next(
+        (t.dtype for t in chain(model.parameters(), model.buffers()) if t.is_floating_point()),
+        torch.get_default_dtype(),
+    )
 
 
 def _as_data(data: Any, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, ...]:
     """``data`` as checked tensors on ``device``, floating ones cast to ``dtype``; array-likes are converted."""
-    if isinstance(data, (Tensor, np.ndarray, str, bytes)) or not isinstance(data, Sequence) or not data:
-        raise ValueError(f"data must be {_DATA_EXPECTED}, got {type(data).__name__}"
-                         + (" (wrap a single tensor as (x,))" if isinstance(data, (Tensor, np.ndarray)) else ""))
+    if (
+        isinstance(data, (Tensor, np.ndarray, str, bytes))
+        or not isinstance(data, Sequence)
+        or not data
+    ):
+        raise ValueError(
+            f"data must be {_DATA_EXPECTED}, got {type(data).__name__}"
+            + (" (wrap a single tensor as (x,))" if isinstance(data, (Tensor, np.ndarray)) else "")
+        )
     out = []
     for i, t in enumerate(data):
         if not isinstance(t, Tensor):
             if isinstance(t, (tuple, list)) and any(isinstance(s, Tensor) for s in t):
-                raise ValueError(f"data[{i}] is a {type(t).__name__} of tensors: data must be a flat tuple of "
-                                 "tensors; unpack a derivative stack, e.g. (x, *stack)")
+                raise ValueError(
+                    f"data[{i}] is a {type(t).__name__} of tensors: data must be a flat tuple of "
+                    "tensors; unpack a derivative stack, e.g. (x, *stack)"
+                )
             try:
                 t = torch.as_tensor(np.asarray(t))
             except (TypeError, ValueError, RuntimeError):
-                raise ValueError(f"data[{i}] must be a tensor or a numeric array-like, got {type(t).__name__}") from None
+                raise ValueError(
+                    f"data[{i}] must be a tensor or a numeric array-like, got {type(t).__name__}"
+                ) from None
         if t.ndim == 0:
             raise ValueError(f"data[{i}] must have a first (sample) dimension, got a 0-d value")
         out.append(t.detach().to(device=device, dtype=dtype if t.is_floating_point() else t.dtype))
     n = out[0].shape[0]
     if any(t.shape[0] != n for t in out):
-        raise ValueError(f"data tensors must share their first dimension, got {[tuple(t.shape) for t in out]}")
+        raise ValueError(
+            f"data tensors must share their first dimension, got {[tuple(t.shape) for t in out]}"
+        )
     if n == 0:
         raise ValueError("data must hold at least one sample, got a first dimension of 0")
     for i, t in enumerate(out):
@@ -353,9 +413,15 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
         ck = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 — empty, truncated, foreign: torch raises many kinds
         reason = (str(e).splitlines() or [""])[0]
-        raise ValueError(f"checkpoint {path} cannot be read ({type(e).__name__}: {reason}): "
-                         f"it is empty, truncated or not a checkpoint; {what}") from None
-    missing = [k for k in _CHECKPOINT_KEYS if k not in ck] if isinstance(ck, dict) else list(_CHECKPOINT_KEYS)
+        raise ValueError(
+            f"checkpoint {path} cannot be read ({type(e).__name__}: {reason}): "
+            f"it is empty, truncated or not a checkpoint; {what}"
+        ) from None
+    missing = (
+        [k for k in _CHECKPOINT_KEYS if k not in ck]
+        if isinstance(ck, dict)
+        else list(_CHECKPOINT_KEYS)
+    )
     if missing:
         raise ValueError(f"{path} is not a checkpoint of sobolev.fit (missing {missing}); {what}")
     return ck
@@ -367,23 +433,31 @@ def _check_resumable(ck: dict[str, Any], run_config: dict[str, Any], out_dir: An
     Settings a checkpoint predates count at their defaults (the behaviour it was written with).
     """
     if ck["step"] > run_config["steps"]:
-        raise ValueError(f"the checkpoint in {out_dir} is at step {ck['step']} > steps={run_config['steps']}: "
-                         "use a new out_dir or a larger steps")
+        raise ValueError(
+            f"the checkpoint in {out_dir} is at step {ck['step']} > steps={run_config['steps']}: "
+            "use a new out_dir or a larger steps"
+        )
     saved = {**asdict(TrainConfig()), **ck["config"]}
     if isinstance(saved["betas"], list):
         saved["betas"] = tuple(saved["betas"])
-    diff = sorted(k for k, v in run_config.items() if k not in _RESUME_MAY_CHANGE and saved.get(k) != v)
+    diff = sorted(
+        k for k, v in run_config.items() if k not in _RESUME_MAY_CHANGE and saved.get(k) != v
+    )
     if diff:
-        raise ValueError(f"config differs from the checkpoint's in {diff}: resuming would mix two runs; "
-                         "use a new out_dir")
+        raise ValueError(
+            f"config differs from the checkpoint's in {diff}: resuming would mix two runs; "
+            "use a new out_dir"
+        )
 
 
 def _read_records(path: Path, keep: int) -> list[dict[str, Any]]:
     """The first ``keep`` records of ``metrics.jsonl`` (those logged before the checkpoint); reads only."""
     lines = path.read_text().splitlines() if path.exists() else []
     if len(lines) < keep:
-        raise ValueError(f"{path} has {len(lines)} records but the checkpoint beside it expects {keep}: "
-                         "the run directory is incomplete; use a new out_dir")
+        raise ValueError(
+            f"{path} has {len(lines)} records but the checkpoint beside it expects {keep}: "
+            "the run directory is incomplete; use a new out_dir"
+        )
     try:
         return [json.loads(line) for line in lines[:keep]]
     except json.JSONDecodeError as e:
@@ -409,8 +483,10 @@ def _plan(out: Path | None, run_config: dict[str, Any], n: int, ctx: D.Dist, out
         plan.records = _read_records(out / "metrics.jsonl", plan.ck["n_records"])
     plan = D.broadcast_object(plan, ctx)
     if plan.config != run_config or plan.n != n:
-        raise ValueError(f"rank {ctx.rank} called fit with a config or data size other than rank 0's: "
-                         "every rank must pass the same config and data")
+        raise ValueError(
+            f"rank {ctx.rank} called fit with a config or data size other than rank 0's: "
+            "every rank must pass the same config and data"
+        )
     if plan.ck is not None:
         _check_resumable(plan.ck, run_config, out_dir)
     return plan
@@ -433,6 +509,7 @@ def _prepare_out(out: Path | None, plan: _Plan) -> None:
 
 # --- one run: its state, one step, logging and checkpoints ------------------------------------------
 
+
 def _reseed(seed: int, rank: int, step: int, objective: Any) -> None:
     """Distributed runs: torch's global RNG (and a SobolevLoss's own generator) from (seed, rank, step)."""
     s = D.step_seed(seed, rank, step)
@@ -453,10 +530,25 @@ class _Run:
     """The state of one training run (model, optimiser, schedule, data order, step, records) and
     its parts: :meth:`step` (one optimiser step), :meth:`log`, :meth:`checkpoint`, :meth:`final`."""
 
-    def __init__(self, model: nn.Module, objective: Objective | SobolevLoss, data: tuple[Tensor, ...],
-                 cfg: TrainConfig, plan: _Plan, ctx: D.Dist, out: Path | None,
-                 evaluate: Callable[[nn.Module], dict[str, float]] | None) -> None:
-        self.model, self.objective, self.data, self.cfg, self.ctx, self.evaluate_fn = model, objective, data, cfg, ctx, evaluate
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective | SobolevLoss,
+        data: tuple[Tensor, ...],
+        cfg: TrainConfig,
+        plan: _Plan,
+        ctx: D.Dist,
+        out: Path | None,
+        evaluate: Callable[[nn.Module], dict[str, float]] | None,
+    ) -> None:
+        self.model, self.objective, self.data, self.cfg, self.ctx, self.evaluate_fn = (
+            model,
+            objective,
+            data,
+            cfg,
+            ctx,
+            evaluate,
+        )
         self.obj = as_objective(objective, check_finite=False)  # data were checked once in _as_data
         self.run_config = plan.config
         self.checkpointing = plan.checkpointing
@@ -487,8 +579,11 @@ class _Run:
         self.batches.load(ck["batches"])
         rngs = ck["rng_ranks"]
         if len(rngs) != self.ctx.world_size and self.ctx.is_main:
-            warnings.warn(f"resuming with {self.ctx.world_size} process(es) a run checkpointed with {len(rngs)}: "
-                          "training continues correctly but is not bit-for-bit the uninterrupted run", stacklevel=4)
+            warnings.warn(
+                f"resuming with {self.ctx.world_size} process(es) a run checkpointed with {len(rngs)}: "
+                "training continues correctly but is not bit-for-bit the uninterrupted run",
+                stacklevel=4,
+            )
         _set_rng_state(rngs[self.ctx.rank % len(rngs)], self.data_gen)
         self.history.resumed_from = self.step
         self.history.records = records
@@ -498,7 +593,9 @@ class _Run:
             _reseed(self.cfg.seed, self.ctx.rank, self.step, self.objective)
         return _local_batch(self.data, self.batches.next(), self.ctx)
 
-    def _loss(self, batch: tuple[Tensor, ...], flag: bool) -> tuple[Tensor, dict[str, Tensor], bool]:
+    def _loss(
+        self, batch: tuple[Tensor, ...], flag: bool
+    ) -> tuple[Tensor, dict[str, Tensor], bool]:
         """Loss and terms averaged over ranks (after ``backward`` when grad is on, averaging
         gradients too), and the ranks' agreed stop flag."""
         loss, terms = call_objective(self.obj, self.model, batch)
@@ -507,7 +604,9 @@ class _Run:
         if not self.ctx.enabled:
             return loss, terms, flag
         params = self.model.parameters() if torch.is_grad_enabled() else ()
-        (loss, *vals), flag = D.average(params, [loss, *terms.values()], batch[0].shape[0], flag, self.ctx)
+        (loss, *vals), flag = D.average(
+            params, [loss, *terms.values()], batch[0].shape[0], flag, self.ctx
+        )
         return loss, dict(zip(terms, vals)), flag
 
     def train_step(self, stop: _Interrupt) -> bool:
@@ -521,12 +620,16 @@ class _Run:
         batch = self._batch()
         sink: dict[str, Any] = {}
 
-        def closure() -> Tensor:  # returns the global loss: every rank takes the same L-BFGS decisions
+        def closure() -> (
+            Tensor
+        ):  # returns the global loss: every rank takes the same L-BFGS decisions
             self.opt.zero_grad(set_to_none=True)
             loss, terms, sink["halt"] = self._loss(batch, stop.flag)
             value = loss.item()
             if not math.isfinite(value):
-                raise FloatingPointError(f"loss became {value} at step {self.step}: lower the learning rate")
+                raise FloatingPointError(
+                    f"loss became {value} at step {self.step}: lower the learning rate"
+                )
             if cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             if "loss" not in sink:  # the first evaluation is at the step's starting parameters
@@ -556,8 +659,13 @@ class _Run:
         batch = self._batch()
         with torch.no_grad():  # derivatives w.r.t. x still work; no graph to the parameters
             loss, terms, _ = self._loss(batch, False)
-        self.log(float(loss), {k: float(v) for k, v in terms.items()}, self._evaluate(), self.elapsed,
-                 self.opt.param_groups[0]["lr"])
+        self.log(
+            float(loss),
+            {k: float(v) for k, v in terms.items()},
+            self._evaluate(),
+            self.elapsed,
+            self.opt.param_groups[0]["lr"],
+        )
 
     def _evaluate(self) -> dict[str, float]:
         if self.evaluate_fn is None:
@@ -568,8 +676,23 @@ class _Run:
         finally:
             self.model.train()
 
-    def log(self, loss: float, terms: dict[str, float], evals: dict[str, float], at_time: float, lr: float) -> None:
-        rec = {"step": self.step, "time": at_time, "loss": loss, **terms, "lr": lr, "phase": self.phase, **evals}
+    def log(
+        self,
+        loss: float,
+        terms: dict[str, float],
+        evals: dict[str, float],
+        at_time: float,
+        lr: float,
+    ) -> None:
+        rec = {
+            "step": self.step,
+            "time": at_time,
+            "loss": loss,
+            **terms,
+            "lr": lr,
+            "phase": self.phase,
+            **evals,
+        }
         self.history.records.append(rec)
         if self.metrics_path is not None:
             with open(self.metrics_path, "a") as fh:
@@ -581,12 +704,21 @@ class _Run:
             return
         rngs = D.gather_objects(_rng_state(self.data_gen), self.ctx)
         if self.ckpt_path is not None:
-            save_atomic({
-                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                "schedule": None if self.sched is None else self.sched.state_dict(),
-                "phase": self.phase, "step": self.step, "elapsed": self.elapsed, "batches": self.batches.state(),
-                "rng_ranks": rngs, "config": self.run_config, "n_records": len(self.history.records),
-            }, self.ckpt_path)
+            save_atomic(
+                {
+                    "model": self.model.state_dict(),
+                    "optimizer": self.opt.state_dict(),
+                    "schedule": None if self.sched is None else self.sched.state_dict(),
+                    "phase": self.phase,
+                    "step": self.step,
+                    "elapsed": self.elapsed,
+                    "batches": self.batches.state(),
+                    "rng_ranks": rngs,
+                    "config": self.run_config,
+                    "n_records": len(self.history.records),
+                },
+                self.ckpt_path,
+            )
 
 
 def fit(
@@ -644,7 +776,14 @@ def fit(
     if cfg.progress and ctx.is_main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=run.step, desc=desc, leave=False, dynamic_ncols=True, disable=None)
+        bar = tqdm(
+            total=cfg.steps,
+            initial=run.step,
+            desc=desc,
+            leave=False,
+            dynamic_ncols=True,
+            disable=None,
+        )
     model.train()
     halt = False  # distributed: the ranks' agreed stop (a signal may reach them at different steps)
     with _Interrupt() as stop:
@@ -660,6 +799,8 @@ def fit(
     # 3. the final checkpoint and record
     run.checkpoint()  # the state after the last completed step; the final record below is not in it
     if run.step < cfg.steps:
-        raise TrainingInterrupted(f"stopped at step {run.step} of {cfg.steps}" + (f"; checkpoint in {out}" if out else ""))
+        raise TrainingInterrupted(
+            f"stopped at step {run.step} of {cfg.steps}" + (f"; checkpoint in {out}" if out else "")
+        )
     run.final()
     return run.history

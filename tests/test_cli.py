@@ -2,12 +2,11 @@
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
-import pytest
-
-from sobolev.cli import main
-from sobolev.experiments import regression
+from sobolev_lab.cli import main
+from sobolev_lab.experiments import regression
 
 
 def _run(*args):
@@ -15,7 +14,7 @@ def _run(*args):
 
 
 def test_list_names_every_experiment():
-    from sobolev.experiments import EXPERIMENTS
+    from sobolev_lab.experiments import EXPERIMENTS
 
     res = _run("list")
     assert res.exit_code == 0
@@ -25,8 +24,19 @@ def test_list_names_every_experiment():
 
 def test_demo_quick_writes_a_well_formed_run(tmp_path):
     out = tmp_path / "demo"
-    res = _run("run", "regression", "--quick", "--out", str(out), "--set", "epochs=60", "--set", "log_every=20",
-               "--set", "losses=L2,H1")
+    res = _run(
+        "run",
+        "regression",
+        "--quick",
+        "--out",
+        str(out),
+        "--set",
+        "epochs=60",
+        "--set",
+        "log_every=20",
+        "--set",
+        "losses=L2,H1",
+    )
     assert res.exit_code == 0, res.output
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["config"]["epochs"] == 60 and cfg["config"]["losses"] == ["L2", "H1"]
@@ -43,7 +53,9 @@ def test_demo_quick_writes_a_well_formed_run(tmp_path):
         assert all(0.01 < r["value_rel_l2"] < 1.0 for r in summary["results"][fn].values())
     for fig in summary["figures"]:
         assert (out / fig).stat().st_size > 1000
-    assert (out / "sin" / "H1" / "seed0" / "metrics.jsonl").exists() and (out / "sin" / "H1" / "seed1" / "checkpoint.pt").exists()
+    assert (out / "sin" / "H1" / "seed0" / "metrics.jsonl").exists() and (
+        out / "sin" / "H1" / "seed1" / "checkpoint.pt"
+    ).exists()
     assert "| epoch | L2 | H1 |" in res.output
     assert (out / "table.md").read_text() == regression.tables(summary)
     # resuming a finished run recomputes nothing and gives the same summary
@@ -56,9 +68,13 @@ def test_demo_quick_writes_a_well_formed_run(tmp_path):
 def test_errors_are_clear(tmp_path):
     res = CliRunner().invoke(main, ["run", "nope"])
     assert res.exit_code == 2 and "unknown experiment" in res.output
-    res = CliRunner().invoke(main, ["run", "regression", "--quick", "--set", "bogus=1", "--out", str(tmp_path / "a")])
+    res = CliRunner().invoke(
+        main, ["run", "regression", "--quick", "--set", "bogus=1", "--out", str(tmp_path / "a")]
+    )
     assert res.exit_code == 2 and "unknown setting 'bogus'" in res.output
-    res = CliRunner().invoke(main, ["run", "regression", "--quick", "--set", "epochs=abc", "--out", str(tmp_path / "b")])
+    res = CliRunner().invoke(
+        main, ["run", "regression", "--quick", "--set", "epochs=abc", "--out", str(tmp_path / "b")]
+    )
     assert res.exit_code == 2 and "epochs" in res.output
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "x").write_text("")
@@ -69,8 +85,8 @@ def test_errors_are_clear(tmp_path):
 
 
 def test_list_overrides_are_stripped_and_checked(tmp_path):
-    from sobolev.cli import apply_overrides
-    from sobolev.experiments import conditioning, regression
+    from sobolev_lab.cli import apply_overrides
+    from sobolev_lab.experiments import conditioning, regression
 
     cfg = apply_overrides(regression.Config(), ("losses=L2, H1",))
     assert cfg.losses == ("L2", "H1")
@@ -85,8 +101,23 @@ def test_list_overrides_are_stripped_and_checked(tmp_path):
 def finished_run(tmp_path_factory):
     """A finished tiny regression run, and a snapshot of its files' bytes."""
     out = tmp_path_factory.mktemp("cli") / "run"
-    res = _run("run", "regression", "--quick", "--out", str(out), "--set", "epochs=4", "--set", "log_every=2",
-               "--set", "losses=L2", "--set", "functions=sin", "--set", "seeds=1")
+    res = _run(
+        "run",
+        "regression",
+        "--quick",
+        "--out",
+        str(out),
+        "--set",
+        "epochs=4",
+        "--set",
+        "log_every=2",
+        "--set",
+        "losses=L2",
+        "--set",
+        "functions=sin",
+        "--set",
+        "seeds=1",
+    )
     assert res.exit_code == 0, res.output
     return out
 
@@ -95,28 +126,53 @@ def _snapshot(d):
     return {p.relative_to(d): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("bad, key", [
-    ("width=0", "width"), ("depth=0", "depth"), ("epochs=-5", "epochs"), ("lr=-1", "lr"), ("losses=L7", "losses"),
-    ("losses=", "losses"), ("n_train=-3", "n_train"), ("n_train=0", "n_train"), ("dtype=float16", "dtype"),
-    ("activation=foo", "activation"), ("seeds=0", "seeds"),
-])
+@pytest.mark.parametrize(
+    "bad, key",
+    [
+        ("width=0", "width"),
+        ("depth=0", "depth"),
+        ("epochs=-5", "epochs"),
+        ("lr=-1", "lr"),
+        ("losses=L7", "losses"),
+        ("losses=", "losses"),
+        ("n_train=-3", "n_train"),
+        ("n_train=0", "n_train"),
+        ("dtype=float16", "dtype"),
+        ("activation=foo", "activation"),
+        ("seeds=0", "seeds"),
+    ],
+)
 def test_bad_settings_are_one_line_errors_that_delete_nothing(finished_run, bad, key):
     before = _snapshot(finished_run)
-    res = CliRunner().invoke(main, ["run", "regression", "--out", str(finished_run), "--overwrite", "--set", bad])
+    res = CliRunner().invoke(
+        main, ["run", "regression", "--out", str(finished_run), "--overwrite", "--set", bad]
+    )
     assert res.exit_code == 2, res.output
     lines = [l for l in res.output.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error:") and key in lines[0], res.output
-    assert _snapshot(finished_run) == before  # --overwrite deletes only after the settings are checked
+    assert (
+        _snapshot(finished_run) == before
+    )  # --overwrite deletes only after the settings are checked
 
 
 def test_resume_cannot_switch_setting(finished_run):
     before = _snapshot(finished_run)
-    res = CliRunner().invoke(main, ["run", "regression", "--out", str(finished_run), "--resume", "--paper"])
+    res = CliRunner().invoke(
+        main, ["run", "regression", "--out", str(finished_run), "--resume", "--paper"]
+    )
     assert res.exit_code == 2 and "has no --paper setting" not in res.output
     full = finished_run.parent / "full"
     full.mkdir()
-    (full / "config.json").write_text(json.dumps({"experiment": "regression", "setting": "ours", "quick": False,
-                                                   "config": json.loads((finished_run / "config.json").read_text())["config"]}))
+    (full / "config.json").write_text(
+        json.dumps(
+            {
+                "experiment": "regression",
+                "setting": "ours",
+                "quick": False,
+                "config": json.loads((finished_run / "config.json").read_text())["config"],
+            }
+        )
+    )
     res = CliRunner().invoke(main, ["run", "regression", "--out", str(full), "--resume", "--quick"])
     assert res.exit_code == 2 and "without --quick" in res.output, res.output
     assert _snapshot(finished_run) == before
@@ -136,7 +192,9 @@ def test_a_failed_run_says_how_to_start_over(tmp_path, monkeypatch):
     out = tmp_path / "failed"
     res = CliRunner().invoke(main, ["run", "regression", "--quick", "--out", str(out)])
     assert res.exit_code == 2
-    lines = [l for l in res.output.splitlines() if l.strip() and not l.startswith("sobolev: running")]
+    lines = [
+        l for l in res.output.splitlines() if l.strip() and not l.startswith("sobolev: running")
+    ]
     assert len(lines) == 1 and "1 image" in lines[0] and "--overwrite" in lines[0], res.output
 
 
@@ -148,7 +206,9 @@ def test_overwrite_keeps_the_previous_run_when_the_new_one_fails(finished_run, m
         raise ValueError("model: something only the run can find out")
 
     monkeypatch.setattr(regression, "run", broken)
-    res = CliRunner().invoke(main, ["run", "regression", "--quick", "--out", str(finished_run), "--overwrite"])
+    res = CliRunner().invoke(
+        main, ["run", "regression", "--quick", "--out", str(finished_run), "--overwrite"]
+    )
     assert res.exit_code == 2 and "kept as it was" in res.output, res.output
     assert _snapshot(finished_run) == before
     assert not list(finished_run.parent.glob(".*replaced"))

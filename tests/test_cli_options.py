@@ -7,7 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from sobolev.cli import _coerce, main
+from sobolev_lab.cli import _coerce, main
 
 
 def _run(*args, **kw):
@@ -41,8 +41,19 @@ def test_threads_rejects_zero(restore_threads):
     assert res.exit_code == 2 and "--threads" in res.output
 
 
-@pytest.mark.parametrize("text,want", [("1", True), ("true", True), ("Yes", True), ("on", True),
-                                       ("0", False), ("False", False), ("no", False), ("OFF", False)])
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ("1", True),
+        ("true", True),
+        ("Yes", True),
+        ("on", True),
+        ("0", False),
+        ("False", False),
+        ("no", False),
+        ("OFF", False),
+    ],
+)
 def test_coerce_bool(text, want):
     assert _coerce(text, False, bool) is want
     assert _coerce(text, None, bool) is want  # a bool annotation with a None default
@@ -77,7 +88,10 @@ def test_coerce_optional_fields_parse_json_or_keep_text():
 
 def test_coerce_lists():
     assert _coerce("L2,H1", ("L2",), tuple[str, ...]) == ("L2", "H1")
-    assert _coerce(" L2 , H1 ,", ("L2",), tuple[str, ...]) == ("L2", "H1")  # blanks and empty items dropped
+    assert _coerce(" L2 , H1 ,", ("L2",), tuple[str, ...]) == (
+        "L2",
+        "H1",
+    )  # blanks and empty items dropped
     assert _coerce("1,2,3", (0,), tuple[int, ...]) == (1, 2, 3)
     assert _coerce("[0.5, 2]", (1.0, 1.0), tuple[float, float]) == (0.5, 2.0)
     assert _coerce("a,b", (), tuple) == ("a", "b")  # an empty default keeps the items as text

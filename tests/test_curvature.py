@@ -40,8 +40,10 @@ def _functorch_hessian(net, x, order):
     true = derivatives(_target, x, order, create_graph=False)
 
     def loss(t):
-        parts = dict(zip(names, (c.reshape(s) for c, s in zip(t.split([s.numel() for s in shapes]), shapes))))
-        f = lambda xi: functional_call(net, parts, (xi[None],))[0]  # noqa: E731
+        parts = dict(
+            zip(names, (c.reshape(s) for c, s in zip(t.split([s.numel() for s in shapes]), shapes)))
+        )
+        f = lambda xi: functional_call(net, parts, (xi[None],))[0]
         preds = [vmap(f)(x), vmap(jacrev(f))(x), vmap(hessian(f))(x)][: order + 1]
         return sum(((p - q) ** 2).reshape(len(x), -1).sum(1).mean() for p, q in zip(preds, true))
 
@@ -70,10 +72,14 @@ def test_hvp_of_h1_loss_matches_finite_differences_of_the_gradient(activation):
 
     def grad_at(shift):
         with torch.no_grad():
-            torch.nn.utils.vector_to_parameters(torch.nn.utils.parameters_to_vector(params) + shift, params)
+            torch.nn.utils.vector_to_parameters(
+                torch.nn.utils.parameters_to_vector(params) + shift, params
+            )
         g = LossHessian(net, SobolevLoss(1), batch).grad
         with torch.no_grad():
-            torch.nn.utils.vector_to_parameters(torch.nn.utils.parameters_to_vector(params) - shift, params)
+            torch.nn.utils.vector_to_parameters(
+                torch.nn.utils.parameters_to_vector(params) - shift, params
+            )
         return g
 
     eps = 1e-5
@@ -99,7 +105,9 @@ def test_shallow_relu_hessian_is_positive_definite_and_condition_is_its_ratio():
     torch.manual_seed(0)
     teacher, student = TwoLayer(4, 3, "relu"), TwoLayer(4, 3, "relu")
     x = torch.randn(400, 4)
-    edges = spectrum_edges(LossHessian(student, SobolevLoss(1), (x, *derivatives(teacher, x, 1, create_graph=False))))
+    edges = spectrum_edges(
+        LossHessian(student, SobolevLoss(1), (x, *derivatives(teacher, x, 1, create_graph=False)))
+    )
     assert 0 < edges.lambda_min < edges.lambda_max
     assert condition_number(-1.0, 2.0) == math.inf and condition_number(0.0, 2.0) == math.inf
 
@@ -116,11 +124,17 @@ def test_spectrum_of_a_known_hessian(method):
     zeros = (torch.zeros(4, 1), torch.zeros(4, 1, 4))
     l2 = spectrum_edges(LossHessian(net, SobolevLoss(0), (x, zeros[0])), method=method, tol=1e-12)
     h1 = spectrum_edges(LossHessian(net, SobolevLoss(1), (x, *zeros)), method=method, tol=1e-12)
-    assert (l2.lambda_min, l2.lambda_max, l2.condition) == pytest.approx((0.5, 8.0, 16.0), rel=1e-10)
-    assert (h1.lambda_min, h1.lambda_max, h1.condition) == pytest.approx((2.5, 10.0, 4.0), rel=1e-10)
+    assert (l2.lambda_min, l2.lambda_max, l2.condition) == pytest.approx(
+        (0.5, 8.0, 16.0), rel=1e-10
+    )
+    assert (h1.lambda_min, h1.lambda_max, h1.condition) == pytest.approx(
+        (2.5, 10.0, 4.0), rel=1e-10
+    )
     H = LossHessian(net, SobolevLoss(1), (x, *zeros))
     torch.testing.assert_close(H.dense(), torch.diag(torch.tensor([10.0, 6.5, 4.0, 2.5])))
-    torch.testing.assert_close(H.grad, 2 * net.weight.detach()[0] * (torch.tensor([16.0, 9.0, 4.0, 1.0]) / 4 + 1))
+    torch.testing.assert_close(
+        H.grad, 2 * net.weight.detach()[0] * (torch.tensor([16.0, 9.0, 4.0, 1.0]) / 4 + 1)
+    )
 
 
 def test_gd_contraction_and_fitted_rate():
@@ -128,8 +142,12 @@ def test_gd_contraction_and_fitted_rate():
     assert gd_contraction(1.0, 10.0, 0.25) == pytest.approx(1.5)  # η λ_max = 2.5 > 2: diverges
     assert gd_contraction(2.0, 4.0, 1 / 3) == pytest.approx(1 / 3)  # the optimal step 2/(λmin+λmax)
     steps = [0, 5, 10, 20]
-    assert fitted_rate(steps, [3.0 * 0.8**s for s in steps]) == pytest.approx(math.log(0.8), rel=1e-12)
-    assert fitted_rate([0, 1, 2], [1.0, 0.0, 0.25]) == pytest.approx(math.log(0.25) / 2)  # 0 skipped
+    assert fitted_rate(steps, [3.0 * 0.8**s for s in steps]) == pytest.approx(
+        math.log(0.8), rel=1e-12
+    )
+    assert fitted_rate([0, 1, 2], [1.0, 0.0, 0.25]) == pytest.approx(
+        math.log(0.25) / 2
+    )  # 0 skipped
     assert math.isnan(fitted_rate([0, 1], [1.0, -1.0]))
 
 

@@ -26,7 +26,9 @@ def _case(d: int, m: int):
 
     def f(x):
         cols = [fn(*x.unbind(-1)) for fn in funcs]
-        return torch.stack([c if torch.is_tensor(c) else torch.full_like(x[:, 0], float(c)) for c in cols], -1)
+        return torch.stack(
+            [c if torch.is_tensor(c) else torch.full_like(x[:, 0], float(c)) for c in cols], -1
+        )
 
     return xs, exprs, f
 
@@ -97,8 +99,17 @@ def test_directional_estimator_is_unbiased(order):
     _, _, f = _case(3, 2)
     x = torch.randn(4, 3, generator=torch.Generator().manual_seed(order))
     S = 20000
-    stack = derivatives(f, x, order, directions=S, generator=torch.Generator().manual_seed(10 + order), create_graph=False)
-    samples = (stack[order] ** 2).sum(1)  # (B, S): squared directional derivative, summed over outputs
+    stack = derivatives(
+        f,
+        x,
+        order,
+        directions=S,
+        generator=torch.Generator().manual_seed(10 + order),
+        create_graph=False,
+    )
+    samples = (stack[order] ** 2).sum(
+        1
+    )  # (B, S): squared directional derivative, summed over outputs
     full = derivatives(f, x, order, create_graph=False)[order]
     target = (full**2).reshape(4, -1).sum(1)
     mean, se = samples.mean(1), samples.std(1) / S**0.5
@@ -141,7 +152,11 @@ def test_bad_input_messages():
     with pytest.raises(ValueError, match=r"shape \(batch, d\)"):
         derivatives(f, torch.randn(3), 1)
     with pytest.raises(ValueError, match="does not depend differentiably"):
-        derivatives(lambda x: torch.from_numpy(x.detach().numpy().sum(1, keepdims=True)), torch.randn(3, 2), 1)
+        derivatives(
+            lambda x: torch.from_numpy(x.detach().numpy().sum(1, keepdims=True)),
+            torch.randn(3, 2),
+            1,
+        )
     with pytest.raises(ValueError, match="multi-indices"):
         derivatives(f, torch.randn(3, 2), 2, partials=[(1, 0, 0)])
     with pytest.raises(ValueError, match="directions tensor"):

@@ -9,8 +9,8 @@ import torch
 from click.testing import CliRunner
 
 from sobolev import MLP
-from sobolev.cli import main
-from sobolev.experiments import differential_ml as dml
+from sobolev_lab.cli import main
+from sobolev_lab.experiments import differential_ml as dml
 
 
 def test_match_size_interpolates_the_log_log_curve():
@@ -20,7 +20,7 @@ def test_match_size_interpolates_the_log_log_curve():
     assert dml.match_size(sizes, errs, 1.0) == 1024  # already below at the smallest size
     assert dml.match_size(sizes, errs, 1e-6) is None  # never reached
     # the first crossing counts, even if the curve rises again
-    assert dml.match_size(sizes, [1.0, 0.25, 0.5, 0.1], 0.5) == pytest.approx(1024 * 2 ** 0.5)
+    assert dml.match_size(sizes, [1.0, 0.25, 0.5, 0.1], 0.5) == pytest.approx(1024 * 2**0.5)
     assert dml.power_law_size(sizes, errs, 65536**-0.5) == pytest.approx(65536)
     assert dml.power_law_size(sizes, [1.0, 1.0, 1.1, 1.2], 0.5) is None
 
@@ -52,25 +52,36 @@ def test_directional_objective_is_the_h1_loss_along_the_given_directions(double)
 
 def test_quick_run_reproduces_the_differential_advantage(tmp_path):
     out = tmp_path / "dml"
-    res = CliRunner().invoke(main, ["--threads", "1", "run", "differential-ml", "--quick", "--out", str(out)],
-                             catch_exceptions=False)
+    res = CliRunner().invoke(
+        main,
+        ["--threads", "1", "run", "differential-ml", "--quick", "--out", str(out)],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
     s = json.loads((out / "summary.json").read_text())
     assert s["setting"] == "ours" and s["config"]["seeds"] == 2
     r = s["results"]
-    for d, n, metric, ratio in (("7", "1024", "price_rmse", 0.6), ("7", "1024", "delta_rmse", 0.6),
-                                ("1", "4096", "delta_rmse", 0.75), ("7", "4096", "delta_rmse", 0.9)):
+    for d, n, metric, ratio in (
+        ("7", "1024", "price_rmse", 0.6),
+        ("7", "1024", "delta_rmse", 0.6),
+        ("1", "4096", "delta_rmse", 0.75),
+        ("7", "4096", "delta_rmse", 0.9),
+    ):
         std, diff = r[d]["standard"][n], r[d]["differential"][n]
         for a, b in zip(std["per_seed"], diff["per_seed"]):  # in every seed, with margin
             assert b[metric] < ratio * a[metric], (d, n, metric, b[metric], a[metric])
     # the errors are those of a fitted surrogate: a few percent of the price scale (~0.1)
     assert all(0 < p["price_rmse"] < 0.03 for p in r["7"]["differential"]["1024"]["per_seed"])
     eff = r["7"]["efficiency"]["price_rmse"]["1024"]
-    assert eff["standard_size"] is None or eff["standard_size"] > 2048  # standard needs > 2x the data
+    assert (
+        eff["standard_size"] is None or eff["standard_size"] > 2048
+    )  # standard needs > 2x the data
     h = {v: s["high_d"][v]["1024"] for v in dml.HIGH_D_VARIANTS}
     for v in ("differential", "random direction per step"):
-        assert all(b["price_rmse"] < 0.8 * a["price_rmse"]
-                   for a, b in zip(h["standard"]["per_seed"], h[v]["per_seed"])), v
+        assert all(
+            b["price_rmse"] < 0.8 * a["price_rmse"]
+            for a, b in zip(h["standard"]["per_seed"], h[v]["per_seed"])
+        ), v
     assert all(math.isfinite(h["directional labels"][k]) for k in ("price_rmse", "delta_rmse"))
     table = (out / "table.md").read_text()
     assert table == dml.tables(s) and "2 seeds" in table and "setting: ours" in table

@@ -12,13 +12,22 @@ import torch
 import torch.multiprocessing as mp
 from click.testing import CliRunner
 
-from sobolev import MLP, SobolevLoss, TrainConfig, TrainingInterrupted, derivatives, fit, seed_everything
+from sobolev import (
+    MLP,
+    SobolevLoss,
+    TrainConfig,
+    TrainingInterrupted,
+    derivatives,
+    fit,
+    seed_everything,
+)
 from sobolev import distributed as D
 
 pytestmark = pytest.mark.usefixtures("double")
 
 
 # ---- the problems, run identically in the workers and in the single-process reference ----
+
 
 def _problem(n=64):
     x = torch.linspace(-2, 2, n, dtype=torch.float64).unsqueeze(1)
@@ -31,7 +40,9 @@ def _model():
 
 
 def _cfg(**kw):
-    base = dict(steps=8, log_every=2, checkpoint_every=0, progress=False, dtype="float64", seed=3, lr=1e-2)
+    base = dict(
+        steps=8, log_every=2, checkpoint_every=0, progress=False, dtype="float64", seed=3, lr=1e-2
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -65,9 +76,14 @@ def _train(objective, cfg, out_dir=None, evaluate=None):
     """Fit a fresh model; its parameters, last (averaged) gradients and history."""
     model = _model()
     hist = fit(model, objective, _problem(), cfg, out_dir=out_dir, evaluate=evaluate)
-    return {"params": {k: v.detach().clone() for k, v in model.named_parameters()},
-            "grads": {k: None if v.grad is None else v.grad.clone() for k, v in model.named_parameters()},
-            "records": hist.records, "resumed_from": hist.resumed_from}
+    return {
+        "params": {k: v.detach().clone() for k, v in model.named_parameters()},
+        "grads": {
+            k: None if v.grad is None else v.grad.clone() for k, v in model.named_parameters()
+        },
+        "records": hist.records,
+        "resumed_from": hist.resumed_from,
+    }
 
 
 # ---- mutation testing: mutmut maps each function to the tests that call it in its own process, so
@@ -90,9 +106,15 @@ def _credit_rank_calls_to_this_test():
 
 # ---- workers (module level: spawned processes import them) ----
 
+
 def _worker(rank, world, port, scenario, tmp):
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)  # as the `double` fixture does in the parent
     calls: set[str] = set()
@@ -147,10 +169,14 @@ def _scenario_broadcast(rank, tmp):
 def _scenarios(rank, tmp):
     """All scenarios in one launch: starting processes costs more than the training here."""
     first = D.setup()  # initialises the group from the environment; later calls find it
-    return {"setup": (first, D.setup()), "broadcast": _scenario_broadcast(rank, tmp),
-            "equal": _scenario_equal(rank, tmp), "unused": _scenario_unused(rank, tmp),
-            "resume": _scenario_resume(rank, tmp),
-            "float32": _train(SobolevLoss(1), _cfg(batch_size=15, dtype="float32"))}
+    return {
+        "setup": (first, D.setup()),
+        "broadcast": _scenario_broadcast(rank, tmp),
+        "equal": _scenario_equal(rank, tmp),
+        "unused": _scenario_unused(rank, tmp),
+        "resume": _scenario_resume(rank, tmp),
+        "float32": _train(SobolevLoss(1), _cfg(batch_size=15, dtype="float32")),
+    }
 
 
 def _free_port():
@@ -164,8 +190,13 @@ def _spawn(scenario, tmp_path, world=2, timeout=120.0):
     old = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"
     try:
-        ctx = mp.start_processes(_worker, args=(world, _free_port(), scenario, str(tmp_path)), nprocs=world,
-                                 join=False, start_method="spawn")
+        ctx = mp.start_processes(
+            _worker,
+            args=(world, _free_port(), scenario, str(tmp_path)),
+            nprocs=world,
+            join=False,
+            start_method="spawn",
+        )
     finally:
         os.environ.pop("OMP_NUM_THREADS") if old is None else os.environ.update(OMP_NUM_THREADS=old)
     deadline = time.monotonic() + timeout
@@ -226,7 +257,9 @@ def test_terms_that_leave_parameters_without_gradient_do_not_hang(two_ranks):
         _assert_ranks_identical([r[name] for r in ranks])
     # derivative-only: the output bias never gets a gradient and stays at its initial value
     assert ranks[0]["pure"]["grads"][last_bias] is None
-    assert torch.equal(ranks[0]["pure"]["params"][last_bias], dict(_model().named_parameters())[last_bias])
+    assert torch.equal(
+        ranks[0]["pure"]["params"][last_bias], dict(_model().named_parameters())[last_bias]
+    )
     # the value term reaches only rank 1's shard (x = 2 is sample 63), yet the bias trains on both
     assert ranks[0]["mixed"]["grads"][last_bias] is not None
 
@@ -235,20 +268,29 @@ def test_interrupt_one_rank_then_resume_is_exact(two_ranks):
     ranks, tmp_path = [r["resume"] for r in two_ranks[0]], two_ranks[1]
     for r in ranks:
         assert r["interrupted"] and r["resumed"]["resumed_from"] == 16
-        assert [x["loss"] for x in r["resumed"]["records"]] == [x["loss"] for x in r["ref"]["records"]]
+        assert [x["loss"] for x in r["resumed"]["records"]] == [
+            x["loss"] for x in r["ref"]["records"]
+        ]
         for k, p in r["ref"]["params"].items():
             assert torch.equal(r["resumed"]["params"][k], p), k
     _assert_ranks_identical([r["resumed"] for r in ranks])
     ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert ck["step"] == 30 and len(ck["rng_ranks"]) == 2
-    assert not torch.equal(ck["rng_ranks"][0]["torch"], ck["rng_ranks"][1]["torch"])  # per-rank streams
+    assert not torch.equal(
+        ck["rng_ranks"][0]["torch"], ck["rng_ranks"][1]["torch"]
+    )  # per-rank streams
     lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [l["loss"] for l in lines] == [x["loss"] for x in ranks[0]["resumed"]["records"]]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rank0.pt", "rank1.pt", "ref", "run"]
     # one process may continue a 2-process run: correct, but not bit-for-bit, and it says so
     with pytest.warns(UserWarning, match="checkpointed with 2"):
-        hist = fit(_model(), SobolevLoss(1, directions=2), _problem(), _cfg(steps=30, checkpoint_every=10, batch_size=16),
-                   out_dir=tmp_path / "run")
+        hist = fit(
+            _model(),
+            SobolevLoss(1, directions=2),
+            _problem(),
+            _cfg(steps=30, checkpoint_every=10, batch_size=16),
+            out_dir=tmp_path / "run",
+        )
     assert hist.resumed_from == 30 and hist.records[:-1] == ranks[0]["resumed"]["records"][:-1]
 
 
@@ -256,7 +298,9 @@ def test_each_rank_knows_its_place_and_gets_rank_0s_module(two_ranks):
     for r, res in enumerate(two_ranks[0]):
         assert res["setup"] == (D.Dist(r, 2, r), D.Dist(r, 2, r))  # LOCAL_RANK = rank here
         b = res["broadcast"]
-        assert torch.equal(b["weight"], torch.ones(3)) and torch.equal(b["running_mean"], torch.full((3,), 10.0))
+        assert torch.equal(b["weight"], torch.ones(3)) and torch.equal(
+            b["running_mean"], torch.full((3,), 10.0)
+        )
 
 
 def test_float32_training_over_two_ranks(two_ranks):
@@ -264,7 +308,10 @@ def test_float32_training_over_two_ranks(two_ranks):
     ref = _train(SobolevLoss(1), _cfg(batch_size=15, dtype="float32"))
     _assert_ranks_identical(ranks)
     for k, p in ref["params"].items():
-        assert ranks[0]["params"][k].dtype == torch.float32 and ranks[0]["grads"][k].dtype == torch.float32
+        assert (
+            ranks[0]["params"][k].dtype == torch.float32
+            and ranks[0]["grads"][k].dtype == torch.float32
+        )
         torch.testing.assert_close(ranks[0]["params"][k], p, rtol=1e-5, atol=1e-6)
 
 
@@ -279,8 +326,11 @@ def test_setup_without_a_launcher_is_one_process(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "3")
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setattr(D.dist, "is_available", lambda: False)
-    with pytest.raises(RuntimeError, match=r"^WORLD_SIZE=3 asks for 3 processes, but this torch build has no "
-                                           r"torch.distributed$"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"^WORLD_SIZE=3 asks for 3 processes, but this torch build has no "
+        r"torch.distributed$",
+    ):
         D.setup()
 
 
@@ -290,7 +340,9 @@ def test_cuda_device_is_pinned_to_the_local_rank(monkeypatch):
     cuda = torch.device("cuda")
     assert D.Dist(1, 4, 3).device(cuda) == torch.device("cuda", 1)  # local rank 3 on 2 GPUs
     assert D.Dist(1, 4, 2).device(cuda) == torch.device("cuda", 0)
-    assert D.Dist(1, 4, 3).device(torch.device("cuda", 0)) == torch.device("cuda", 0)  # an explicit index stays
+    assert D.Dist(1, 4, 3).device(torch.device("cuda", 0)) == torch.device(
+        "cuda", 0
+    )  # an explicit index stays
     assert D.Dist(0, 1, 3).device(cuda) == cuda  # one process: unchanged
     assert D.Dist(1, 4, 3).device(torch.device("cpu")) == torch.device("cpu")
 
@@ -300,33 +352,59 @@ def test_shard_and_average_single_process_are_identity():
     idx = torch.arange(5)
     assert torch.equal(D.shard(idx, ctx), idx)
     assert D.shard(idx, D.Dist(1, 2))[0].item() == 1 and len(D.shard(idx, D.Dist(1, 2))) == 2
-    with pytest.raises(ValueError, match=r"^the global batch has 2 samples, fewer than the 3 processes: "
-                                         r"raise batch_size or use fewer processes$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^the global batch has 2 samples, fewer than the 3 processes: "
+        r"raise batch_size or use fewer processes$",
+    ):
         D.shard(torch.arange(2), D.Dist(0, 3))
-    assert D.shard(torch.arange(3), D.Dist(2, 3)).tolist() == [2]  # one sample per process is enough
+    assert D.shard(torch.arange(3), D.Dist(2, 3)).tolist() == [
+        2
+    ]  # one sample per process is enough
     p = torch.nn.Parameter(torch.ones(2))
     p.grad = torch.full((2,), 3.0)
     vals = (torch.tensor(1.5),)
     got, stop = D.average([p], vals, 4.0, True, ctx)
     assert got == list(vals) and stop is True and torch.equal(p.grad, torch.full((2,), 3.0))
-    assert D.step_seed(0, 0, 1) != D.step_seed(0, 1, 1) and D.step_seed(0, 1, 1) == D.step_seed(0, 1, 1)
+    assert D.step_seed(0, 0, 1) != D.step_seed(0, 1, 1) and D.step_seed(0, 1, 1) == D.step_seed(
+        0, 1, 1
+    )
 
 
 @pytest.mark.slow
 def test_cli_nproc_runs_torchrun_and_rank0_writes(tmp_path):
-    from sobolev.cli import main
+    from sobolev_lab.cli import main
 
     torch.set_default_dtype(torch.float32)  # as in the launched processes, so both runs start alike
-    args = ["run", "regression", "--quick", "--set", "epochs=20", "--set", "log_every=10", "--set", "losses=H1",
-            "--set", "functions=sin"]
-    res = CliRunner().invoke(main, [*args, "--nproc", "2", "--out", str(tmp_path / "two")], catch_exceptions=False)
+    args = [
+        "run",
+        "regression",
+        "--quick",
+        "--set",
+        "epochs=20",
+        "--set",
+        "log_every=10",
+        "--set",
+        "losses=H1",
+        "--set",
+        "functions=sin",
+    ]
+    res = CliRunner().invoke(
+        main, [*args, "--nproc", "2", "--out", str(tmp_path / "two")], catch_exceptions=False
+    )
     assert res.exit_code == 0, res.output
     res1 = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "one")], catch_exceptions=False)
     assert res1.exit_code == 0, res1.output
     two, one = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("two", "one"))
-    assert two["results"]["sin"]["H1"]["deriv_rel_l2"] == pytest.approx(one["results"]["sin"]["H1"]["deriv_rel_l2"], rel=1e-9)
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
-    res2 = CliRunner().invoke(main, ["run", "regression", "--nproc", "2", "--out", str(tmp_path / "two"), "--resume"])
+    assert two["results"]["sin"]["H1"]["deriv_rel_l2"] == pytest.approx(
+        one["results"]["sin"]["H1"]["deriv_rel_l2"], rel=1e-9
+    )
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
+        p.name for p in (tmp_path / "one").iterdir()
+    )
+    res2 = CliRunner().invoke(
+        main, ["run", "regression", "--nproc", "2", "--out", str(tmp_path / "two"), "--resume"]
+    )
     assert res2.exit_code == 0, res2.output
 
 
@@ -335,33 +413,70 @@ def test_launch_runs_torchrun_with_the_command_and_one_thread_by_default(monkeyp
     import sys
 
     calls = []
-    monkeypatch.setattr(subprocess, "run", lambda cmd, env: calls.append((cmd, env)) or subprocess.CompletedProcess(cmd, 3))
+    monkeypatch.setattr(
+        subprocess,
+        "run",
+        lambda cmd, env: calls.append((cmd, env)) or subprocess.CompletedProcess(cmd, 3),
+    )
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert D.launch(["run", "regression", "--quick"], 2) == 3  # the launcher's exit status
+    from sobolev_lab.cli import launch
+
+    assert launch(["run", "regression", "--quick"], 2) == 3  # the launcher's exit status
     cmd, env = calls[-1]
-    assert cmd == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                   "-m", "sobolev", "run", "regression", "--quick"]
+    assert cmd == [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "sobolev_lab",
+        "run",
+        "regression",
+        "--quick",
+    ]
     assert env["OMP_NUM_THREADS"] == "1" and env["PATH"] == os.environ["PATH"]
     monkeypatch.setenv("OMP_NUM_THREADS", "4")  # a user's setting is kept
-    D.launch(["demo"], 1)
+    launch(["demo"], 1)
     assert calls[-1][1]["OMP_NUM_THREADS"] == "4"
     with pytest.raises(ValueError, match=r"^nproc must be ≥ 1, got 0$"):
-        D.launch(["demo"], 0)
+        launch(["demo"], 0)
 
 
 def test_cli_nproc_relaunches_the_checked_command_under_torchrun(tmp_path, monkeypatch):
-    from sobolev.cli import main
+    from sobolev_lab import cli
+    from sobolev_lab.cli import main
 
     launched = []
-    monkeypatch.setattr(D, "launch", lambda args, nproc: launched.append((args, nproc)) or 0)
+    monkeypatch.setattr(cli, "launch", lambda args, nproc: launched.append((args, nproc)) or 0)
     out = tmp_path / "run"
-    res = CliRunner().invoke(main, ["run", "regression", "--quick", "--nproc", "2", "--set", "epochs=3", "--out", str(out)])
+    res = CliRunner().invoke(
+        main,
+        ["run", "regression", "--quick", "--nproc", "2", "--set", "epochs=3", "--out", str(out)],
+    )
     assert res.exit_code == 0, res.output
-    assert launched == [(["run", "regression", "--out", str(out), "--quick", "--set", "epochs=3"], 2)]
+    assert launched == [
+        (["run", "regression", "--out", str(out), "--quick", "--set", "epochs=3"], 2)
+    ]
     # the arguments were checked and the directory prepared here, before any process starts
-    res = CliRunner().invoke(main, ["run", "regression", "--quick", "--nproc", "2", "--set", "epochs=-1",
-                                    "--out", str(tmp_path / "bad")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "regression",
+            "--quick",
+            "--nproc",
+            "2",
+            "--set",
+            "epochs=-1",
+            "--out",
+            str(tmp_path / "bad"),
+        ],
+    )
     assert res.exit_code == 2 and "epochs" in res.output and len(launched) == 1
-    monkeypatch.setattr(D, "launch", lambda args, nproc: 7)  # a failed launch is the command's exit status
-    res = CliRunner().invoke(main, ["demo", "--quick", "--nproc", "2", "--out", str(tmp_path / "demo")])
+    # a failed launch is the command's exit status
+    monkeypatch.setattr(cli, "launch", lambda args, nproc: 7)
+    res = CliRunner().invoke(
+        main, ["demo", "--quick", "--nproc", "2", "--out", str(tmp_path / "demo")]
+    )
     assert res.exit_code == 7

@@ -62,12 +62,21 @@ def test_jet_directional_matches_nested_jvp(act, order, n_sets):
 @pytest.mark.parametrize("order", [1, 2, 3])
 def test_jet_on_plain_sequential_with_sigmoid_and_identity(order):
     torch.manual_seed(3)
-    net = nn.Sequential(nn.Linear(2, 6), nn.Sigmoid(), nn.Sequential(nn.Linear(6, 6), nn.Identity(), nn.Tanh()), nn.Linear(6, 3))
+    net = nn.Sequential(
+        nn.Linear(2, 6),
+        nn.Sigmoid(),
+        nn.Sequential(nn.Linear(6, 6), nn.Identity(), nn.Tanh()),
+        nn.Linear(6, 3),
+    )
     assert jet_layers(net) is not None
     x = torch.randn(4, 2)
     V = sample_directions(2, order, 4, 2, generator=torch.Generator().manual_seed(4))
     assert derivative_method(net, order, d=2, m=3, n_sets=2) == "jet"
-    _assert_same(net, derivatives(net, x, order, directions=V), [net(x)] + _jvp_directional(net, x, order, V, True))
+    _assert_same(
+        net,
+        derivatives(net, x, order, directions=V),
+        [net(x)] + _jvp_directional(net, x, order, V, True),
+    )
 
 
 @pytest.mark.parametrize("act,at", [("relu", 0.0), ("leaky_relu", 0.0), ("softplus", 0.5)])
@@ -81,7 +90,9 @@ def test_jet_at_a_kink_follows_autograd(act, at):
     x = torch.randn(3, 2)
     V = sample_directions(1, 1, 3, 2, generator=torch.Generator().manual_seed(9))
     assert derivative_method(net, 1, d=2, m=2, n_sets=1) == "jet"
-    _assert_same(net, derivatives(net, x, 1, directions=V), [net(x)] + _jvp_directional(net, x, 1, V, True))
+    _assert_same(
+        net, derivatives(net, x, 1, directions=V), [net(x)] + _jvp_directional(net, x, 1, V, True)
+    )
 
 
 def test_jet_refuses_orders_above_its_maximum():
@@ -104,25 +115,33 @@ def test_jet_along_unit_direction_gives_full_stack_at_d1(act, order):
 def test_reverse_contracted_directions_match_nested_jvp(m, n_sets):
     """Order-1 directions with n_sets ≥ m contract the full gradient (any callable)."""
     net = _net("gelu", m=m)
-    f = lambda z: net(z)  # noqa: E731 — a plain callable: no jet
+    f = lambda z: net(z)
     x = torch.randn(5, 3)
     V = sample_directions(n_sets, 1, 5, 3, generator=torch.Generator().manual_seed(5))
     assert derivative_method(f, 1, d=3, m=m, n_sets=n_sets) == "reverse"
-    _assert_same(net, derivatives(f, x, 1, directions=V), [net(x)] + _jvp_directional(f, x, 1, V, True))
+    _assert_same(
+        net, derivatives(f, x, 1, directions=V), [net(x)] + _jvp_directional(f, x, 1, V, True)
+    )
 
 
 @pytest.mark.parametrize("generic,n_sets", [(True, 1), (True, 3), (False, 3)])
 def test_hessian_vector_directions_match_nested_jvp(generic, n_sets):
     """Order-2 directions for m = 1 by gradient + batched Hessian-vector products."""
     net = _net("softplus", m=1)
-    f = (lambda z: net(z)) if generic else net  # noqa: E731
+    f = (lambda z: net(z)) if generic else net
     x = torch.randn(5, 3)
     V = sample_directions(n_sets, 2, 5, 3, generator=torch.Generator().manual_seed(8))
     assert derivative_method(f, 2, d=3, m=1, n_sets=n_sets) == "reverse"
-    _assert_same(net, derivatives(f, x, 2, directions=V), [net(x)] + _jvp_directional(f, x, 2, V, True))
+    _assert_same(
+        net, derivatives(f, x, 2, directions=V), [net(x)] + _jvp_directional(f, x, 2, V, True)
+    )
     with torch.no_grad():
-        torch.testing.assert_close(derivatives(f, x, 2, directions=V)[2], derivatives(net, x, 2, directions=V)[2])
-    lin = derivatives(lambda z: z.sum(-1), x, 2, directions=V, create_graph=False)  # Hessian is zero
+        torch.testing.assert_close(
+            derivatives(f, x, 2, directions=V)[2], derivatives(net, x, 2, directions=V)[2]
+        )
+    lin = derivatives(
+        lambda z: z.sum(-1), x, 2, directions=V, create_graph=False
+    )  # Hessian is zero
     torch.testing.assert_close(lin[1], torch.einsum("sbd->bs", V[:, 0]).unsqueeze(1))
     assert lin[2].shape == (5, 1, n_sets) and lin[2].abs().max() == 0
 
@@ -131,7 +150,9 @@ def test_create_graph_semantics_and_double_backward():
     net = _net("tanh")
     x = torch.randn(5, 3, requires_grad=True)
     V = sample_directions(2, 2, 5, 3, generator=torch.Generator().manual_seed(6))
-    assert not any(t.requires_grad for t in derivatives(net, x, 2, directions=V, create_graph=False))
+    assert not any(
+        t.requires_grad for t in derivatives(net, x, 2, directions=V, create_graph=False)
+    )
     with torch.no_grad():
         assert not derivatives(net, x, 2, directions=V)[2].requires_grad
     # second-order parameter derivatives (Hessian-vector products of the loss) and the input
@@ -141,7 +162,9 @@ def test_create_graph_semantics_and_double_backward():
 
     def hvp_and_xgrad(stack):
         g = torch.autograd.grad(_loss(stack), params, create_graph=True)
-        hv = torch.autograd.grad(sum((a * b).sum() for a, b in zip(g, vec)), params, retain_graph=True)
+        hv = torch.autograd.grad(
+            sum((a * b).sum() for a, b in zip(g, vec)), params, retain_graph=True
+        )
         return hv + torch.autograd.grad(_loss(stack), x)
 
     got = hvp_and_xgrad(derivatives(net, x, 2, directions=V))
@@ -187,7 +210,9 @@ def test_jet_applies_only_to_supported_chains():
     _assert_same(net, derivatives(net, x, 3, directions=V), directional_stack(full, V))
     # and the residual's own contribution: D(x₀) = e₀, so Du[v] − D(MLP)[v] = v₀
     mlp_part = _full_stack(lambda z: MLP.forward(net, z), x, 1, create_graph=False)[1]
-    torch.testing.assert_close(full[1].detach() - mlp_part, torch.tensor([1.0, 0.0, 0.0]).expand(4, 1, 3))
+    torch.testing.assert_close(
+        full[1].detach() - mlp_part, torch.tensor([1.0, 0.0, 0.0]).expand(4, 1, 3)
+    )
     h = _Hooked().double()
     assert derivative_method(h, 3, d=3, m=1, n_sets=1) == "jet"
     _assert_same(h, derivatives(h, x, 3, directions=V), [h(x)] + _jvp_directional(h, x, 3, V, True))

@@ -38,11 +38,14 @@ def test_pathwise_derivative_matches_bumped_payoff_on_the_same_paths(model):
     # away from the kink (no sign change of the payoff's argument within the bump) central
     # differences of the piecewise-smooth payoff are exact up to O(h²)
     eye = torch.eye(model.d, dtype=x.dtype)
-    far = torch.stack([(model.payoff(x + 1e-4 * e, z) > 0) == (model.payoff(x - 1e-4 * e, z) > 0)
-                       for e in eye], 1).all(1)[:, 0]
+    far = torch.stack(
+        [(model.payoff(x + 1e-4 * e, z) > 0) == (model.payoff(x - 1e-4 * e, z) > 0) for e in eye], 1
+    ).all(1)[:, 0]
     itm = y[:, 0] > 0
     assert (far & itm).sum() > n // 10 and (far & ~itm).sum() > n // 10
-    fd = torch.stack([(model.payoff(x + h * e, z) - model.payoff(x - h * e, z))[:, 0] / (2 * h) for e in eye], 1)
+    fd = torch.stack(
+        [(model.payoff(x + h * e, z) - model.payoff(x - h * e, z))[:, 0] / (2 * h) for e in eye], 1
+    )
     torch.testing.assert_close(dy[far, 0], fd[far], atol=1e-6, rtol=1e-6)
 
 
@@ -69,7 +72,9 @@ def test_closed_form_deltas_are_the_gradient_of_the_closed_form_price(model):
 def test_black_scholes_price_matches_a_textbook_value():
     # S = K = 1, σ√τ = 0.2: C = Φ(0.1) − Φ(−0.1) = 0.0796557
     m = BlackScholesCall(strike=1.0, vol=0.2, t1=1.0, t2=2.0)
-    assert float(m.price(torch.ones(1, 1, dtype=torch.float64))) == pytest.approx(0.0796557, abs=1e-6)
+    assert float(m.price(torch.ones(1, 1, dtype=torch.float64))) == pytest.approx(
+        0.0796557, abs=1e-6
+    )
 
 
 def test_basket_volatility_and_correlation_are_as_specified():

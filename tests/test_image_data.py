@@ -37,13 +37,24 @@ def test_idx_round_trip(tmp_path, gz):
     arrays = _write_idx_folder(tmp_path, gz=gz)
     images, labels = read_idx_split(tmp_path, "train")
     assert images.shape == (12, 1, 8, 8) and images.dtype == torch.float32
-    assert torch.equal((images[:, 0] * 255).round().to(torch.uint8), torch.from_numpy(arrays["train"][0].astype(np.uint8)))
+    assert torch.equal(
+        (images[:, 0] * 255).round().to(torch.uint8),
+        torch.from_numpy(arrays["train"][0].astype(np.uint8)),
+    )
     assert labels.tolist() == arrays["train"][1].tolist()
     split = load_data(str(tmp_path))
-    assert split.info() == {"name": f"IDX folder {tmp_path}", "shape": [1, 8, 8], "n_train": 12, "n_test": 5}
+    assert split.info() == {
+        "name": f"IDX folder {tmp_path}",
+        "shape": [1, 8, 8],
+        "n_train": 12,
+        "n_test": 5,
+    }
     sub = load_data(str(tmp_path), n_train=4, n_test=2, image_size=16)
     assert sub.info()["shape"] == [1, 16, 16] and (len(sub.train), len(sub.test)) == (4, 2)
-    assert torch.equal(load_data(str(tmp_path), n_train=4).train.images, load_data(str(tmp_path), n_train=4).train.images)
+    assert torch.equal(
+        load_data(str(tmp_path), n_train=4).train.images,
+        load_data(str(tmp_path), n_train=4).train.images,
+    )
 
 
 def test_idx_errors_name_the_file(tmp_path):
@@ -51,7 +62,10 @@ def test_idx_errors_name_the_file(tmp_path):
     cases = {
         "magic.idx": (b"\x01" + good[1:], "magic number"),
         "type.idx": (good[:2] + b"\x0d" + good[3:], "type code 0x0d"),
-        "short.idx": (good[:-3], r"declares shape \(3, 4, 4\) \(48 bytes of data\) but the file holds 45"),
+        "short.idx": (
+            good[:-3],
+            r"declares shape \(3, 4, 4\) \(48 bytes of data\) but the file holds 45",
+        ),
         "bad.gz": (b"\x1f\x8b" + b"junk", "not a valid gzip"),
     }
     for name, (content, match) in cases.items():
@@ -77,15 +91,27 @@ def test_missing_fashion_mnist_says_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(ValueError) as e:
         load_data("fashion-mnist")
     msg = str(e.value)
-    assert "\n" not in msg and "dataset-fashion-mnist" in msg and "make data" in msg and "data=" in msg
+    assert (
+        "\n" not in msg and "dataset-fashion-mnist" in msg and "make data" in msg and "data=" in msg
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not idx_mod.is_idx_folder(FASHION_MNIST_DIR), reason="Fashion-MNIST not installed (make data)")
+@pytest.mark.skipif(
+    not idx_mod.is_idx_folder(FASHION_MNIST_DIR), reason="Fashion-MNIST not installed (make data)"
+)
 def test_real_fashion_mnist():
     split = load_data("fashion-mnist")
-    assert split.info() == {"name": "fashion-mnist", "shape": [1, 28, 28], "n_train": 60000, "n_test": 10000}
-    assert split.train.classes[9] == "Ankle boot" and torch.bincount(split.train.labels).tolist() == [6000] * 10
+    assert split.info() == {
+        "name": "fashion-mnist",
+        "shape": [1, 28, 28],
+        "n_train": 60000,
+        "n_test": 10000,
+    }
+    assert (
+        split.train.classes[9] == "Ankle boot"
+        and torch.bincount(split.train.labels).tolist() == [6000] * 10
+    )
     assert split.train.images.min() == 0 and split.train.images.max() == 1
 
 
@@ -122,9 +148,17 @@ def test_image_folder_greyscale_rgb_and_labels(tmp_path):
     assert grey.labels.tolist() == [0, 0, 1, 1, 1]
     rgb = image_folder(tmp_path, size=8, channels=3)
     assert rgb.images.shape == (5, 3, 8, 8)
-    assert rgb.images[0, 0].mean().item() == pytest.approx(50 / 255, abs=1e-6) and rgb.images[0, 1].max() == 0
+    assert (
+        rgb.images[0, 0].mean().item() == pytest.approx(50 / 255, abs=1e-6)
+        and rgb.images[0, 1].max() == 0
+    )
     split = load_data(str(tmp_path), image_size=8, n_test=2)
-    assert split.info() == {"name": f"image folder {tmp_path}", "shape": [1, 8, 8], "n_train": 3, "n_test": 2}
+    assert split.info() == {
+        "name": f"image folder {tmp_path}",
+        "shape": [1, 8, 8],
+        "n_train": 3,
+        "n_test": 2,
+    }
 
 
 def test_image_folder_native_size_and_errors(tmp_path):
@@ -132,7 +166,9 @@ def test_image_folder_native_size_and_errors(tmp_path):
         _write(tmp_path / f"{i}.png", np.full((6, 6), 10 * i, dtype=np.uint8), "L")
     assert image_folder(tmp_path).images.shape == (3, 1, 6, 6)  # size None: kept
     _write(tmp_path / "3.png", np.zeros((8, 8), dtype=np.uint8), "L")
-    with pytest.raises(ValueError, match=r"differ in size \(0.png: 6×6, 3.png: 8×8\); set image_size=N"):
+    with pytest.raises(
+        ValueError, match=r"differ in size \(0.png: 6×6, 3.png: 8×8\); set image_size=N"
+    ):
         image_folder(tmp_path)
     assert image_folder(tmp_path, size=4).images.shape == (4, 1, 4, 4)  # the stated resize rule
     (tmp_path / "4.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
@@ -185,7 +221,9 @@ def official_make_freq_noisy(data, amp=0.3, noise_amplitude=2):
 
 def test_corruptions():
     pattern = sinusoid_pattern(8, 8, 0.3)
-    assert pattern[0, 0] == 0 and pattern[0, 2].item() == pytest.approx(0.3 * math.sin(2 * math.pi * 2 / 8))
+    assert pattern[0, 0] == 0 and pattern[0, 2].item() == pytest.approx(
+        0.3 * math.sin(2 * math.pi * 2 / 8)
+    )
     assert pattern[1, 1].item() == pytest.approx(0.3)  # sin(2π(1/8 + 1/8)) = 1
     x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(corrupt(x, "sinusoid", 0.3) - x, pattern.float().expand_as(x))
@@ -199,5 +237,9 @@ def test_corruptions():
 def test_linspace_sinusoid_is_the_official_corruption(noise_amplitude):
     x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     ours = corrupt(x, "sinusoid", 0.3, frequency=noise_amplitude * math.pi, grid="linspace")
-    assert torch.allclose(ours, official_make_freq_noisy(x, noise_amplitude=noise_amplitude), atol=1e-6)
-    assert not torch.allclose(corrupt(x, "sinusoid", 0.3, frequency=noise_amplitude * math.pi), ours, atol=1e-3)
+    assert torch.allclose(
+        ours, official_make_freq_noisy(x, noise_amplitude=noise_amplitude), atol=1e-6
+    )
+    assert not torch.allclose(
+        corrupt(x, "sinusoid", 0.3, frequency=noise_amplitude * math.pi), ours, atol=1e-3
+    )

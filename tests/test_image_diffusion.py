@@ -8,7 +8,14 @@ import torch
 from torch import nn
 
 from sobolev.diffusion import DDPMSchedule, ddim_sample, diffusion_objective, q_sample
-from sobolev.fid import FeatureDistances, frechet_distance, gaussian_fit, kernel_distance, rotation_task, train_classifier
+from sobolev.fid import (
+    FeatureDistances,
+    frechet_distance,
+    gaussian_fit,
+    kernel_distance,
+    rotation_task,
+    train_classifier,
+)
 from sobolev.models.conv import ConvAutoencoder, ConvClassifier, PaperAutoencoder
 from sobolev.models.unet import UNet, timestep_embedding
 
@@ -53,8 +60,14 @@ def test_q_sample_moments():
 def test_ddim_with_oracle_returns_the_image(objective):
     s = DDPMSchedule(200)
     c = torch.linspace(-0.8, 0.8, 16).reshape(1, 1, 4, 4)
-    out = ddim_sample(Oracle(c, s, objective), s, (3, 1, 4, 4), steps=7, objective=objective,
-                      generator=torch.Generator().manual_seed(0))
+    out = ddim_sample(
+        Oracle(c, s, objective),
+        s,
+        (3, 1, 4, 4),
+        steps=7,
+        objective=objective,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.allclose(out, c.expand(3, 1, 4, 4), atol=1e-5)
 
 
@@ -78,9 +91,13 @@ def test_objective_is_zero_for_oracle_and_uses_global_rng(objective):
 def test_frechet_distance_closed_forms():
     rng = np.random.default_rng(0)
     mu1, mu2 = rng.standard_normal(5), rng.standard_normal(5)
-    assert frechet_distance(mu1, np.eye(5), mu2, np.eye(5)) == pytest.approx(np.sum((mu1 - mu2) ** 2))
+    assert frechet_distance(mu1, np.eye(5), mu2, np.eye(5)) == pytest.approx(
+        np.sum((mu1 - mu2) ** 2)
+    )
     d1, d2 = rng.random(5) + 0.1, rng.random(5) + 0.1
-    assert frechet_distance(mu1, np.diag(d1), mu1, np.diag(d2)) == pytest.approx(np.sum((d1**0.5 - d2**0.5) ** 2))
+    assert frechet_distance(mu1, np.diag(d1), mu1, np.diag(d2)) == pytest.approx(
+        np.sum((d1**0.5 - d2**0.5) ** 2)
+    )
     a, b = rng.standard_normal((5, 5)), rng.standard_normal((5, 3))
     c1, c2 = a @ a.T, b @ b.T  # the second one singular
     ref = np.trace(c1 + c2 - 2 * scipy.linalg.sqrtm(c1 @ c2).real)
@@ -104,12 +121,20 @@ def _kid_by_loops(x, y):
 
 def test_kernel_distance_by_loops_and_sign():
     g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(7, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64) + 0.5
+    x, y = (
+        torch.randn(7, 3, generator=g, dtype=torch.float64),
+        torch.randn(5, 3, generator=g, dtype=torch.float64) + 0.5,
+    )
     assert kernel_distance(x, y) == pytest.approx(_kid_by_loops(x, y), rel=1e-12)
     # Same distribution: unbiased, so the mean over independent draws is near 0 (and single
     # draws can be negative); a shifted distribution is clearly positive.
-    same = [kernel_distance(torch.randn(40, 4, generator=g), torch.randn(40, 4, generator=g)) for _ in range(30)]
-    shifted = kernel_distance(torch.randn(40, 4, generator=g), torch.randn(40, 4, generator=g) + 1.0)
+    same = [
+        kernel_distance(torch.randn(40, 4, generator=g), torch.randn(40, 4, generator=g))
+        for _ in range(30)
+    ]
+    shifted = kernel_distance(
+        torch.randn(40, 4, generator=g), torch.randn(40, 4, generator=g) + 1.0
+    )
     assert abs(np.mean(same)) < 0.1 * shifted and min(same) < 0
     with pytest.raises(ValueError, match="m, n ≥ 2"):
         kernel_distance(x[:1], y)
@@ -129,37 +154,60 @@ def test_classifier_features_and_distances():
     images = torch.rand(64, 1, 8, 8, generator=g)
     labels = (images.mean((1, 2, 3)) > images.mean()).long()
     clf = train_classifier(images, labels, 2, steps=3, batch_size=32, feature_dim=6)
-    assert clf.features(images).shape == (64, 6) and clf(images).shape == (64, 2) and not clf.training
+    assert (
+        clf.features(images).shape == (64, 6) and clf(images).shape == (64, 2) and not clf.training
+    )
     dist = FeatureDistances(clf, images[:40])
     other = images[40:].flip(-1) * 0.5
     got = dist(other)
     f_ref, f_other = clf.features(images[:40]).detach(), clf.features(other).detach()
-    assert got["fd"] == pytest.approx(frechet_distance(*gaussian_fit(f_other), *gaussian_fit(f_ref)), rel=1e-9)
+    assert got["fd"] == pytest.approx(
+        frechet_distance(*gaussian_fit(f_other), *gaussian_fit(f_ref)), rel=1e-9
+    )
     scale = f_ref.double().square().mean().sqrt()
-    assert got["kd"] == pytest.approx(1e3 * kernel_distance(f_other / scale, f_ref / scale), rel=1e-9)
+    assert got["kd"] == pytest.approx(
+        1e3 * kernel_distance(f_other / scale, f_ref / scale), rel=1e-9
+    )
     assert got["fd"] > dist(images[40:])["fd"] > 0
 
 
 def official_autoencoder(z_dim=32):
     """``AutoEncoder`` of ``Denoising Autoencoder/model.py``, transcribed."""
     encoder = nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.LeakyReLU(), nn.Conv2d(32, 64, 3, padding=1, stride=2), nn.LeakyReLU(),
-        nn.Conv2d(64, 64, 3, padding=1, stride=2), nn.LeakyReLU(), nn.Flatten(), nn.Linear(64 * 7 * 7, z_dim), nn.LeakyReLU())
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.LeakyReLU(),
+        nn.Conv2d(32, 64, 3, padding=1, stride=2),
+        nn.LeakyReLU(),
+        nn.Conv2d(64, 64, 3, padding=1, stride=2),
+        nn.LeakyReLU(),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, z_dim),
+        nn.LeakyReLU(),
+    )
     decoder = nn.Sequential(
-        nn.Linear(z_dim, 64 * 7 * 7), nn.Unflatten(1, (64, 7, 7)), nn.LeakyReLU(),
-        nn.ConvTranspose2d(64, 64, 3, padding=1, output_padding=1, stride=2), nn.LeakyReLU(),
-        nn.ConvTranspose2d(64, 32, 3, padding=1, output_padding=1, stride=2), nn.LeakyReLU(),
-        nn.ConvTranspose2d(32, 1, 3, padding=1))
+        nn.Linear(z_dim, 64 * 7 * 7),
+        nn.Unflatten(1, (64, 7, 7)),
+        nn.LeakyReLU(),
+        nn.ConvTranspose2d(64, 64, 3, padding=1, output_padding=1, stride=2),
+        nn.LeakyReLU(),
+        nn.ConvTranspose2d(64, 32, 3, padding=1, output_padding=1, stride=2),
+        nn.LeakyReLU(),
+        nn.ConvTranspose2d(32, 1, 3, padding=1),
+    )
     return nn.Sequential(encoder, decoder)
 
 
 def test_paper_autoencoder_is_the_official_model():
     ours, official = PaperAutoencoder(1, 28, 32), official_autoencoder(32)
     assert [p.shape for p in ours.parameters()] == [p.shape for p in official.parameters()]
-    official.load_state_dict({k.replace("encoder", "0").replace("decoder", "1"): v for k, v in ours.state_dict().items()})
+    official.load_state_dict(
+        {k.replace("encoder", "0").replace("decoder", "1"): v for k, v in ours.state_dict().items()}
+    )
     x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     assert torch.equal(ours(x), official(x))
-    assert sum(p.numel() for p in ours.parameters()) == 315_297  # the official model.py, counted there
+    assert (
+        sum(p.numel() for p in ours.parameters()) == 315_297
+    )  # the official model.py, counted there
     assert PaperAutoencoder(3, 16, 8)(torch.zeros(2, 3, 16, 16)).shape == (2, 3, 16, 16)
 
 

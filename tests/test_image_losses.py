@@ -38,7 +38,9 @@ def _pair(shape=(3, 2, 12, 10), seed=0):
 def test_trigonometric_image_has_analytic_norm(s, freq):
     img, xi2 = _wave(12, 10, *freq)
     zero = torch.zeros_like(img)
-    assert image_sobolev_loss(img, zero, s=s) == pytest.approx((1 + xi2) ** s * F.mse_loss(img, zero).item(), rel=1e-12)
+    assert image_sobolev_loss(img, zero, s=s) == pytest.approx(
+        (1 + xi2) ** s * F.mse_loss(img, zero).item(), rel=1e-12
+    )
 
 
 def test_spacing_scales_frequencies():
@@ -54,10 +56,14 @@ def test_s0_is_exactly_mse_and_parseval_holds_on_spectral_path():
     a, b = _pair()
     assert torch.equal(image_sobolev_loss(a, b, s=0), F.mse_loss(a, b))
     # Tiny s goes through the FFT path: continuity at s = 0 is Parseval with the 1/N² normalisation.
-    assert image_sobolev_loss(a, b, s=1e-12).item() == pytest.approx(F.mse_loss(a, b).item(), rel=1e-9)
+    assert image_sobolev_loss(a, b, s=1e-12).item() == pytest.approx(
+        F.mse_loss(a, b).item(), rel=1e-9
+    )
     e = a - b
     n = e.shape[-1] * e.shape[-2]
-    assert (torch.fft.fft2(e).abs().square().sum((-2, -1)) / n).mean() / n == pytest.approx(F.mse_loss(a, b).item(), rel=1e-12)
+    assert (torch.fft.fft2(e).abs().square().sum((-2, -1)) / n).mean() / n == pytest.approx(
+        F.mse_loss(a, b).item(), rel=1e-12
+    )
 
 
 def test_full_spectrum_weighting_matches_rfft_folding_for_odd_and_even_sizes():
@@ -78,7 +84,9 @@ def test_reductions_and_linearity_in_batch():
     assert image_sobolev_loss(a, b, s=1).item() == pytest.approx(per.mean().item())
     assert image_sobolev_loss(a, b, s=1, reduction="sum").item() == pytest.approx(per.sum().item())
     assert image_sobolev_loss(a[1:2], b[1:2], s=1).item() == pytest.approx(per[1].item())
-    assert torch.allclose(image_sobolev_loss(a, b, s=0, reduction="none"), (a - b).square().mean((1, 2, 3)))
+    assert torch.allclose(
+        image_sobolev_loss(a, b, s=0, reduction="none"), (a - b).square().mean((1, 2, 3))
+    )
 
 
 def test_gradient_flows_to_pred():
@@ -89,8 +97,12 @@ def test_gradient_flows_to_pred():
         assert torch.isfinite(g).all() and g.abs().sum() > 0
     # Fourier H^1 gradient of ½‖e‖²: (2/N)(1 − Δ)e per image / (B·C): compare with a finite check.
     e = (a - b).detach()
-    lap = sum(torch.fft.ifft2(torch.fft.fft2(e) * -(2 * math.pi * torch.fft.fftfreq(n)) .square().reshape(shape)).real
-              for n, shape in ((12, (12, 1)), (10, (1, 10))))
+    lap = sum(
+        torch.fft.ifft2(
+            torch.fft.fft2(e) * -(2 * math.pi * torch.fft.fftfreq(n)).square().reshape(shape)
+        ).real
+        for n, shape in ((12, (12, 1)), (10, (1, 10)))
+    )
     (g,) = torch.autograd.grad(image_sobolev_loss(a, b, s=1), a)
     assert torch.allclose(g, 2 * (e - lap) / e.numel(), atol=1e-12)
 
@@ -105,9 +117,15 @@ def test_fd_terms_by_hand():
     stack = image_derivatives(u, 2, (hy, hx))
     assert torch.allclose(stack[1][0], (2 * x - 1).expand_as(u), atol=1e-12)  # u_y
     assert torch.allclose(stack[1][1], (6 * x + 2 * y).expand_as(u), atol=1e-12)  # u_x
-    assert [t.unique().tolist() for t in stack[2]] == [[0.0], [2.0], [2.0], [6.0]]  # u_yy, u_yx, u_xy, u_xx
-    total, terms = image_sobolev_loss(u, zero, s=2, method="fd", spacing=(hy, hx), weights=(1, 0.5, 0.25),
-                                      return_terms=True)
+    assert [t.unique().tolist() for t in stack[2]] == [
+        [0.0],
+        [2.0],
+        [2.0],
+        [6.0],
+    ]  # u_yy, u_yx, u_xy, u_xx
+    total, terms = image_sobolev_loss(
+        u, zero, s=2, method="fd", spacing=(hy, hx), weights=(1, 0.5, 0.25), return_terms=True
+    )
     d0 = u.square().mean()
     d1 = ((2 * x - 1) ** 2 + (6 * x + 2 * y) ** 2).mean()
     assert terms["D0"].item() == pytest.approx(d0.item())
@@ -123,7 +141,9 @@ def test_fd_interior_boundary_crops_each_order():
     assert {t.shape[-2:] for t in stack[1]} == {torch.Size([6, 7])}
     assert {t.shape[-2:] for t in stack[2]} == {torch.Size([6, 7])}
     e = a - b
-    d1 = ((e[..., 2:, 1:-1] - e[..., :-2, 1:-1]) / 2).square() + ((e[..., 1:-1, 2:] - e[..., 1:-1, :-2]) / 2).square()
+    d1 = ((e[..., 2:, 1:-1] - e[..., :-2, 1:-1]) / 2).square() + (
+        (e[..., 1:-1, 2:] - e[..., 1:-1, :-2]) / 2
+    ).square()
     _, terms = image_sobolev_loss(a, b, s=1, method="fd", boundary="interior", return_terms=True)
     assert terms["D1"].item() == pytest.approx(d1.mean().item())
 
@@ -133,7 +153,9 @@ def test_fd_periodic_matches_fourier_for_smooth_images():
     zero = torch.zeros_like(img)
     fd = image_sobolev_loss(img, zero, s=1, method="fd", boundary="periodic", accuracy=8)
     assert fd.item() == pytest.approx(image_sobolev_loss(img, zero, s=1).item(), rel=1e-10)
-    fd2 = image_sobolev_loss(img, zero, s=2, method="fd", boundary="periodic", accuracy=8, weights=(1, 2, 1))
+    fd2 = image_sobolev_loss(
+        img, zero, s=2, method="fd", boundary="periodic", accuracy=8, weights=(1, 2, 1)
+    )
     assert fd2.item() == pytest.approx(image_sobolev_loss(img, zero, s=2).item(), rel=1e-9)
 
 
@@ -173,7 +195,9 @@ def test_paper_methods_equal_the_official_code(shape, s):
     assert got_l1.item() == pytest.approx(official_diffusion_loss(a, b, s).item(), rel=1e-12, abs=0)
     # Per-image values: the official loss of each image alone.
     per = image_sobolev_loss(a, b, s=s, method="paper-l1", reduction="none")
-    assert per[-1].item() == pytest.approx(official_diffusion_loss(a[-1:], b[-1:], s).item(), rel=1e-12)
+    assert per[-1].item() == pytest.approx(
+        official_diffusion_loss(a[-1:], b[-1:], s).item(), rel=1e-12
+    )
 
 
 def test_paper_loss_is_a_sum_of_two_axis_terms():
@@ -181,10 +205,16 @@ def test_paper_loss_is_a_sum_of_two_axis_terms():
     one = torch.ones_like(zero)
     # A constant error of 1: only k = 0 (weight 1) in each axis term → 1 + 1. In the L1 form the
     # axis slip shows: dy is n at (0, 0) and 0 elsewhere, so mean(dy) = 1/n, not 1.
-    assert image_sobolev_loss(one, zero, s=1, method="paper").item() == pytest.approx(2.0, rel=1e-14)
-    assert image_sobolev_loss(one, zero, s=1, method="paper-l1").item() == pytest.approx(1 + 1 / 28, rel=1e-14)
+    assert image_sobolev_loss(one, zero, s=1, method="paper").item() == pytest.approx(
+        2.0, rel=1e-14
+    )
+    assert image_sobolev_loss(one, zero, s=1, method="paper-l1").item() == pytest.approx(
+        1 + 1 / 28, rel=1e-14
+    )
     a, b = _pair((2, 3, 9, 9))
-    assert image_sobolev_loss(a, b, s=0, method="paper").item() == pytest.approx(2 * F.mse_loss(a, b).item(), rel=1e-12)
+    assert image_sobolev_loss(a, b, s=0, method="paper").item() == pytest.approx(
+        2 * F.mse_loss(a, b).item(), rel=1e-12
+    )
     # One wave along x of frequency k: the x term weights it by 1 + ξ_k² or 1 + ξ_{n−k}² (its two
     # coefficients k and n−k each carry half the energy); the y term sees no variation → MSE.
     n, k = 12, 2
@@ -192,7 +222,9 @@ def test_paper_loss_is_a_sum_of_two_axis_terms():
     xi = lambda j: 2 * math.pi * j / n
     mse = img.square().mean().item()
     expected = mse * (1 + (xi(k) ** 2 + xi(n - k) ** 2) / 2) + mse
-    assert image_sobolev_loss(img, torch.zeros_like(img), s=1, method="paper").item() == pytest.approx(expected, rel=1e-12)
+    assert image_sobolev_loss(
+        img, torch.zeros_like(img), s=1, method="paper"
+    ).item() == pytest.approx(expected, rel=1e-12)
 
 
 def test_paper_l1_axis_slip_by_hand():
@@ -205,7 +237,9 @@ def test_paper_l1_axis_slip_by_hand():
     zero = torch.zeros_like(e)
     m = (1 + (2 * math.pi * torch.arange(n) / n) ** 2) ** 0.5
     expected = e.abs().mean() + (torch.fft.fft(v).abs() * m).sum() / n**2
-    assert image_sobolev_loss(e, zero, s=1, method="paper-l1").item() == pytest.approx(expected.item(), rel=1e-12)
+    assert image_sobolev_loss(e, zero, s=1, method="paper-l1").item() == pytest.approx(
+        expected.item(), rel=1e-12
+    )
     # Without the slip (dy inverted along y) it would be mean(|ifft_y(V·m)|), a different number.
     without = torch.fft.ifft(torch.fft.fft(v) * m).abs().mean() + e.abs().mean()
     assert abs(without.item() - expected.item()) > 0.05 * expected.item()
@@ -219,7 +253,10 @@ def test_paper_methods_differ_from_symmetric_weights():
     xi2 = lambda j: (2 * math.pi * j / n) ** 2
     for k in (1, 3, n // 2):
         img, _ = _wave(n, n, 0, k)
-        ratio = image_sobolev_loss(img, zero, s=1, method="paper").item() / image_sobolev_loss(img, zero, s=1).item()
+        ratio = (
+            image_sobolev_loss(img, zero, s=1, method="paper").item()
+            / image_sobolev_loss(img, zero, s=1).item()
+        )
         assert ratio == pytest.approx((2 + (xi2(k) + xi2(n - k)) / 2) / (1 + xi2(k)), rel=1e-12)
         if k == 1:
             assert ratio > 15  # the lowest non-constant frequency is weighted like a high one
@@ -233,7 +270,9 @@ def test_paper_methods_need_square_images_and_are_differentiable():
     x = torch.randn(1, 1, 5, 5, generator=torch.Generator().manual_seed(1), requires_grad=True)
     y = torch.zeros(1, 1, 5, 5)
     for method in ("paper", "paper-l1"):
-        assert torch.autograd.gradcheck(lambda t: image_sobolev_loss(t, y, s=1.5, method=method), (x,))
+        assert torch.autograd.gradcheck(
+            lambda t: image_sobolev_loss(t, y, s=1.5, method=method), (x,)
+        )
 
 
 def test_module_and_names():
@@ -243,23 +282,30 @@ def test_module_and_names():
     assert torch.equal(loss_from_name("H0.5")(a, b), image_sobolev_loss(a, b, s=0.5))
     assert torch.equal(loss_from_name("H1-fd")(a, b), image_sobolev_loss(a, b, s=1, method="fd"))
     c, d = _pair((2, 1, 8, 8))
-    assert torch.equal(loss_from_name("H1-paper")(c, d), image_sobolev_loss(c, d, s=1, method="paper"))
-    assert torch.equal(loss_from_name("H2-paper-l1")(c, d), image_sobolev_loss(c, d, s=2, method="paper-l1"))
+    assert torch.equal(
+        loss_from_name("H1-paper")(c, d), image_sobolev_loss(c, d, s=1, method="paper")
+    )
+    assert torch.equal(
+        loss_from_name("H2-paper-l1")(c, d), image_sobolev_loss(c, d, s=2, method="paper-l1")
+    )
     total, terms = loss_from_name("H1")(a, b, return_terms=True)
     assert terms["mse"].item() == pytest.approx(F.mse_loss(a, b).item())
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(s=-1), "s must be"),
-    (dict(method="spectral"), "method must be"),
-    (dict(method="fd", s=1.5), "integer s"),
-    (dict(method="paper", weights=(1, 1)), "weights apply"),
-    (dict(weights=(1, 1)), "weights apply"),
-    (dict(method="fd", weights=(1,)), "weights must have one entry per order"),
-    (dict(spacing=0.0), "spacing"),
-    (dict(reduction="avg"), "reduction"),
-    (dict(method="fd", boundary="reflect"), "boundary"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(s=-1), "s must be"),
+        (dict(method="spectral"), "method must be"),
+        (dict(method="fd", s=1.5), "integer s"),
+        (dict(method="paper", weights=(1, 1)), "weights apply"),
+        (dict(weights=(1, 1)), "weights apply"),
+        (dict(method="fd", weights=(1,)), "weights must have one entry per order"),
+        (dict(spacing=0.0), "spacing"),
+        (dict(reduction="avg"), "reduction"),
+        (dict(method="fd", boundary="reflect"), "boundary"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     a, b = _pair()
     with pytest.raises(ValueError, match=match):
@@ -273,7 +319,9 @@ def test_bad_shapes_and_names():
     with pytest.raises(ValueError, match="same shape"):
         image_sobolev_loss(a, b[:2])
     with pytest.raises(ValueError, match="dtype torch.int64"):
-        image_sobolev_loss(torch.ones(1, 1, 4, 4, dtype=torch.long), torch.ones(1, 1, 4, 4, dtype=torch.long))
+        image_sobolev_loss(
+            torch.ones(1, 1, 4, 4, dtype=torch.long), torch.ones(1, 1, 4, 4, dtype=torch.long)
+        )
     for bad in (float("nan"), float("inf")):
         c = a.clone()
         c[0, 0, 1, 1] = bad

@@ -29,8 +29,10 @@ def test_ssim_identity_and_decrease_with_noise():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(3, 2, 16, 16, generator=g)
     assert torch.allclose(ssim(x, x), torch.ones(3))
-    values = [ssim((x + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1), x).mean().item()
-              for sigma in (0.02, 0.1, 0.3)]
+    values = [
+        ssim((x + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1), x).mean().item()
+        for sigma in (0.02, 0.1, 0.3)
+    ]
     assert 1 > values[0] > values[1] > values[2]
 
 
@@ -45,8 +47,12 @@ def test_ssim_matches_scikit_image_recorded_value():
 def test_ssim_matches_scikit_image_if_installed():
     metrics = pytest.importorskip("skimage.metrics")
     a, b = _reference_pair()
-    ref = metrics.structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
-    assert ssim(torch.tensor(a)[None, None], torch.tensor(b)[None, None]).item() == pytest.approx(ref, abs=1e-12)
+    ref = metrics.structural_similarity(
+        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+    )
+    assert ssim(torch.tensor(a)[None, None], torch.tensor(b)[None, None]).item() == pytest.approx(
+        ref, abs=1e-12
+    )
 
 
 def test_window_and_errors_and_checks():
@@ -54,7 +60,11 @@ def test_window_and_errors_and_checks():
     assert w.numel() == 11 and w.sum().item() == pytest.approx(1.0) and torch.equal(w, w.flip(0))
     x = torch.rand(2, 1, 12, 12, generator=torch.Generator().manual_seed(0))
     errs = image_errors(x + 0.1, x)
-    assert errs["mse"] == pytest.approx(0.01) and errs["psnr"] == pytest.approx(20.0) and errs["ssim"] < 1
+    assert (
+        errs["mse"] == pytest.approx(0.01)
+        and errs["psnr"] == pytest.approx(20.0)
+        and errs["ssim"] < 1
+    )
     with pytest.raises(ValueError, match="at least 11 pixels"):
         ssim(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))
     with pytest.raises(ValueError, match="same shape"):

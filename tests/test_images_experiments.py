@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sobolev.experiments import denoising, diffusion
-from sobolev.experiments.checks import check_config
+from sobolev_lab.experiments import denoising, diffusion
+from sobolev_lab.experiments.checks import check_config
 
 
 @pytest.fixture(autouse=True)
@@ -28,20 +28,42 @@ def _as_cli(summary: dict, cfg, setting: str) -> dict:
 
 
 def test_denoising_outputs(tmp_path):
-    cfg = replace(denoising.Config.quick(), epochs=1, n_test=197, batch_size=100, losses=("L2", "H1-fd"),
-                  corruptions=("gaussian",), width=4, z_dim=4, n_show=3)
+    cfg = replace(
+        denoising.Config.quick(),
+        epochs=1,
+        n_test=197,
+        batch_size=100,
+        losses=("L2", "H1-fd"),
+        corruptions=("gaussian",),
+        width=4,
+        z_dim=4,
+        n_show=3,
+    )
     summary = _as_cli(denoising.run(cfg, tmp_path), cfg, "ours")
-    assert summary["data"] == {"name": "digits", "shape": [1, 16, 16], "n_train": 1600, "n_test": 197}
+    assert summary["data"] == {
+        "name": "digits",
+        "shape": [1, 16, 16],
+        "n_train": 1600,
+        "n_test": 197,
+    }
     assert set(summary["results"]) == {"gaussian"}
     for loss in ("L2", "H1-fd"):
         r = summary["results"]["gaussian"][loss]
-        assert len(r["per_seed"]) == 2 and r["range"]["test_mse"][0] <= r["test_mse"] <= r["range"]["test_mse"][1]
+        assert (
+            len(r["per_seed"]) == 2
+            and r["range"]["test_mse"][0] <= r["test_mse"] <= r["range"]["test_mse"][1]
+        )
         # An untrained-ish tiny autoencoder on digits: between a perfect reconstruction and the
         # error of predicting 0.5 everywhere (≈ 0.2 on digits).
         assert 0.02 < r["test_mse"] < 0.2 and 0 < r["test_ssim"] < 0.5 and "ood_mse" not in r
         assert r["time_per_epoch_s"] > 0 and r["peak_step_memory_mb"] > 0
         for seed in (0, 1):
-            records = [json.loads(l) for l in (tmp_path / "gaussian" / loss / f"seed{seed}" / "metrics.jsonl").read_text().splitlines()]
+            records = [
+                json.loads(l)
+                for l in (tmp_path / "gaussian" / loss / f"seed{seed}" / "metrics.jsonl")
+                .read_text()
+                .splitlines()
+            ]
             assert [r["step"] for r in records] == [0, 16] and "test_psnr" in records[-1]
         assert summary["curves"]["gaussian"][loss]["test_mse"]["x"] == [0.0, 1.0]
     # Same initial network per seed for every loss: identical step-0 errors.
@@ -56,12 +78,34 @@ def test_denoising_outputs(tmp_path):
 
 def test_denoising_paper_settings_and_quick_run(tmp_path):
     paper = denoising.Config.paper()
-    assert (paper.model, paper.z_dim, paper.lr, paper.batch_size, paper.epochs) == ("paper", 32, 5e-3, 128, 20)
-    assert paper.seeds >= 3 and paper.data == "fashion-mnist" and (paper.n_train, paper.n_test) == (None, None)
-    assert paper.losses == ("L2", "H1-paper", "H0.5", "H1", "H2") and paper.corruptions == ("sinusoid",)
-    assert (paper.grid, paper.noise_frequency, paper.ood_frequency, paper.sinusoid_amplitude) == ("linspace", 2.0, 10.0, 0.3)
+    assert (paper.model, paper.z_dim, paper.lr, paper.batch_size, paper.epochs) == (
+        "paper",
+        32,
+        5e-3,
+        128,
+        20,
+    )
+    assert (
+        paper.seeds >= 3
+        and paper.data == "fashion-mnist"
+        and (paper.n_train, paper.n_test) == (None, None)
+    )
+    assert paper.losses == ("L2", "H1-paper", "H0.5", "H1", "H2") and paper.corruptions == (
+        "sinusoid",
+    )
+    assert (paper.grid, paper.noise_frequency, paper.ood_frequency, paper.sinusoid_amplitude) == (
+        "linspace",
+        2.0,
+        10.0,
+        0.3,
+    )
     quick = denoising.Config.paper(quick=True)
-    assert replace(quick, data=paper.data, image_size=None, n_train=None, n_test=None, epochs=20, seeds=3) == paper
+    assert (
+        replace(
+            quick, data=paper.data, image_size=None, n_train=None, n_test=None, epochs=20, seeds=3
+        )
+        == paper
+    )
     _denoising_paper_quick(replace(quick, losses=("L2", "H1-paper")), tmp_path)
 
 
@@ -77,27 +121,56 @@ def _denoising_paper_quick(cfg, tmp_path):
     assert list(res) == list(cfg.losses)
     for r in res.values():
         assert len(r["per_seed"]) == 2 and {"test_mse", "ood_mse", "ood_ssim"} <= set(r)
-        assert 0.01 < r["ood_mse"] < 3 and r["peak_step_memory_mb"] > 0  # 2 steps at lr 5e-3: H2 can overshoot
+        assert (
+            0.01 < r["ood_mse"] < 3 and r["peak_step_memory_mb"] > 0
+        )  # 2 steps at lr 5e-3: H2 can overshoot
     table = denoising.tables(summary)
     assert "setting: paper" in table and "unseen sinusoid 10π" in table and "model: paper" in table
 
 
 def test_denoising_bad_config():
-    for kwargs, match in ((dict(model="big"), "model must be"), (dict(losses=("L7",)), "losses must be among"),
-                          (dict(losses=()), "non-empty"), (dict(epochs=0), "epochs must be"),
-                          (dict(lr=-1.0), "lr must be"), (dict(grid="cell"), "grid must be"),
-                          (dict(corruptions=("blur",)), "corruptions must be"), (dict(n_train=0), "n_train must be")):
+    for kwargs, match in (
+        (dict(model="big"), "model must be"),
+        (dict(losses=("L7",)), "losses must be among"),
+        (dict(losses=()), "non-empty"),
+        (dict(epochs=0), "epochs must be"),
+        (dict(lr=-1.0), "lr must be"),
+        (dict(grid="cell"), "grid must be"),
+        (dict(corruptions=("blur",)), "corruptions must be"),
+        (dict(n_train=0), "n_train must be"),
+    ):
         with pytest.raises(ValueError, match=match):
             check_config(denoising.Config(**kwargs), denoising)
-    for cfg in (denoising.Config(), denoising.Config.quick(), denoising.Config.paper(), denoising.Config.paper(quick=True)):
+    for cfg in (
+        denoising.Config(),
+        denoising.Config.quick(),
+        denoising.Config.paper(),
+        denoising.Config.paper(quick=True),
+    ):
         check_config(cfg, denoising)
 
 
 def test_diffusion_outputs(tmp_path):
-    cfg = replace(diffusion.Config.quick(), epochs=1, eval_every=1, n_test=197, batch_size=100, base=4,
-                  timesteps=20, sample_steps=3, n_fd_samples=16, classifier_steps=2, n_show=4)
+    cfg = replace(
+        diffusion.Config.quick(),
+        epochs=1,
+        eval_every=1,
+        n_test=197,
+        batch_size=100,
+        base=4,
+        timesteps=20,
+        sample_steps=3,
+        n_fd_samples=16,
+        classifier_steps=2,
+        n_show=4,
+    )
     summary = _as_cli(diffusion.run(cfg, tmp_path), cfg, "ours")
-    assert summary["data"] == {"name": "digits", "shape": [1, 16, 16], "n_train": 1600, "n_test": 197}
+    assert summary["data"] == {
+        "name": "digits",
+        "shape": [1, 16, 16],
+        "n_train": 1600,
+        "n_test": 197,
+    }
     res = summary["results"]["pred_x0"]
     assert set(res) == {"L2", "H1"}
     floor = summary["floor"]
@@ -108,20 +181,35 @@ def test_diffusion_outputs(tmp_path):
         assert summary["curves"]["pred_x0"][name]["fd"]["x"] == [0.0, 1.0]
     first = {name: summary["curves"]["pred_x0"][name]["fd"]["median"][0] for name in res}
     assert first["L2"] == first["H1"]  # same initial network and noise per seed
-    assert summary["classifier"]["task"] == "classes" and 0 <= summary["classifier"]["test_accuracy"] <= 1
+    assert (
+        summary["classifier"]["task"] == "classes"
+        and 0 <= summary["classifier"]["test_accuracy"] <= 1
+    )
     assert summary["figures"] == ["fd_curves.png", "samples_pred_x0.png"]
     assert all((tmp_path / f).stat().st_size > 0 for f in summary["figures"])
     table = diffusion.tables(summary)
-    assert "not Inception FID/KID" in table and "2 seed(s)" in table and "real-vs-real floor" in table
-    assert (tmp_path / "pred_x0" / "H1" / "seed1" / "metrics.jsonl").exists() and (tmp_path / "classifier" / "checkpoint.pt").exists()
+    assert (
+        "not Inception FID/KID" in table and "2 seed(s)" in table and "real-vs-real floor" in table
+    )
+    assert (tmp_path / "pred_x0" / "H1" / "seed1" / "metrics.jsonl").exists() and (
+        tmp_path / "classifier" / "checkpoint.pt"
+    ).exists()
 
 
 def test_diffusion_paper_settings_and_quick_run(tmp_path):
     paper = diffusion.Config.paper()
     assert paper.objectives == ("pred_x0",) and paper.losses == ("L2", "H1-paper-l1", "H1")
-    assert (paper.lr, paper.batch_size, paper.timesteps, paper.sample_steps, paper.mults) == (1e-4, 48, 1000, 20, (1, 2, 4))
+    assert (paper.lr, paper.batch_size, paper.timesteps, paper.sample_steps, paper.mults) == (
+        1e-4,
+        48,
+        1000,
+        20,
+        (1, 2, 4),
+    )
     assert paper.seeds >= 2 and paper.data == "fashion-mnist"
-    _diffusion_paper_quick(replace(diffusion.Config.paper(quick=True), losses=("L2", "H1-paper-l1")), tmp_path)
+    _diffusion_paper_quick(
+        replace(diffusion.Config.paper(quick=True), losses=("L2", "H1-paper-l1")), tmp_path
+    )
 
 
 @pytest.mark.slow
@@ -147,18 +235,42 @@ def test_diffusion_on_an_rgb_folder_without_classes(tmp_path):
         y, x = rng.integers(0, 24, 2)
         img[y : y + 16, x : x + 8] = 255
         Image.fromarray(img, mode="RGB").save(data / f"{i:02d}.png")
-    cfg = replace(diffusion.Config.quick(), data=str(data), channels=3, image_size=16, n_test=8, epochs=1,
-                  eval_every=1, batch_size=8, base=4, timesteps=20, sample_steps=2, n_fd_samples=8,
-                  classifier_steps=2, n_show=2, seeds=1, losses=("L2", "H1-paper-l1"))
+    cfg = replace(
+        diffusion.Config.quick(),
+        data=str(data),
+        channels=3,
+        image_size=16,
+        n_test=8,
+        epochs=1,
+        eval_every=1,
+        batch_size=8,
+        base=4,
+        timesteps=20,
+        sample_steps=2,
+        n_fd_samples=8,
+        classifier_steps=2,
+        n_show=2,
+        seeds=1,
+        losses=("L2", "H1-paper-l1"),
+    )
     summary = diffusion.run(cfg, tmp_path / "run")
     assert summary["data"]["shape"] == [3, 16, 16] and summary["classifier"]["task"] == "rotations"
     assert set(summary["results"]["pred_x0"]) == {"L2", "H1-paper-l1"}
 
 
 def test_diffusion_bad_config():
-    for kwargs, match in ((dict(objectives=("pred_v",)), "objectives must be"), (dict(losses=("H1-foo",)), "losses must be among"),
-                          (dict(n_fd_samples=1), "n_fd_samples"), (dict(eval_every=0), "eval_every")):
+    for kwargs, match in (
+        (dict(objectives=("pred_v",)), "objectives must be"),
+        (dict(losses=("H1-foo",)), "losses must be among"),
+        (dict(n_fd_samples=1), "n_fd_samples"),
+        (dict(eval_every=0), "eval_every"),
+    ):
         with pytest.raises(ValueError, match=match):
             check_config(diffusion.Config(**kwargs), diffusion)
-    for cfg in (diffusion.Config(), diffusion.Config.quick(), diffusion.Config.paper(), diffusion.Config.paper(quick=True)):
+    for cfg in (
+        diffusion.Config(),
+        diffusion.Config.quick(),
+        diffusion.Config.paper(),
+        diffusion.Config.paper(quick=True),
+    ):
         check_config(cfg, diffusion)

@@ -23,7 +23,9 @@ def test_values_by_hand():
     assert terms["D0"].item() == pytest.approx(1.5) and terms["D1"].item() == pytest.approx(2.0)
     assert total.item() == pytest.approx(1.5 + 0.5 * 2.0)
     total, terms = sobolev_loss(pred, true, p=3, weights=[0.5, 2.0], reduction="sum")
-    assert terms["D0"].item() == pytest.approx(1 + 8) and terms["D1"].item() == pytest.approx(1 + 27)
+    assert terms["D0"].item() == pytest.approx(1 + 8) and terms["D1"].item() == pytest.approx(
+        1 + 27
+    )
     assert total.item() == pytest.approx(0.5 * 9 + 2.0 * 28)
     total, terms = sobolev_loss(pred, true, weights=[2.0, 1.0], reduction="none")
     assert total.shape == (2,) and torch.allclose(total, torch.tensor([2 * 1 + 1.0, 2 * 4 + 9.0]))
@@ -89,7 +91,9 @@ def test_directional_loss_averages_over_the_direction_sets(order):
     net = MLP(d, 2, width=8, depth=2).double()
     f = lambda x: torch.stack([torch.sin(x).sum(-1), (x**2).prod(-1)], -1)
     x = torch.randn(B, d)
-    got, terms = SobolevLoss(order, directions=S, generator=torch.Generator().manual_seed(3))(net, x, f, return_terms=True)
+    got, terms = SobolevLoss(order, directions=S, generator=torch.Generator().manual_seed(3))(
+        net, x, f, return_terms=True
+    )
     V = torch.randn(S, order, B, d, generator=torch.Generator().manual_seed(3))  # the same draws
     pe = [p - t for p, t in zip(derivatives(net, x, order), derivatives(f, x, order))]
     d1 = torch.einsum("bci,sbi->bcs", pe[1], V[:, 0])
@@ -109,9 +113,14 @@ def test_directional_loss_is_unbiased(order):
     f = lambda x: torch.stack([torch.sin(x).sum(-1), (x**2).prod(-1)], -1)
     x = torch.randn(8, 6)
     full = SobolevLoss(order)(net, x, f, return_terms=True)[1][f"D{order}"].item()
-    for S, n in ((1, 600), (3, 100)):  # (S = 3 is also checked exactly above and on raw stacks in test_prop_losses)
+    for S, n in (
+        (1, 600),
+        (3, 100),
+    ):  # (S = 3 is also checked exactly above and on raw stacks in test_prop_losses)
         est = SobolevLoss(order, directions=S, generator=torch.Generator().manual_seed(5 + S))
-        samples = torch.tensor([est(net, x, f, return_terms=True)[1][f"D{order}"].item() for _ in range(n)])
+        samples = torch.tensor(
+            [est(net, x, f, return_terms=True)[1][f"D{order}"].item() for _ in range(n)]
+        )
         z = (samples.mean() - full) / (samples.std() / math.sqrt(len(samples)))
         assert abs(z) < 4.5, S
     # the supplied-stack path contracts the full target along the same directions
@@ -131,8 +140,11 @@ def test_partials_loss():
     total, terms = loss(net, x, f, return_terms=True)
     assert set(terms) == {"D(0,0)", "D(1,0)", "D(0,2)"}
     full_p, full_t = derivatives(net, x, 2), derivatives(f, x, 2)
-    want = ((full_p[0] - full_t[0]) ** 2).mean() + ((full_p[1][..., 0] - full_t[1][..., 0]) ** 2).mean() \
+    want = (
+        ((full_p[0] - full_t[0]) ** 2).mean()
+        + ((full_p[1][..., 0] - full_t[1][..., 0]) ** 2).mean()
         + 0.5 * ((full_p[2][..., 1, 1] - full_t[2][..., 1, 1]) ** 2).mean()
+    )
     assert total.item() == pytest.approx(want.item())
 
 
@@ -166,7 +178,9 @@ def test_bad_input_messages():
         SobolevLoss(1, p=3, directions=2)
     net = MLP(2, 1, width=4, depth=1).double()
     with pytest.raises(ValueError, match="does not depend differentiably"):
-        SobolevLoss(1)(net, torch.randn(3, 2), lambda x: torch.from_numpy(x.detach().numpy()[:, :1].copy()))
+        SobolevLoss(1)(
+            net, torch.randn(3, 2), lambda x: torch.from_numpy(x.detach().numpy()[:, :1].copy())
+        )
     with pytest.raises(ValueError, match="needs a derivative stack"):
         SobolevLoss(1)(net, torch.randn(3, 2), torch.zeros(3, 1))
     with pytest.raises(ValueError, match="needs 2"):

@@ -18,7 +18,9 @@ def test_shapes_for_every_activation(activation):
     x = torch.randn(7, 3)
     assert MLP(3, 2, 8, 2, activation)(x).shape == (7, 2)
     assert TwoLayer(3, 5, activation)(x).shape == (7, 1)
-    assert FourierFeatureMLP(3, 2, n_features=4, width=8, depth=1, activation=activation)(x).shape == (7, 2)
+    assert FourierFeatureMLP(3, 2, n_features=4, width=8, depth=1, activation=activation)(
+        x
+    ).shape == (7, 2)
     assert SIREN(3, 4, 8, 2)(x).shape == (7, 4)
 
 
@@ -32,14 +34,20 @@ def test_siren_init_statistics():
     for lin in lins[1:]:
         bound = math.sqrt(6 / n) / w0
         assert lin.weight.abs().max() <= bound
-        assert lin.weight.std() == pytest.approx(bound / math.sqrt(3), rel=0.02)  # U(±b) has std b/√3
+        assert lin.weight.std() == pytest.approx(
+            bound / math.sqrt(3), rel=0.02
+        )  # U(±b) has std b/√3
     h = torch.rand(4000, 2) * 2 - 1
     h = net.net[1](net.net[0](h))
     for lin, act in zip(lins[1:-1], [m for m in net.net if not isinstance(m, torch.nn.Linear)][1:]):
-        pre = w0 * h @ lin.weight.T  # SIREN: the weight part of each hidden pre-activation has unit variance
+        pre = (
+            w0 * h @ lin.weight.T
+        )  # SIREN: the weight part of each hidden pre-activation has unit variance
         assert pre.std() == pytest.approx(1.0, rel=0.1)
         h = act(lin(h))
-        assert (h * h).mean() == pytest.approx(0.5, rel=0.1)  # sin of a wide distribution: E sin² ≈ ½
+        assert (h * h).mean() == pytest.approx(
+            0.5, rel=0.1
+        )  # sin of a wide distribution: E sin² ≈ ½
     assert net(torch.rand(1000, 2) * 2 - 1).std() < 0.1  # output layer scaled by 1/ω₀: starts small
 
 
@@ -58,10 +66,15 @@ def _per_sample(model):
     return lambda xi: model(xi[None])[0]
 
 
-@pytest.mark.parametrize("make", [
-    lambda: MLP(3, 2, 8, 2, "gelu"), lambda: SIREN(3, 2, 8, 2, w0=5.0),
-    lambda: FourierFeatureMLP(3, 2, n_features=4, sigma=0.5, width=8, depth=1), lambda: TwoLayer(3, 6, "tanh"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MLP(3, 2, 8, 2, "gelu"),
+        lambda: SIREN(3, 2, 8, 2, w0=5.0),
+        lambda: FourierFeatureMLP(3, 2, n_features=4, sigma=0.5, width=8, depth=1),
+        lambda: TwoLayer(3, 6, "tanh"),
+    ],
+)
 def test_derivatives_through_models_match_functorch(make):
     torch.manual_seed(1)
     net, x = make(), torch.randn(6, 3)
@@ -74,7 +87,7 @@ def test_two_layer_relu_input_gradient_is_the_active_rows_sum():
     net = TwoLayer(4, 5, "relu", generator=torch.Generator().manual_seed(0))
     x = torch.randn(9, 4)
     _, du = derivatives(net, x, 1, create_graph=False)
-    expected = ((x @ net.W.T > 0).double() @ net.W)
+    expected = (x @ net.W.T > 0).double() @ net.W
     assert torch.allclose(du[:, 0], expected)
     assert list(dict(net.named_parameters())) == ["W"]
     assert list(dict(TwoLayer(4, 5, train_output=True).named_parameters())) == ["W", "a"]
@@ -123,7 +136,9 @@ def test_two_layer_and_siren_forward_values():
     net = TwoLayer(2, 2, "sine")
     net.W.copy_(torch.tensor([[1.0, 0.5], [-0.5, 2.0]]))
     x = torch.tensor([[0.3, -0.2]])
-    assert net(x).item() == pytest.approx(math.sin(0.3 - 0.1) + math.sin(-0.15 - 0.4), rel=1e-12)  # ω₀ = 1
+    assert net(x).item() == pytest.approx(
+        math.sin(0.3 - 0.1) + math.sin(-0.15 - 0.4), rel=1e-12
+    )  # ω₀ = 1
     leaky = TwoLayer(2, 2, "leaky_relu")
     leaky.W.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
     assert leaky(torch.tensor([[2.0, 5.0]])).item() == pytest.approx(2.0 + 0.01 * -2.0, rel=1e-12)

@@ -12,7 +12,7 @@ def _data(n=500, d=3, m=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = 5 + 3 * torch.randn(n, d, generator=g, dtype=torch.float64) * torch.arange(1, d + 1)
     A = torch.randn(d, m, generator=g, dtype=torch.float64)
-    f = lambda x: torch.sin(x @ A) * torch.tensor([1.0, 40.0][:m], dtype=x.dtype) + 7  # noqa: E731
+    f = lambda x: torch.sin(x @ A) * torch.tensor([1.0, 40.0][:m], dtype=x.dtype) + 7
     return x, f
 
 
@@ -34,7 +34,7 @@ def test_derivative_targets_equal_autodiff_through_the_affine_maps():
     norm = Normalizer.fit(x, f(x))
     _, g = derivatives(f, x, 1, create_graph=False)
     # the function seen in normalised units, built explicitly: x_n ↦ (f(μ_x + σ_x x_n) − μ_y)/σ_y
-    f_n = lambda x_n: (f(norm.x_mean + norm.x_std * x_n) - norm.y_mean) / norm.y_std  # noqa: E731
+    f_n = lambda x_n: (f(norm.x_mean + norm.x_std * x_n) - norm.y_mean) / norm.y_std
     _, g_n = derivatives(f_n, norm.x_to(x), 1, create_graph=False)
     torch.testing.assert_close(norm.dydx_to(g), g_n)
     torch.testing.assert_close(norm.transform(x, f(x), g)[2], g_n)
@@ -46,8 +46,12 @@ def test_directional_targets_equal_autodiff_along_the_normalised_direction():
     v = torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=x.dtype)
     _, g = derivatives(f, x, 1, create_graph=False)
     w, dv_n = norm.directional_to(v, (g[:, 0] * v).sum(1))
-    _, g_n = derivatives(lambda x_n: (f(norm.x_mean + norm.x_std * x_n) - norm.y_mean) / norm.y_std,
-                         norm.x_to(x), 1, create_graph=False)
+    _, g_n = derivatives(
+        lambda x_n: (f(norm.x_mean + norm.x_std * x_n) - norm.y_mean) / norm.y_std,
+        norm.x_to(x),
+        1,
+        create_graph=False,
+    )
     torch.testing.assert_close(dv_n[:, 0, 0], (g_n[:, 0] * w).sum(1))
 
 
@@ -82,6 +86,7 @@ def test_constant_columns_keep_scale_one_and_bad_shapes_are_named():
 def test_quant_example_runs_and_learns_price_and_deltas():
     # README example: from a simulator's arrays (x, payoff, pathwise gradient) to a surrogate
     from sobolev.finance import BachelierBasket
+
     sim = BachelierBasket(5)
     s = sim.sample(4096, generator=torch.Generator().manual_seed(0))
     x, payoff, grad = s.x.numpy(), s.y[:, 0].numpy(), s.dydx[:, 0].numpy()
@@ -93,8 +98,19 @@ def test_quant_example_runs_and_learns_price_and_deltas():
     norm = Normalizer.fit(x, payoff)
     data = norm.transform(x, payoff, grad)  # standardised (x, y, dy/dx)
     net = MLP(x.shape[1], 1, width=20, depth=4, activation="softplus")
-    fit(net, SobolevLoss(1, weighting="dimension"), data,
-        TrainConfig(steps=800, lr=1e-2, schedule="cosine", lr_min_factor=0.01, batch_size=256, progress=False))
+    fit(
+        net,
+        SobolevLoss(1, weighting="dimension"),
+        data,
+        TrainConfig(
+            steps=800,
+            lr=1e-2,
+            schedule="cosine",
+            lr_min_factor=0.01,
+            batch_size=256,
+            progress=False,
+        ),
+    )
     surrogate = norm.wrap(net)
     price, delta = surrogate.predict(x[:10])  # (10, 1) and (10, 1, d), original units
     # --- end of snippet ---

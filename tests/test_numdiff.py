@@ -17,15 +17,22 @@ from sobolev.numdiff import (
     uniform_grid,
 )
 
-GRID = [uniform_grid(12, 0.0, 1.0, dtype=torch.float64), uniform_grid(10, 0.0, 1.0, dtype=torch.float64)]
+GRID = [
+    uniform_grid(12, 0.0, 1.0, dtype=torch.float64),
+    uniform_grid(10, 0.0, 1.0, dtype=torch.float64),
+]
 
 
 def test_public_names() -> None:
     for name in nd.__all__:
         assert hasattr(nd, name)
-    assert {"grid_derivatives", "grid_points", "fd_derivative", "chebyshev_derivative", "fourier_derivative"} <= set(
-        nd.__all__
-    )
+    assert {
+        "grid_derivatives",
+        "grid_points",
+        "fd_derivative",
+        "chebyshev_derivative",
+        "fourier_derivative",
+    } <= set(nd.__all__)
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -87,14 +94,20 @@ def test_large_finite_values_accepted() -> None:
     """The fast finiteness check overflows on a sum; the exact check must not reject these."""
     values = torch.full((20,), 2e307, dtype=torch.float64)
     assert not bool(torch.isfinite(values.sum()))
-    torch.testing.assert_close(fd_derivative(values, 1.0), torch.zeros_like(values), rtol=0, atol=1e293)
+    torch.testing.assert_close(
+        fd_derivative(values, 1.0), torch.zeros_like(values), rtol=0, atol=1e293
+    )
 
 
 def test_too_few_points() -> None:
     with pytest.raises(ValueError, match="needs at least 6"):
-        fd_derivative(torch.rand(5, dtype=torch.float64), 0.1, order=2, accuracy=4)  # 6-point edge stencil
+        fd_derivative(
+            torch.rand(5, dtype=torch.float64), 0.1, order=2, accuracy=4
+        )  # 6-point edge stencil
     with pytest.raises(ValueError, match="needs at least 5"):
-        fd_derivative(torch.rand(4, dtype=torch.float64), 0.1, order=1, accuracy=4, boundary="interior")
+        fd_derivative(
+            torch.rand(4, dtype=torch.float64), 0.1, order=1, accuracy=4, boundary="interior"
+        )
 
 
 def test_fd_argument_errors() -> None:
@@ -134,7 +147,9 @@ def test_spectral_argument_errors() -> None:
     "fn",
     [
         lambda u: fd_derivative(u, 0.1, order=1, axis=1, accuracy=4),
-        lambda u: fd_derivative(u, torch.linspace(0, 1, 9, dtype=torch.float64) ** 2, order=2, axis=1),
+        lambda u: fd_derivative(
+            u, torch.linspace(0, 1, 9, dtype=torch.float64) ** 2, order=2, axis=1
+        ),
         lambda u: fd_derivative(u, 0.1, order=2, axis=1, boundary="periodic"),
         lambda u: chebyshev_derivative(u, order=2, method="matrix"),
         lambda u: chebyshev_derivative(u, order=2, method="fft"),
@@ -167,7 +182,9 @@ def test_gradcheck_grid_derivatives() -> None:
     "fn",
     [
         lambda u, axis: fd_derivative(u, 0.1, order=2, axis=axis, accuracy=4),
-        lambda u, axis: fd_derivative(u, torch.linspace(0, 1, 16, dtype=torch.float64) ** 2, order=1, axis=axis),
+        lambda u, axis: fd_derivative(
+            u, torch.linspace(0, 1, 16, dtype=torch.float64) ** 2, order=1, axis=axis
+        ),
         lambda u, axis: chebyshev_derivative(u, order=1, axis=axis, method="matrix"),
         lambda u, axis: chebyshev_derivative(u, order=1, axis=axis, method="fft"),
         lambda u, axis: fourier_derivative(u, order=2, axis=axis),
@@ -195,6 +212,12 @@ def test_cuda_matches_cpu() -> None:
             assert b.device.type == "cuda"
             torch.testing.assert_close(a, b.cpu())
     x = torch.linspace(0, 1, 50, dtype=torch.float64) ** 2
-    torch.testing.assert_close(fd_derivative(u[0].repeat(5)[:50].cuda(), x.cuda()).cpu(), fd_derivative(u[0].repeat(5)[:50], x))
+    torch.testing.assert_close(
+        fd_derivative(u[0].repeat(5)[:50].cuda(), x.cuda()).cpu(),
+        fd_derivative(u[0].repeat(5)[:50], x),
+    )
     torch.testing.assert_close(fourier_derivative(u.cuda(), 1).cpu(), fourier_derivative(u, 1))
-    torch.testing.assert_close(chebyshev_derivative(u.cuda(), 1, method="fft").cpu(), chebyshev_derivative(u, 1, method="fft"))
+    torch.testing.assert_close(
+        chebyshev_derivative(u.cuda(), 1, method="fft").cpu(),
+        chebyshev_derivative(u, 1, method="fft"),
+    )

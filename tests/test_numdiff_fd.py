@@ -60,7 +60,9 @@ def test_uniform_matches_findiff_1d(accuracy: int, order: int) -> None:
     s, _ = stencil_sizes(order, accuracy, uniform=True)
     # Interior: findiff's uniform central stencil.
     theirs = (findiff.Diff(0, h, acc=accuracy) ** order)(u.numpy())
-    np.testing.assert_allclose(ours[s:-s], theirs[s:-s], rtol=1e-10, atol=1e-10 * np.abs(theirs).max())
+    np.testing.assert_allclose(
+        ours[s:-s], theirs[s:-s], rtol=1e-10, atol=1e-10 * np.abs(theirs).max()
+    )
     # Edges: we use the p points nearest the edge, as findiff does on coordinate grids.
     theirs_edge = (findiff.Diff(0, x.numpy(), acc=accuracy) ** order)(u.numpy())
     scale = np.abs(theirs_edge).max()
@@ -83,9 +85,15 @@ def test_uniform_matches_findiff_2d_interior(axis: int, order: int) -> None:
     sl[axis] = slice(s, -s)
     np.testing.assert_allclose(ours[tuple(sl)], theirs[tuple(sl)], rtol=1e-10, atol=1e-9)
     if axis == 0:
-        exact = 2.0**order * torch.sin(2 * xx + order * np.pi / 2) * torch.cos(yy) + (order == 1) * yy**2
+        exact = (
+            2.0**order * torch.sin(2 * xx + order * np.pi / 2) * torch.cos(yy)
+            + (order == 1) * yy**2
+        )
     else:
-        exact = torch.sin(2 * xx) * torch.cos(yy + order * np.pi / 2) + xx * [2 * yy, 2.0, 0.0][order - 1]
+        exact = (
+            torch.sin(2 * xx) * torch.cos(yy + order * np.pi / 2)
+            + xx * [2 * yy, 2.0, 0.0][order - 1]
+        )
     assert float((torch.as_tensor(ours) - exact).abs().max()) < 1e-5 * 10**order
 
 
@@ -108,7 +116,9 @@ def test_nonuniform_2d_matches_findiff(axis: int) -> None:
     grids = [random_grid(30, seed=1), random_grid(25, seed=2)]
     xx, yy = np.meshgrid(*grids, indexing="ij")
     u = np.sin(2 * xx) * np.exp(yy)
-    ours = fd_derivative(torch.as_tensor(u), torch.as_tensor(grids[axis]), order=2, axis=axis, accuracy=4)
+    ours = fd_derivative(
+        torch.as_tensor(u), torch.as_tensor(grids[axis]), order=2, axis=axis, accuracy=4
+    )
     theirs = (findiff.Diff(axis, grids[axis], acc=4) ** 2)(u)
     np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-8, atol=1e-8 * np.abs(theirs).max())
 
@@ -128,7 +138,11 @@ def test_periodic_matches_findiff(order: int) -> None:
 @pytest.mark.parametrize("order", [1, 2, 3])
 def test_interior_is_central_part_of_one_sided(order: int, nonuniform: bool) -> None:
     n = 40
-    x = torch.as_tensor(random_grid(n)) if nonuniform else uniform_grid(n, 0.0, 1.0, dtype=torch.float64)
+    x = (
+        torch.as_tensor(random_grid(n))
+        if nonuniform
+        else uniform_grid(n, 0.0, 1.0, dtype=torch.float64)
+    )
     u = torch.rand(3, n, dtype=torch.float64)
     full = fd_derivative(u, x, order=order, axis=1, accuracy=4)
     inner = fd_derivative(u, x, order=order, axis=1, accuracy=4, boundary="interior")
@@ -147,7 +161,9 @@ def test_one_sided_edges_beat_findiff_forward_stencils() -> None:
     exact = f1_derivative(x, 3)
     s, _ = stencil_sizes(3, 4, uniform=True)
     edges = torch.cat([torch.arange(1, s), torch.arange(60 - s, 59)])  # the boundary points agree
-    assert float((ours - exact)[edges].abs().max()) < 0.5 * float((theirs - exact)[edges].abs().max())
+    assert float((ours - exact)[edges].abs().max()) < 0.5 * float(
+        (theirs - exact)[edges].abs().max()
+    )
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
@@ -170,4 +186,6 @@ def test_float32_follows_input_dtype() -> None:
 def test_spacing_scalar_equals_coordinates() -> None:
     x = uniform_grid(33, -1.0, 3.0, dtype=torch.float64)
     u = torch.cos(x)
-    torch.testing.assert_close(fd_derivative(u, 0.125, 2, accuracy=6), fd_derivative(u, x, 2, accuracy=6))
+    torch.testing.assert_close(
+        fd_derivative(u, 0.125, 2, accuracy=6), fd_derivative(u, x, 2, accuracy=6)
+    )

@@ -77,7 +77,9 @@ def test_chebyshev_matches_analytic_and_numpy_1d(method: str, order: int) -> Non
     x = chebyshev_grid(n, a, b, dtype=torch.float64)
     u = exp_sin(x)
     ours = chebyshev_derivative(u, order, domain=(a, b), method=method)
-    torch.testing.assert_close(ours, exp_sin_derivative(x, order), rtol=0, atol=10.0 ** (-11 + 2 * order))
+    torch.testing.assert_close(
+        ours, exp_sin_derivative(x, order), rtol=0, atol=10.0 ** (-11 + 2 * order)
+    )
     theirs = numpy_chebyshev(x.numpy(), u.numpy(), order, a, b)
     np.testing.assert_allclose(ours.numpy(), theirs, rtol=0, atol=10.0 ** (-11 + 2 * order))
 
@@ -139,9 +141,9 @@ def test_fourier_exact_on_band_limited(order: int, n: int) -> None:
     x = uniform_grid(n, -1.0, -1.0 + period, periodic=True, dtype=torch.float64)
     w = 2 * math.pi / period
     u = torch.sin(3 * w * x) + 0.5 * torch.cos(7 * w * x + 0.2)
-    exact = (3 * w) ** order * torch.sin(3 * w * x + order * math.pi / 2) + 0.5 * (7 * w) ** order * torch.cos(
-        7 * w * x + 0.2 + order * math.pi / 2
-    )
+    exact = (3 * w) ** order * torch.sin(3 * w * x + order * math.pi / 2) + 0.5 * (
+        7 * w
+    ) ** order * torch.cos(7 * w * x + 0.2 + order * math.pi / 2)
     ours = fourier_derivative(u, order, period=period)
     torch.testing.assert_close(ours, exact, rtol=0, atol=1e-12 * (7 * w) ** order)
 
@@ -172,7 +174,9 @@ def test_fourier_2d_axis() -> None:
     y = uniform_grid(10, 0.0, 1.0, periodic=True, dtype=torch.float64)
     xx, yy = torch.meshgrid(x, y, indexing="ij")
     u = torch.sin(xx) * torch.cos(2 * math.pi * yy)
-    torch.testing.assert_close(fourier_derivative(u, 1, axis=0), torch.cos(xx) * torch.cos(2 * math.pi * yy))
+    torch.testing.assert_close(
+        fourier_derivative(u, 1, axis=0), torch.cos(xx) * torch.cos(2 * math.pi * yy)
+    )
     torch.testing.assert_close(
         fourier_derivative(u, 2, axis=1, period=1.0), -((2 * math.pi) ** 2) * u, rtol=0, atol=1e-11
     )

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from sobolev.numdiff import chebyshev_grid, grid_derivatives, grid_points, interior_grid, uniform_grid
+from sobolev.numdiff import (
+    chebyshev_grid,
+    grid_derivatives,
+    grid_points,
+    interior_grid,
+    uniform_grid,
+)
 
 
 def target(points: torch.Tensor) -> torch.Tensor:
@@ -25,7 +31,10 @@ def exact_stack(points: torch.Tensor, order: int) -> list[torch.Tensor]:
     for _ in range(order):
         prev = out[-1]
         flat = prev.reshape(prev.shape[0], -1)
-        grads = [torch.autograd.grad(flat[:, i].sum(), points, create_graph=True)[0] for i in range(flat.shape[1])]
+        grads = [
+            torch.autograd.grad(flat[:, i].sum(), points, create_graph=True)[0]
+            for i in range(flat.shape[1])
+        ]
         out.append(torch.stack(grads, dim=1).reshape(*prev.shape, points.shape[1]))
     return [t.detach() for t in out]
 
@@ -37,16 +46,28 @@ def values_on(grid: list[torch.Tensor]) -> torch.Tensor:
 
 def test_grid_points_order_is_meshgrid_ij() -> None:
     x, y = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([10.0, 20.0])
-    expected = torch.tensor([[0.0, 10.0], [0.0, 20.0], [1.0, 10.0], [1.0, 20.0], [2.0, 10.0], [2.0, 20.0]])
+    expected = torch.tensor(
+        [[0.0, 10.0], [0.0, 20.0], [1.0, 10.0], [1.0, 20.0], [2.0, 10.0], [2.0, 20.0]]
+    )
     torch.testing.assert_close(grid_points([x, y]), expected)
 
 
 def test_chebyshev_stack_matches_analytic_at_grid_points() -> None:
-    grid = [chebyshev_grid(22, -1.0, 1.5, dtype=torch.float64), chebyshev_grid(26, 0.0, 2.0, dtype=torch.float64)]
-    points, stack = grid_derivatives(values_on(grid), grid, order=3, method="chebyshev", return_points=True)
+    grid = [
+        chebyshev_grid(22, -1.0, 1.5, dtype=torch.float64),
+        chebyshev_grid(26, 0.0, 2.0, dtype=torch.float64),
+    ]
+    points, stack = grid_derivatives(
+        values_on(grid), grid, order=3, method="chebyshev", return_points=True
+    )
     torch.testing.assert_close(points, grid_points(grid))
     exact = exact_stack(points, 3)
-    assert [tuple(t.shape) for t in stack] == [(22 * 26, 2), (22 * 26, 2, 2), (22 * 26, 2, 2, 2), (22 * 26, 2, 2, 2, 2)]
+    assert [tuple(t.shape) for t in stack] == [
+        (22 * 26, 2),
+        (22 * 26, 2, 2),
+        (22 * 26, 2, 2, 2),
+        (22 * 26, 2, 2, 2, 2),
+    ]
     for j, (ours, ref) in enumerate(zip(stack, exact)):
         torch.testing.assert_close(ours, ref, rtol=0, atol=10.0 ** (-11 + 2 * j))
     torch.testing.assert_close(stack[2], stack[2].transpose(-1, -2), rtol=0, atol=0)
@@ -66,21 +87,33 @@ def test_fd_stack_nonuniform_axis_matches_analytic() -> None:
 
 def test_fd_mixed_partial_matches_findiff() -> None:
     """∂²/∂x∂y as first derivatives along each axis in turn, as findiff composes them."""
-    grid = [uniform_grid(30, 0.0, 1.0, dtype=torch.float64), uniform_grid(20, -1.0, 1.0, dtype=torch.float64)]
+    grid = [
+        uniform_grid(30, 0.0, 1.0, dtype=torch.float64),
+        uniform_grid(20, -1.0, 1.0, dtype=torch.float64),
+    ]
     u = values_on(grid)[..., 0]
     hessian = grid_derivatives(u, grid, order=2, accuracy=4)[2]
-    coords = [g.numpy() for g in grid]  # coordinate axes: findiff uses the nearest-points edge stencils too
+    coords = [
+        g.numpy() for g in grid
+    ]  # coordinate axes: findiff uses the nearest-points edge stencils too
     theirs = (findiff.Diff(0, coords[0], acc=4) * findiff.Diff(1, coords[1], acc=4))(u.numpy())
-    np.testing.assert_allclose(hessian[:, 0, 0, 1].numpy(), theirs.reshape(-1), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        hessian[:, 0, 0, 1].numpy(), theirs.reshape(-1), rtol=1e-9, atol=1e-9
+    )
     theirs_xx = (findiff.Diff(0, 1 / 29, acc=4) ** 2)(u.numpy())[2:-2].reshape(-1)
     ours_xx = hessian[:, 0, 0, 0].reshape(30, 20)[2:-2].reshape(-1)
     np.testing.assert_allclose(ours_xx.numpy(), theirs_xx, rtol=1e-9, atol=1e-9)
 
 
 def test_fd_interior_returns_matching_points() -> None:
-    grid = [uniform_grid(40, 0.0, 1.0, dtype=torch.float64), torch.linspace(0.0, 1.0, 35, dtype=torch.float64) ** 1.3]
+    grid = [
+        uniform_grid(40, 0.0, 1.0, dtype=torch.float64),
+        torch.linspace(0.0, 1.0, 35, dtype=torch.float64) ** 1.3,
+    ]
     values = values_on(grid)
-    points, stack = grid_derivatives(values, grid, order=2, accuracy=4, boundary="interior", return_points=True)
+    points, stack = grid_derivatives(
+        values, grid, order=2, accuracy=4, boundary="interior", return_points=True
+    )
     inner = interior_grid(grid, order=2, accuracy=4)
     assert [g.shape[0] for g in inner] == [40 - 4, 35 - 6]  # uniform: s=2; non-uniform order 2: s=3
     torch.testing.assert_close(points, grid_points(inner))
@@ -126,11 +159,18 @@ def test_three_dimensional_shapes_and_symmetry() -> None:
     points = grid_points(grid)
     u = (points[:, 0] ** 2 * points[:, 1] * points[:, 2] ** 3).reshape(6, 7, 8)
     stack = grid_derivatives(u, grid, order=3, method="chebyshev")
-    assert [tuple(t.shape) for t in stack] == [(336, 1), (336, 1, 3), (336, 1, 3, 3), (336, 1, 3, 3, 3)]
+    assert [tuple(t.shape) for t in stack] == [
+        (336, 1),
+        (336, 1, 3),
+        (336, 1, 3, 3),
+        (336, 1, 3, 3, 3),
+    ]
     x, y, z = points.unbind(1)
     # ∂³/∂x∂y∂z = 2x * 1 * 3z², at every permutation of the index.
     for idx in [(0, 1, 2), (2, 1, 0), (1, 0, 2)]:
-        torch.testing.assert_close(stack[3][:, 0, idx[0], idx[1], idx[2]], 6 * x * z**2, rtol=0, atol=1e-10)
+        torch.testing.assert_close(
+            stack[3][:, 0, idx[0], idx[1], idx[2]], 6 * x * z**2, rtol=0, atol=1e-10
+        )
 
 
 def test_order_zero_returns_values() -> None:

@@ -14,8 +14,12 @@ pytestmark = pytest.mark.usefixtures("double")
 
 def test_sample_directions_follow_the_generator_and_dtype():
     got = sample_directions(2, 3, 4, 5, generator=torch.Generator().manual_seed(7))
-    torch.testing.assert_close(got, torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(7)), rtol=0, atol=0)
-    low = sample_directions(2, 1, 4, 5, generator=torch.Generator().manual_seed(7), dtype=torch.float32)
+    torch.testing.assert_close(
+        got, torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(7)), rtol=0, atol=0
+    )
+    low = sample_directions(
+        2, 1, 4, 5, generator=torch.Generator().manual_seed(7), dtype=torch.float32
+    )
     assert low.dtype == torch.float32 and low.shape == (2, 1, 4, 5)
     assert sample_directions(1, 1, 2, 3, dtype=torch.float32, device="cpu").dtype == torch.float32
 
@@ -24,7 +28,9 @@ def test_sample_directions_follow_the_generator_and_dtype():
 def test_output_columns_that_do_not_depend_on_x(order):
     """A constant output column has zero derivatives (its backward reaches no x)."""
     x = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
-    f = lambda z: torch.stack([torch.sin(z[:, 0]) * z[:, 1], torch.full_like(z[:, 0], 2.0).detach()], -1)  # noqa: E731
+    f = lambda z: torch.stack(
+        [torch.sin(z[:, 0]) * z[:, 1], torch.full_like(z[:, 0], 2.0).detach()], -1
+    )
     stack = derivatives(f, x, order, create_graph=False)
     assert stack[1][:, 1].abs().max() == 0
     torch.testing.assert_close(stack[1][:, 0, 0], torch.cos(x[:, 0]) * x[:, 1])
@@ -38,12 +44,14 @@ def test_linear_model_on_the_hessian_vector_path():
     """m = 1, order 2 with directions: gradient then Hessian-vector products; a linear model's are 0."""
     torch.manual_seed(0)
     lin = nn.Linear(3, 1)
-    f = lambda z: lin(z)  # noqa: E731 — a plain callable: the reverse (HVP) path, not the jet
+    f = lambda z: lin(z)
     x = torch.randn(5, 3)
     V = torch.randn(2, 2, 5, 3)
     assert derivative_method(f, 2, d=3, m=1, n_sets=2) == "reverse"
     stack = derivatives(f, x, 2, directions=V)
-    torch.testing.assert_close(stack[1], torch.einsum("d,sbd->bs", lin.weight[0], V[:, 0]).unsqueeze(1))
+    torch.testing.assert_close(
+        stack[1], torch.einsum("d,sbd->bs", lin.weight[0], V[:, 0]).unsqueeze(1)
+    )
     assert stack[2].shape == (5, 1, 2) and stack[2].abs().max() == 0
 
 
@@ -54,7 +62,9 @@ def test_direction_tensor_is_cast_to_x():
     V = torch.randn(2, 1, 5, 3)
     got = derivatives(net, x, 1, directions=V.float())
     assert got.directions.dtype == torch.float64 and got[1].dtype == torch.float64
-    torch.testing.assert_close(got[1], derivatives(net, x, 1, directions=V.float().double())[1], rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        got[1], derivatives(net, x, 1, directions=V.float().double())[1], rtol=1e-12, atol=0
+    )
 
 
 @pytest.mark.parametrize("order", [1, 2, 3])
@@ -95,70 +105,174 @@ def test_full_hessian_of_a_linear_model_is_zero(monkeypatch, m, d, vmapped):
         assert stack[3].shape == (4, m, d, d, d) and stack[3].abs().max() == 0
 
 
-_F = lambda z: z.sum(-1, keepdim=True)  # noqa: E731
+_F = lambda z: z.sum(-1, keepdim=True)
 _X = torch.zeros(3, 2)
 
 MESSAGES = [  # (call, exception, the whole message)
-    (lambda: derivatives(_F, [[0.0, 1.0]]), TypeError, "x must be a torch.Tensor of shape (batch, d), got list"),
-    (lambda: derivatives(_F, torch.zeros(3)), ValueError, "x must have shape (batch, d), got shape (3,)"),
-    (lambda: derivatives(_F, torch.zeros(1, 3, 2)), ValueError, "x must have shape (batch, d), got shape (1, 3, 2)"),
-    (lambda: derivatives(_F, torch.zeros(3, 2, dtype=torch.int64)), ValueError,
-     "x must be a floating-point tensor, got dtype torch.int64"),
-    (lambda: derivatives(_F, torch.tensor([[0.0, float("nan")]])), ValueError,
-     "x contains NaN or Inf: derivatives need finite points"),
-    (lambda: derivatives(_F, torch.tensor([[float("-inf"), 0.0]])), ValueError,
-     "x contains NaN or Inf: derivatives need finite points"),
+    (
+        lambda: derivatives(_F, [[0.0, 1.0]]),
+        TypeError,
+        "x must be a torch.Tensor of shape (batch, d), got list",
+    ),
+    (
+        lambda: derivatives(_F, torch.zeros(3)),
+        ValueError,
+        "x must have shape (batch, d), got shape (3,)",
+    ),
+    (
+        lambda: derivatives(_F, torch.zeros(1, 3, 2)),
+        ValueError,
+        "x must have shape (batch, d), got shape (1, 3, 2)",
+    ),
+    (
+        lambda: derivatives(_F, torch.zeros(3, 2, dtype=torch.int64)),
+        ValueError,
+        "x must be a floating-point tensor, got dtype torch.int64",
+    ),
+    (
+        lambda: derivatives(_F, torch.tensor([[0.0, float("nan")]])),
+        ValueError,
+        "x contains NaN or Inf: derivatives need finite points",
+    ),
+    (
+        lambda: derivatives(_F, torch.tensor([[float("-inf"), 0.0]])),
+        ValueError,
+        "x contains NaN or Inf: derivatives need finite points",
+    ),
     (lambda: derivatives(_F, _X, -1), ValueError, "order must be a non-negative integer, got -1"),
     (lambda: derivatives(_F, _X, 1.0), ValueError, "order must be a non-negative integer, got 1.0"),
     (lambda: derivatives(_F, _X, "1"), ValueError, "order must be a non-negative integer, got '1'"),
-    (lambda: derivatives(lambda z: 1.0, _X), TypeError, "f(x) must return a torch.Tensor, got float"),
-    (lambda: derivatives(lambda z: z.sum(), _X), ValueError, "f(x) must return shape (batch, m) = (3, m), got ()"),
-    (lambda: derivatives(lambda z: z[:2], _X), ValueError, "f(x) must return shape (batch, m) = (3, m), got (2, 2)"),
-    (lambda: derivatives(lambda z: z[:, :, None], _X), ValueError,
-     "f(x) must return shape (batch, m) = (3, m), got (3, 2, 1)"),
-    (lambda: derivatives(lambda z: z.sum(), _X, 2, directions=2), ValueError,
-     "f(x) must return shape (batch, m) = (3, m), got ()"),
-    (lambda: derivatives(lambda z: torch.zeros(3, 1), _X), ValueError,
-     "f(x) does not depend differentiably on x (no autograd path from x to the output): "
-     "derivatives need a differentiable torch function of x"),
-    (lambda: derivatives(lambda z: torch.zeros(3, 1, requires_grad=True) * 1, _X, 2), ValueError,
-     "f(x) does not depend differentiably on x (no autograd path from x to the output): "
-     "derivatives need a differentiable torch function of x"),
-    (lambda: derivatives(_F, _X, 2, partials=[(1, 0, 0)]), ValueError,
-     "partials must be multi-indices of 2 non-negative integers, got (1, 0, 0)"),
-    (lambda: derivatives(_F, _X, 2, partials=[(0, 1), (1, -1)]), ValueError,
-     "partials must be multi-indices of 2 non-negative integers, got (1, -1)"),
-    (lambda: derivatives(_F, _X, 2, partials=[(2, 1)]), ValueError, "partial (2, 1) has order 3 > order=2"),
-    (lambda: derivatives(_F, _X, 1, partials=[(1, 0)], directions=2), ValueError,
-     "pass either partials or directions, not both"),
-    (lambda: derivatives(_F, _X, 1, directions=0), ValueError,
-     "directions must be a positive number of direction sets, got 0"),
-    (lambda: derivatives(_F, _X, 1, directions=True), TypeError,
-     "directions must be None, an int or a Tensor, got bool"),
-    (lambda: derivatives(_F, _X, 1, directions=2.0), TypeError,
-     "directions must be None, an int or a Tensor, got float"),
-    (lambda: derivatives(_F, _X, 2, directions=torch.zeros(4, 1, 3, 2)), ValueError,
-     "directions tensor must have shape (S, k≥2, B=3, d=2) or (S, k, d), got (4, 1, 3, 2)"),
-    (lambda: derivatives(_F, _X, 1, directions=torch.zeros(4, 1, 2, 2)), ValueError,
-     "directions tensor must have shape (S, k≥1, B=3, d=2) or (S, k, d), got (4, 1, 2, 2)"),
-    (lambda: derivatives(_F, _X, 1, directions=torch.zeros(4, 1, 3)), ValueError,
-     "directions tensor must have shape (S, k≥1, B=3, d=2) or (S, k, d), got (4, 1, 3)"),
-    (lambda: derivatives(_F, _X, 1, directions=torch.zeros(4, 1, 3, 3)), ValueError,
-     "directions tensor must have shape (S, k≥1, B=3, d=2) or (S, k, d), got (4, 1, 3, 3)"),
-    (lambda: derivatives(_F, _X, 1, directions=torch.zeros(4, 1, 5)), ValueError,
-     "directions tensor must have shape (S, k≥1, B=3, d=2) or (S, k, d), got (4, 1, 5)"),
-    (lambda: derivatives(_F, _X, 1, directions=torch.zeros(2, 4, 1, 3, 2)), ValueError,
-     "directions tensor must have shape (S, k≥1, B=3, d=2) or (S, k, d), got (2, 4, 1, 3, 2)"),
-    (lambda: sample_directions(0, 1, 3, 2), ValueError,
-     "directions must be a positive number of direction sets, got 0"),
-    (lambda: directional_stack((_X[:, :1], torch.zeros(3, 1, 2), torch.zeros(3, 1, 2, 2)), torch.zeros(4, 1, 3, 2)),
-     ValueError, "directions hold 1 directions per set but the stack has order 2"),
-    (lambda: directional_stack((_X[:, :1], torch.zeros(3, 1, 5)), torch.zeros(4, 1, 3, 2)), ValueError,
-     "stack entry of order 1 must have shape (B, m, d) = (3, m, 2), got (3, 1, 5)"),
-    (lambda: directional_stack((_X[:, :1], torch.zeros(3, 1, 2), torch.zeros(3, 1, 2, 3)), torch.zeros(4, 2, 3, 2)),
-     ValueError, "stack entry of order 2 must have shape (B, m, d, d) = (3, m, 2, 2), got (3, 1, 2, 3)"),
-    (lambda: directional_stack((_X[:, :1], torch.zeros(2, 1, 2)), torch.zeros(4, 1, 3, 2)), ValueError,
-     "stack entry of order 1 must have shape (B, m, d) = (3, m, 2), got (2, 1, 2)"),
+    (
+        lambda: derivatives(lambda z: 1.0, _X),
+        TypeError,
+        "f(x) must return a torch.Tensor, got float",
+    ),
+    (
+        lambda: derivatives(lambda z: z.sum(), _X),
+        ValueError,
+        "f(x) must return shape (batch, m) = (3, m), got ()",
+    ),
+    (
+        lambda: derivatives(lambda z: z[:2], _X),
+        ValueError,
+        "f(x) must return shape (batch, m) = (3, m), got (2, 2)",
+    ),
+    (
+        lambda: derivatives(lambda z: z[:, :, None], _X),
+        ValueError,
+        "f(x) must return shape (batch, m) = (3, m), got (3, 2, 1)",
+    ),
+    (
+        lambda: derivatives(lambda z: z.sum(), _X, 2, directions=2),
+        ValueError,
+        "f(x) must return shape (batch, m) = (3, m), got ()",
+    ),
+    (
+        lambda: derivatives(lambda z: torch.zeros(3, 1), _X),
+        ValueError,
+        "f(x) does not depend differentiably on x (no autograd path from x to the output): "
+        "derivatives need a differentiable torch function of x",
+    ),
+    (
+        lambda: derivatives(lambda z: torch.zeros(3, 1, requires_grad=True) * 1, _X, 2),
+        ValueError,
+        "f(x) does not depend differentiably on x (no autograd path from x to the output): "
+        "derivatives need a differentiable torch function of x",
+    ),
+    (
+        lambda: derivatives(_F, _X, 2, partials=[(1, 0, 0)]),
+        ValueError,
+        "partials must be multi-indices of 2 non-negative integers, got (1, 0, 0)",
+    ),
+    (
+        lambda: derivatives(_F, _X, 2, partials=[(0, 1), (1, -1)]),
+        ValueError,
+        "partials must be multi-indices of 2 non-negative integers, got (1, -1)",
+    ),
+    (
+        lambda: derivatives(_F, _X, 2, partials=[(2, 1)]),
+        ValueError,
+        "partial (2, 1) has order 3 > order=2",
+    ),
+    (
+        lambda: derivatives(_F, _X, 1, partials=[(1, 0)], directions=2),
+        ValueError,
+        "pass either partials or directions, not both",
+    ),
+    (
+        lambda: derivatives(_F, _X, 1, directions=0),
+        ValueError,
+        "directions must be a positive number of direction sets, got 0",
+    ),
+    (
+        lambda: derivatives(_F, _X, 1, directions=True),
+        TypeError,
+        "directions must be None, an int or a Tensor, got bool",
+    ),
+    (
+        lambda: derivatives(_F, _X, 1, directions=2.0),
+        TypeError,
+        "directions must be None, an int or a Tensor, got float",
+    ),
+    (
+        lambda: derivatives(_F, _X, 2, directions=torch.zeros(4, 1, 3, 2)),
+        ValueError,
+        "directions tensor must have shape (S, k≥2, B=3, d=2) or (S, k, d), got (4, 1, 3, 2)",
+    ),
+    (
+        lambda: derivatives(_F, _X, 1, directions=torch.zeros(4, 1, 2, 2)),
+        ValueError,
+        "directions tensor must have shape (S, k≥1, B=3, d=2) or (S, k, d), got (4, 1, 2, 2)",
+    ),
+    (
+        lambda: derivatives(_F, _X, 1, directions=torch.zeros(4, 1, 3)),
+        ValueError,
+        "directions tensor must have shape (S, k≥1, B=3, d=2) or (S, k, d), got (4, 1, 3)",
+    ),
+    (
+        lambda: derivatives(_F, _X, 1, directions=torch.zeros(4, 1, 3, 3)),
+        ValueError,
+        "directions tensor must have shape (S, k≥1, B=3, d=2) or (S, k, d), got (4, 1, 3, 3)",
+    ),
+    (
+        lambda: derivatives(_F, _X, 1, directions=torch.zeros(4, 1, 5)),
+        ValueError,
+        "directions tensor must have shape (S, k≥1, B=3, d=2) or (S, k, d), got (4, 1, 5)",
+    ),
+    (
+        lambda: derivatives(_F, _X, 1, directions=torch.zeros(2, 4, 1, 3, 2)),
+        ValueError,
+        "directions tensor must have shape (S, k≥1, B=3, d=2) or (S, k, d), got (2, 4, 1, 3, 2)",
+    ),
+    (
+        lambda: sample_directions(0, 1, 3, 2),
+        ValueError,
+        "directions must be a positive number of direction sets, got 0",
+    ),
+    (
+        lambda: directional_stack(
+            (_X[:, :1], torch.zeros(3, 1, 2), torch.zeros(3, 1, 2, 2)), torch.zeros(4, 1, 3, 2)
+        ),
+        ValueError,
+        "directions hold 1 directions per set but the stack has order 2",
+    ),
+    (
+        lambda: directional_stack((_X[:, :1], torch.zeros(3, 1, 5)), torch.zeros(4, 1, 3, 2)),
+        ValueError,
+        "stack entry of order 1 must have shape (B, m, d) = (3, m, 2), got (3, 1, 5)",
+    ),
+    (
+        lambda: directional_stack(
+            (_X[:, :1], torch.zeros(3, 1, 2), torch.zeros(3, 1, 2, 3)), torch.zeros(4, 2, 3, 2)
+        ),
+        ValueError,
+        "stack entry of order 2 must have shape (B, m, d, d) = (3, m, 2, 2), got (3, 1, 2, 3)",
+    ),
+    (
+        lambda: directional_stack((_X[:, :1], torch.zeros(2, 1, 2)), torch.zeros(4, 1, 3, 2)),
+        ValueError,
+        "stack entry of order 1 must have shape (B, m, d) = (3, m, 2), got (2, 1, 2)",
+    ),
 ]
 
 
@@ -171,8 +285,9 @@ def test_error_messages_in_full(call, exc, message):
 def test_sample_directions_on_another_device_than_the_generator():
     """A generator on one device and a requested other device: drawn on the generator's, then moved."""
     want = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(7), dtype=torch.float32)
-    got = sample_directions(2, 3, 4, 5, generator=torch.Generator().manual_seed(7), dtype=torch.float32,
-                            device="cpu:0")  # a device that differs from the generator's torch.device("cpu")
+    got = sample_directions(
+        2, 3, 4, 5, generator=torch.Generator().manual_seed(7), dtype=torch.float32, device="cpu:0"
+    )  # a device that differs from the generator's torch.device("cpu")
     torch.testing.assert_close(got, want, rtol=0, atol=0)
     meta = sample_directions(2, 3, 4, 5, generator=torch.Generator().manual_seed(7), device="meta")
     assert meta.device.type == "meta" and meta.shape == (2, 3, 4, 5) and meta.dtype == torch.float64
@@ -182,7 +297,7 @@ def test_sample_directions_on_another_device_than_the_generator():
 
 def test_derivative_method_names():
     net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
-    f = lambda z: net(z)  # noqa: E731
+    f = lambda z: net(z)
     assert derivative_method(net, 0, d=3, m=2) == "forward"
     assert derivative_method(net, 0, d=3, m=2, n_sets=1) == "forward"
     assert derivative_method(net, 3, d=3, m=2) == "reverse"
@@ -220,9 +335,13 @@ def test_default_create_graph(B):
     if B:
         (gw,) = torch.autograd.grad(s[1].sum(), w)
         torch.testing.assert_close(gw, (torch.cos(2 * x) - 2 * x * torch.sin(2 * x)).sum())
-    assert not any(t.requires_grad for t in derivatives(torch.sin, x, k))  # a parameter-free target: constant
+    assert not any(
+        t.requires_grad for t in derivatives(torch.sin, x, k)
+    )  # a parameter-free target: constant
     net = nn.Linear(2, 1)
-    assert all(t.requires_grad for t in derivatives(net, x, k))  # a module with parameters, even at B = 0
+    assert all(
+        t.requires_grad for t in derivatives(net, x, k)
+    )  # a module with parameters, even at B = 0
     xg = x.clone().requires_grad_(True)
     s = derivatives(torch.sin, xg, k)  # an x that requires grad: the graph to x is kept
     assert s[k].requires_grad
@@ -246,7 +365,9 @@ class _Counts:
         self.forward = self.grad = 0
         net.register_forward_hook(lambda *_: self._add("forward"))
         grad = torch.autograd.grad
-        monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: self._add("grad") or grad(*a, **k))
+        monkeypatch.setattr(
+            torch.autograd, "grad", lambda *a, **k: self._add("grad") or grad(*a, **k)
+        )
 
     def _add(self, name):
         setattr(self, name, getattr(self, name) + 1)
@@ -278,7 +399,9 @@ def test_hessian_vector_path_in_float32_and_detached(S):
     V = torch.randn(S, 2, 4, 3, dtype=torch.float32)
     got = derivatives(net, x, 2, directions=V, create_graph=False)
     assert all(t.dtype == torch.float32 and not t.requires_grad for t in got)
-    want = directional_stack(derivatives(net.double(), x.double(), 2, create_graph=False), V.double())
+    want = directional_stack(
+        derivatives(net.double(), x.double(), 2, create_graph=False), V.double()
+    )
     torch.testing.assert_close(got[2], want[2].float(), rtol=1e-4, atol=1e-5)
 
 
@@ -286,7 +409,7 @@ def test_forward_mode_paths_detach_without_create_graph():
     """Nested jvp (directions) and partials with create_graph=False: no graph to f's parameters."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))
-    f = lambda z: net(z)  # noqa: E731 — a plain callable: order 3 takes nested jvp
+    f = lambda z: net(z)
     x = torch.randn(3, 2)
     assert derivative_method(f, 3, d=2, m=1, n_sets=2) == "jvp"
     assert not any(t.requires_grad for t in derivatives(f, x, 3, directions=2, create_graph=False))
@@ -300,7 +423,7 @@ def test_partials_keep_the_graph_to_x():
     """With an x that requires grad, ∂^α f(x) is differentiable in x:
     ∂/∂x₀ of ∂²(sin x₀ · x₁)/∂x₀∂x₁ = cos x₀ is −sin x₀."""
     x = torch.randn(4, 2, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
-    f = lambda z: (torch.sin(z[:, 0]) * z[:, 1]).unsqueeze(1)  # noqa: E731
+    f = lambda z: (torch.sin(z[:, 0]) * z[:, 1]).unsqueeze(1)
     got = derivatives(f, x, 2, partials=[(1, 1)])[(1, 1)]
     torch.testing.assert_close(got, torch.cos(x[:, :1]).detach())
     (gx,) = torch.autograd.grad(got.sum(), x)
@@ -308,20 +431,25 @@ def test_partials_keep_the_graph_to_x():
 
 
 @pytest.mark.parametrize("plain", [False, True])
-@pytest.mark.parametrize("order,m,S,k,module_path", [
-    (1, 2, 3, 1, "reverse"),  # m ≤ S: contract the full gradient
-    (1, 2, 1, 1, "jet"),
-    (1, 2, 1, 3, "jet"),
-    (2, 1, 2, 2, "reverse"),  # m = 1: Hessian-vector products
-    (2, 2, 2, 2, "jet"),
-    (3, 1, 2, 3, "jet"),
-])
-def test_the_method_derivative_method_names_is_the_one_used(monkeypatch, order, m, S, k, module_path, plain):
+@pytest.mark.parametrize(
+    "order,m,S,k,module_path",
+    [
+        (1, 2, 3, 1, "reverse"),  # m ≤ S: contract the full gradient
+        (1, 2, 1, 1, "jet"),
+        (1, 2, 1, 3, "jet"),
+        (2, 1, 2, 2, "reverse"),  # m = 1: Hessian-vector products
+        (2, 2, 2, 2, "jet"),
+        (3, 1, 2, 3, "jet"),
+    ],
+)
+def test_the_method_derivative_method_names_is_the_one_used(
+    monkeypatch, order, m, S, k, module_path, plain
+):
     """derivatives() takes the path derivative_method() names (a plain callable: jvp for the jet's
     cases), and every path gives the full stack contracted with the directions."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, m))
-    f = (lambda z: net(z)) if plain else net  # noqa: E731
+    f = (lambda z: net(z)) if plain else net
     want_path = "jvp" if plain and module_path == "jet" else module_path
     assert derivative_method(f, order, d=3, m=m, n_sets=S) == want_path
     x = torch.randn(4, 3)
@@ -359,7 +487,9 @@ def test_a_chain_without_linear_layers_takes_nested_jvp():
     got = derivatives(nn.Sequential(nn.Tanh()), x, 2, directions=V)
     t = torch.tanh(x)
     torch.testing.assert_close(got[1], ((1 - t**2).unsqueeze(-1) * V[:, 0].permute(1, 2, 0)))
-    torch.testing.assert_close(got[2], (-2 * t * (1 - t**2)).unsqueeze(-1) * (V[:, 0] * V[:, 1]).permute(1, 2, 0))
+    torch.testing.assert_close(
+        got[2], (-2 * t * (1 - t**2)).unsqueeze(-1) * (V[:, 0] * V[:, 1]).permute(1, 2, 0)
+    )
 
 
 def test_derivatives_defaults_and_order_zero():
@@ -396,9 +526,11 @@ def test_directional_stack_keeps_the_graph_to_x():
     """Order-1 directions of a parameter-free f at an x that requires grad: d/dx Σ cos(x)·v = −sin(x)·Σv."""
     x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
     V = torch.randn(2, 1, 4, 3, generator=torch.Generator().manual_seed(1))
-    f = lambda z: torch.sin(z).sum(-1)  # noqa: E731
+    f = lambda z: torch.sin(z).sum(-1)
     s = derivatives(f, x, 1, directions=V)
-    torch.testing.assert_close(s[1], torch.einsum("bd,sbd->bs", torch.cos(x), V[:, 0]).unsqueeze(1).detach())
+    torch.testing.assert_close(
+        s[1], torch.einsum("bd,sbd->bs", torch.cos(x), V[:, 0]).unsqueeze(1).detach()
+    )
     (gx,) = torch.autograd.grad(s[1].sum(), x)
     torch.testing.assert_close(gx, (-torch.sin(x) * V[:, 0].sum(0)).detach())
 
@@ -407,7 +539,9 @@ def test_directional_stack_of_a_high_order():
     """Order 15 at d = 1: Dʲu[v₁, …, vⱼ] = Dʲu · v₁⋯vⱼ (einsum needs 15 letters besides b, c, s)."""
     g = torch.Generator().manual_seed(0)
     B, m, S, k = 2, 2, 3, 15
-    stack = [torch.randn(B, m, generator=g)] + [torch.randn(B, m, *(1,) * j, generator=g) for j in range(1, k + 1)]
+    stack = [torch.randn(B, m, generator=g)] + [
+        torch.randn(B, m, *(1,) * j, generator=g) for j in range(1, k + 1)
+    ]
     V = torch.randn(S, k, B, 1, generator=g)
     got = directional_stack(stack, V)
     for j in (1, 2, k):

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.usefixtures("double")
 def test_paper_axis_multiplier_values_in_float64():
     n, s = 7, 1.5
     got = paper_axis_multiplier(n, s)
-    want = torch.tensor([(1 + (2 * math.pi * k / n) ** 2) ** (s / 2) for k in range(n)], dtype=torch.float64)
+    want = torch.tensor(
+        [(1 + (2 * math.pi * k / n) ** 2) ** (s / 2) for k in range(n)], dtype=torch.float64
+    )
     assert got.dtype == torch.float64
     torch.testing.assert_close(got, want, rtol=1e-14, atol=0)  # computed in float64, not float32
     assert paper_axis_multiplier(n, s, torch.float32).dtype == torch.float32
@@ -33,13 +35,23 @@ def test_sobolev_multiplier_dtype_and_values(dtype):
     assert got.shape == (4, 6) and got.dtype == dtype
     fy = [0, 1, -2, -1]  # fftfreq(4) × 4
     fx = [0, 1, 2, -3, -2, -1]  # fftfreq(6) × 6
-    want = [[(1 + (2 * math.pi * a / (4 * 0.5)) ** 2 + (2 * math.pi * b / (6 * 2.0)) ** 2) ** 0.5 for b in fx] for a in fy]
-    torch.testing.assert_close(got, torch.tensor(want, dtype=dtype), rtol=1e-6 if dtype == torch.float32 else 1e-14, atol=0)
+    want = [
+        [
+            (1 + (2 * math.pi * a / (4 * 0.5)) ** 2 + (2 * math.pi * b / (6 * 2.0)) ** 2) ** 0.5
+            for b in fx
+        ]
+        for a in fy
+    ]
+    torch.testing.assert_close(
+        got, torch.tensor(want, dtype=dtype), rtol=1e-6 if dtype == torch.float32 else 1e-14, atol=0
+    )
 
 
 def _pair(shape, seed=0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(shape, generator=g, dtype=dtype), torch.randn(shape, generator=g, dtype=dtype)
+    return torch.randn(shape, generator=g, dtype=dtype), torch.randn(
+        shape, generator=g, dtype=dtype
+    )
 
 
 def _wave(n_y, n_x, ky, kx):
@@ -57,13 +69,16 @@ def test_default_s_is_one_for_function_and_module():
     assert ImageSobolevLoss()(img, zero).item() == pytest.approx(want, rel=1e-12)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(s=1, spacing=(0.5, 0.25)),
-    dict(s=2, method="fd", weights=(1.0, 2.0, 1.0)),
-    dict(s=1, method="fd", boundary="periodic"),
-    dict(s=1, method="fd", accuracy=4),
-    dict(s=1, reduction="sum"),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(s=1, spacing=(0.5, 0.25)),
+        dict(s=2, method="fd", weights=(1.0, 2.0, 1.0)),
+        dict(s=1, method="fd", boundary="periodic"),
+        dict(s=1, method="fd", accuracy=4),
+        dict(s=1, reduction="sum"),
+    ],
+)
 def test_module_passes_every_option_on(kwargs):
     a, b = _pair((3, 2, 8, 8), seed=1)
     got = ImageSobolevLoss(**kwargs)(a, b)
@@ -78,13 +93,17 @@ def test_module_reduction_none_gives_per_image_values():
     per = ImageSobolevLoss(1.0, reduction="none")(a, b)
     assert per.shape == (3,)
     for i in range(3):
-        assert per[i].item() == pytest.approx(image_sobolev_loss(a[i:i + 1], b[i:i + 1], s=1).item(), rel=1e-12)
+        assert per[i].item() == pytest.approx(
+            image_sobolev_loss(a[i : i + 1], b[i : i + 1], s=1).item(), rel=1e-12
+        )
 
 
 def test_module_repr_lists_its_options():
     loss = ImageSobolevLoss(2, "fd", weights=(1, 2, 1), boundary="periodic", accuracy=4)
-    assert repr(loss) == ("ImageSobolevLoss(s=2, method='fd', spacing=1.0, weights=(1, 2, 1), reduction='mean', "
-                          "boundary='periodic', accuracy=4)")
+    assert repr(loss) == (
+        "ImageSobolevLoss(s=2, method='fd', spacing=1.0, weights=(1, 2, 1), reduction='mean', "
+        "boundary='periodic', accuracy=4)"
+    )
 
 
 def _official_paper_per_image(e, s, squared):
@@ -103,17 +122,24 @@ def _official_paper_per_image(e, s, squared):
 def test_paper_methods_per_image_and_sum(method):
     a, b = _pair((3, 2, 6, 6), seed=3)
     want = _official_paper_per_image(a - b, 1.5, squared=method == "paper")
-    torch.testing.assert_close(image_sobolev_loss(a, b, s=1.5, method=method, reduction="none"), want,
-                               rtol=1e-12, atol=0)
-    torch.testing.assert_close(image_sobolev_loss(a, b, s=1.5, method=method, reduction="sum"), want.sum(),
-                               rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        image_sobolev_loss(a, b, s=1.5, method=method, reduction="none"), want, rtol=1e-12, atol=0
+    )
+    torch.testing.assert_close(
+        image_sobolev_loss(a, b, s=1.5, method=method, reduction="sum"),
+        want.sum(),
+        rtol=1e-12,
+        atol=0,
+    )
 
 
 @pytest.mark.parametrize("method", ["fourier", "paper", "paper-l1"])
 def test_mse_term_is_per_image_with_reduction_none(method):
     a, b = _pair((3, 2, 6, 6), seed=4)
     _, terms = image_sobolev_loss(a, b, s=1, method=method, reduction="none", return_terms=True)
-    torch.testing.assert_close(terms["mse"], ((a - b) ** 2).reshape(3, -1).mean(1), rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        terms["mse"], ((a - b) ** 2).reshape(3, -1).mean(1), rtol=1e-12, atol=0
+    )
 
 
 def test_hessian_uses_each_axis_spacing():
@@ -141,24 +167,41 @@ def test_weights_follow_the_input_device():
     e = torch.empty(2, 1, 6, 6, device="meta")
     assert sobolev_multiplier(6, 6, 1.0, device="meta").device.type == "meta"
     assert paper_axis_multiplier(6, 1.0, device="meta").device.type == "meta"
-    for per in (_fourier_per_sample(e, 1.0, (1.0, 1.0)), _paper_per_sample(e, 1.0, True),
-                _paper_per_sample(e, 1.0, False)):
+    for per in (
+        _fourier_per_sample(e, 1.0, (1.0, 1.0)),
+        _paper_per_sample(e, 1.0, True),
+        _paper_per_sample(e, 1.0, False),
+    ):
         assert per.device.type == "meta" and per.shape == (2,)
 
 
 _X = torch.zeros(1, 1, 4, 4)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: image_sobolev_loss([0.0], _X), r"pred must be a torch\.Tensor of shape \(B, C, H, W\), got list"),
-    (lambda: image_sobolev_loss(_X, 0.0), r"target must be a torch\.Tensor of shape \(B, C, H, W\), got float"),
-    (lambda: image_sobolev_loss(_X, _X, s=True), r"s must be a finite number ≥ 0, got True"),
-    (lambda: image_sobolev_loss(_X, _X, s="1"), r"s must be a finite number ≥ 0, got '1'"),
-    (lambda: image_derivatives(_X, 3), r"the finite-difference image loss supports s ∈ \{0, 1, 2\}, got order 3"),
-    (lambda: ImageSobolevLoss(-1.0), r"s must be a finite number ≥ 0, got -1\.0"),
-    (lambda: ImageSobolevLoss(1.0, "paper", weights=(1, 1)),
-     r"weights apply to method='fd' only; the 'paper' norm is set by s"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda: image_sobolev_loss([0.0], _X),
+            r"pred must be a torch\.Tensor of shape \(B, C, H, W\), got list",
+        ),
+        (
+            lambda: image_sobolev_loss(_X, 0.0),
+            r"target must be a torch\.Tensor of shape \(B, C, H, W\), got float",
+        ),
+        (lambda: image_sobolev_loss(_X, _X, s=True), r"s must be a finite number ≥ 0, got True"),
+        (lambda: image_sobolev_loss(_X, _X, s="1"), r"s must be a finite number ≥ 0, got '1'"),
+        (
+            lambda: image_derivatives(_X, 3),
+            r"the finite-difference image loss supports s ∈ \{0, 1, 2\}, got order 3",
+        ),
+        (lambda: ImageSobolevLoss(-1.0), r"s must be a finite number ≥ 0, got -1\.0"),
+        (
+            lambda: ImageSobolevLoss(1.0, "paper", weights=(1, 1)),
+            r"weights apply to method='fd' only; the 'paper' norm is set by s",
+        ),
+    ],
+)
 def test_error_messages(call, message):
     with pytest.raises(ValueError, match=f"^{message}$"):
         call()

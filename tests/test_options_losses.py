@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("double")
 def _setup(d=3, m=2, B=5):
     torch.manual_seed(0)
     net = MLP(d, m, width=8, depth=2)
-    f = lambda x: torch.stack([torch.sin(x).sum(-1), (x**2).prod(-1)], -1)[:, :m]  # noqa: E731
+    f = lambda x: torch.stack([torch.sin(x).sum(-1), (x**2).prod(-1)], -1)[:, :m]
     return net, f, torch.randn(B, d)
 
 
@@ -44,8 +44,12 @@ def test_reductions_as_a_module():
     none = SobolevLoss(1, weights=[1.0, 0.3], reduction="none")(net, x, f)
     assert none.shape == (5,)
     torch.testing.assert_close(none, per_sample, rtol=1e-12, atol=0)
-    assert SobolevLoss(1, weights=[1.0, 0.3], reduction="sum")(net, x, f).item() == pytest.approx(per_sample.sum().item(), rel=1e-12)
-    assert SobolevLoss(1, weights=[1.0, 0.3])(net, x, f).item() == pytest.approx(per_sample.mean().item(), rel=1e-12)
+    assert SobolevLoss(1, weights=[1.0, 0.3], reduction="sum")(net, x, f).item() == pytest.approx(
+        per_sample.sum().item(), rel=1e-12
+    )
+    assert SobolevLoss(1, weights=[1.0, 0.3])(net, x, f).item() == pytest.approx(
+        per_sample.mean().item(), rel=1e-12
+    )
     dim = SobolevLoss(1, weights=[1.0, 0.3], reduction="none", weighting="dimension")(net, x, f)
     torch.testing.assert_close(dim, per_sample / 4, rtol=1e-12, atol=0)  # Σ_j dʲ = 1 + 3
 
@@ -58,8 +62,12 @@ def test_directions_shared_over_the_batch():
     full = derivatives(net, x, 2)
     assert got.directions.shape == (4, 2, 5, 3)
     torch.testing.assert_close(got[0], full[0])
-    torch.testing.assert_close(got[1], torch.einsum("bci,si->bcs", full[1], V[:, 0]), rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(got[2], torch.einsum("bcij,si,sj->bcs", full[2], V[:, 0], V[:, 1]), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        got[1], torch.einsum("bci,si->bcs", full[1], V[:, 0]), rtol=1e-10, atol=1e-12
+    )
+    torch.testing.assert_close(
+        got[2], torch.einsum("bcij,si,sj->bcs", full[2], V[:, 0], V[:, 1]), rtol=1e-10, atol=1e-12
+    )
     with pytest.raises(ValueError, match="directions tensor must have shape"):
         derivatives(net, x, 2, directions=torch.randn(4, 1, 3))  # k = 1 < order 2
 
@@ -70,7 +78,12 @@ def test_derivative_stack_detach_and_to():
     stack = derivatives(net, x, 1, directions=V)
     assert all(t.requires_grad for t in stack)
     det = stack.detach()
-    assert isinstance(det, DerivativeStack) and det.directions is V and det.order == 1 and det.directional
+    assert (
+        isinstance(det, DerivativeStack)
+        and det.directions is V
+        and det.order == 1
+        and det.directional
+    )
     assert not any(t.requires_grad for t in det)
     assert all(torch.equal(a, b) for a, b in zip(det, stack))
     low = stack.to(torch.float32)
@@ -89,7 +102,7 @@ def test_check_finite_skips_supplied_stacks_but_never_callable_targets():
     assert torch.isnan(SobolevLoss(1)(net, x, (u, du), check_finite=False))
     with pytest.raises(ValueError, match="target D1 contains NaN or Inf"):
         SobolevLoss(1)(net, x, (u, du))
-    f_nan = lambda z: torch.sqrt(z[:, :1] - 10.0)  # noqa: E731 — NaN everywhere on this x
+    f_nan = lambda z: torch.sqrt(z[:, :1] - 10.0)
     for check in (True, False):
         with pytest.raises(ValueError, match="target D0 contains NaN or Inf"):
             SobolevLoss(1)(net, x, f_nan, check_finite=check)
@@ -124,7 +137,9 @@ def test_reduce_batch():
     assert reduce_batch(t, "mean").item() == 3.0
     assert reduce_batch(t, "sum").item() == 9.0
     assert reduce_batch(t, "none") is t
-    with pytest.raises(ValueError, match=r"^reduction must be 'mean', 'sum' or 'none', got 'MEAN'$"):
+    with pytest.raises(
+        ValueError, match=r"^reduction must be 'mean', 'sum' or 'none', got 'MEAN'$"
+    ):
         reduce_batch(t, "MEAN")
 
 
@@ -148,25 +163,36 @@ def test_per_sample_directional_terms_average_over_the_sets():
     e1 = torch.einsum("bci,sbi->bcs", e[1], V[:, 0])
     e2 = torch.einsum("bcij,sbi,sbj->bcs", e[2], V[:, 0], V[:, 1])
     want = [(e[0] ** 2).sum(1), (e1**2).sum((1, 2)) / 3, (e2**2).sum((1, 2)) / 3]
-    total, terms = sobolev_loss(directional_stack(pred, V), directional_stack(true, V), reduction="none")
+    total, terms = sobolev_loss(
+        directional_stack(pred, V), directional_stack(true, V), reduction="none"
+    )
     for j in range(3):
         torch.testing.assert_close(terms[f"D{j}"], want[j], rtol=1e-12, atol=0)
     torch.testing.assert_close(total, sum(want), rtol=1e-12, atol=0)
     # the module's per-sample path agrees with the same directions drawn from the same seed
     net, f, x = _setup(d=3, m=2, B=4)
-    got = SobolevLoss(2, directions=3, reduction="none", generator=torch.Generator().manual_seed(5))(net, x, f)
+    got = SobolevLoss(
+        2, directions=3, reduction="none", generator=torch.Generator().manual_seed(5)
+    )(net, x, f)
     W = torch.randn(3, 2, 4, 3, generator=torch.Generator().manual_seed(5))
     full = _errors(net, f, x, 2)
     d1 = torch.einsum("bci,sbi->bcs", full[1], W[:, 0])
     d2 = torch.einsum("bcij,sbi,sbj->bcs", full[2], W[:, 0], W[:, 1])
-    torch.testing.assert_close(got, (full[0] ** 2).sum(1) + (d1**2).sum((1, 2)) / 3 + (d2**2).sum((1, 2)) / 3,
-                               rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        got,
+        (full[0] ** 2).sum(1) + (d1**2).sum((1, 2)) / 3 + (d2**2).sum((1, 2)) / 3,
+        rtol=1e-10,
+        atol=1e-12,
+    )
 
 
 def test_dict_stacks_with_several_outputs():
     """Partials stacks (dicts) with m = 2: each term sums over the outputs, averages over the batch only."""
     z = torch.zeros(2, 2)
-    pred = {(0, 0): torch.tensor([[1.0, 2.0], [0.0, 0.0]]), (1, 0): torch.tensor([[0.0, 0.0], [3.0, 0.0]])}
+    pred = {
+        (0, 0): torch.tensor([[1.0, 2.0], [0.0, 0.0]]),
+        (1, 0): torch.tensor([[0.0, 0.0], [3.0, 0.0]]),
+    }
     total, terms = sobolev_loss(pred, {(1, 0): z, (0, 0): z}, weights=[1.0, 2.0])
     assert terms["D(0,0)"].item() == 2.5 and terms["D(1,0)"].item() == 4.5
     assert total.item() == 2.5 + 2 * 4.5
@@ -197,7 +223,9 @@ def test_one_dimensional_values_are_accepted():
     a = SobolevLoss(1)(net, x, (u[:, 0], du))
     b = SobolevLoss(1)(net, x, (u, du))
     assert a.item() == b.item()
-    assert SobolevLoss(0)(net, x, u[:, 0]).item() == pytest.approx(((net(x) - u) ** 2).mean().item(), rel=1e-12)
+    assert SobolevLoss(0)(net, x, u[:, 0]).item() == pytest.approx(
+        ((net(x) - u) ** 2).mean().item(), rel=1e-12
+    )
 
 
 def _nan_x(B=3, d=2):
@@ -218,11 +246,17 @@ def test_check_finite_of_x(kind):
         supplied = derivatives(f, xf, 1, partials=[(0, 0), (1, 0)], create_graph=False)
         first = "D(0,0)"
     else:
-        loss = SobolevLoss(1, directions=2 if kind == "directions" else None, generator=torch.Generator().manual_seed(0))
+        loss = SobolevLoss(
+            1,
+            directions=2 if kind == "directions" else None,
+            generator=torch.Generator().manual_seed(0),
+        )
         supplied, first = derivatives(f, xf, 1, create_graph=False), "D0"
     assert torch.isnan(loss(net, x, supplied, check_finite=False))
     for target in (supplied, f):
-        with pytest.raises(ValueError, match=r"^x contains NaN or Inf: derivatives need finite points$"):
+        with pytest.raises(
+            ValueError, match=r"^x contains NaN or Inf: derivatives need finite points$"
+        ):
             loss(net, x, target)
     with pytest.raises(ValueError, match=f"^target {re.escape(first)} contains NaN or Inf$"):
         loss(net, x, f, check_finite=False)
@@ -233,12 +267,16 @@ def test_directions_are_sampled_in_the_dtype_of_x():
     (not drawn as float64 and cast, which gives other numbers)."""
     torch.manual_seed(0)
     net = MLP(2, 1, width=8, depth=2).float()
-    f = lambda z: torch.sin(z).sum(-1, keepdim=True)  # noqa: E731
+    f = lambda z: torch.sin(z).sum(-1, keepdim=True)
     x = torch.randn(4, 2, dtype=torch.float32)
     got = SobolevLoss(1, directions=3, generator=torch.Generator().manual_seed(7))(net, x, f)
-    V = sample_directions(3, 1, 4, 2, generator=torch.Generator().manual_seed(7), dtype=torch.float32)
+    V = sample_directions(
+        3, 1, 4, 2, generator=torch.Generator().manual_seed(7), dtype=torch.float32
+    )
     e = _errors(net, f, x, 1)
-    want = (e[0] ** 2).sum(1).mean() + (torch.einsum("bci,sbi->bcs", e[1], V[:, 0]) ** 2).sum(1).mean()
+    want = (e[0] ** 2).sum(1).mean() + (torch.einsum("bci,sbi->bcs", e[1], V[:, 0]) ** 2).sum(
+        1
+    ).mean()
     assert got.dtype == torch.float32
     assert got.item() == pytest.approx(want.item(), rel=1e-5)
 
@@ -279,51 +317,133 @@ _FULL = DerivativeStack((_u(), torch.zeros(3, 1, 2)))
 
 MESSAGES = [  # (call, exception, the whole message)
     (lambda: loss_order("H3"), ValueError, "losses must be among ('L2', 'H1', 'H2'), got 'H3'"),
-    (lambda: sobolev_loss((_u(),), {(0,): _u()}), TypeError,
-     "pred_stack and target_stack must both be sequences (orders) or both dicts (partials)"),
-    (lambda: sobolev_loss({(0, 0): _u(), (1, 0): _u()}, {(0, 0): _u(), (0, 1): _u()}), ValueError,
-     "partials differ: pred has [(0, 0), (1, 0)], target has [(0, 0), (0, 1)]"),
-    (lambda: sobolev_loss((_u(), _u()), (_u(),)), ValueError,
-     "pred_stack has orders 0..1 but target_stack has orders 0..0: stacks must have the same length"),
-    (lambda: sobolev_loss(_DIR, _FULL), ValueError,
-     "pred_stack is directional but target_stack is not (or vice versa): contract full targets with "
-     "sobolev.directional_stack first"),
-    (lambda: sobolev_loss(_FULL, _DIR), ValueError,
-     "pred_stack is directional but target_stack is not (or vice versa): contract full targets with "
-     "sobolev.directional_stack first"),
-    (lambda: sobolev_loss(_DIR, _DIR, p=1), ValueError, "directional stacks give unbiased estimates only for p = 2, got p=1"),
+    (
+        lambda: sobolev_loss((_u(),), {(0,): _u()}),
+        TypeError,
+        "pred_stack and target_stack must both be sequences (orders) or both dicts (partials)",
+    ),
+    (
+        lambda: sobolev_loss({(0, 0): _u(), (1, 0): _u()}, {(0, 0): _u(), (0, 1): _u()}),
+        ValueError,
+        "partials differ: pred has [(0, 0), (1, 0)], target has [(0, 0), (0, 1)]",
+    ),
+    (
+        lambda: sobolev_loss((_u(), _u()), (_u(),)),
+        ValueError,
+        "pred_stack has orders 0..1 but target_stack has orders 0..0: stacks must have the same length",
+    ),
+    (
+        lambda: sobolev_loss(_DIR, _FULL),
+        ValueError,
+        "pred_stack is directional but target_stack is not (or vice versa): contract full targets with "
+        "sobolev.directional_stack first",
+    ),
+    (
+        lambda: sobolev_loss(_FULL, _DIR),
+        ValueError,
+        "pred_stack is directional but target_stack is not (or vice versa): contract full targets with "
+        "sobolev.directional_stack first",
+    ),
+    (
+        lambda: sobolev_loss(_DIR, _DIR, p=1),
+        ValueError,
+        "directional stacks give unbiased estimates only for p = 2, got p=1",
+    ),
     (lambda: sobolev_loss((), ()), ValueError, "stacks must hold at least the order-0 values"),
     (lambda: sobolev_loss({}, {}), ValueError, "stacks must hold at least the order-0 values"),
-    (lambda: sobolev_loss((_u(),), (_u(),), reduction="avg"), ValueError,
-     "reduction must be 'mean', 'sum' or 'none', got 'avg'"),
+    (
+        lambda: sobolev_loss((_u(),), (_u(),), reduction="avg"),
+        ValueError,
+        "reduction must be 'mean', 'sum' or 'none', got 'avg'",
+    ),
     (lambda: sobolev_loss((_u(),), (_u(),), p=0.5), ValueError, "p must be a number ≥ 1, got 0.5"),
-    (lambda: sobolev_loss((_u(), _u()), (_u(), _u()), weights=[1.0]), ValueError,
-     "weights must have one entry per order (2), got 1"),
-    (lambda: sobolev_loss((_u(), _u()), (_u(), _u()), weights=[1.0, -1.0]), ValueError,
-     "weights must be non-negative and finite, got [1.0, -1.0]"),
-    (lambda: sobolev_loss((_u(),), (_u(),), weights=[float("nan")]), ValueError,
-     "weights must be non-negative and finite, got [nan]"),
-    (lambda: sobolev_loss((_u(), _u(3, 2)), (_u(), _u(3, 1))), ValueError,
-     "shape mismatch at D1: prediction (3, 2) vs target (3, 1)"),
-    (lambda: sobolev_loss((_u(),), (torch.full((3, 1), float("inf")),)), ValueError, "target D0 contains NaN or Inf"),
+    (
+        lambda: sobolev_loss((_u(), _u()), (_u(), _u()), weights=[1.0]),
+        ValueError,
+        "weights must have one entry per order (2), got 1",
+    ),
+    (
+        lambda: sobolev_loss((_u(), _u()), (_u(), _u()), weights=[1.0, -1.0]),
+        ValueError,
+        "weights must be non-negative and finite, got [1.0, -1.0]",
+    ),
+    (
+        lambda: sobolev_loss((_u(),), (_u(),), weights=[float("nan")]),
+        ValueError,
+        "weights must be non-negative and finite, got [nan]",
+    ),
+    (
+        lambda: sobolev_loss((_u(), _u(3, 2)), (_u(), _u(3, 1))),
+        ValueError,
+        "shape mismatch at D1: prediction (3, 2) vs target (3, 1)",
+    ),
+    (
+        lambda: sobolev_loss((_u(),), (torch.full((3, 1), float("inf")),)),
+        ValueError,
+        "target D0 contains NaN or Inf",
+    ),
     (lambda: SobolevLoss(-1), ValueError, "order must be a non-negative integer, got -1"),
     (lambda: SobolevLoss(1, p=0), ValueError, "p must be a number ≥ 1, got 0"),
-    (lambda: SobolevLoss(1, directions=0), ValueError, "directions must be None or a positive int, got 0"),
-    (lambda: SobolevLoss(1, directions=2.5), ValueError, "directions must be None or a positive int, got 2.5"),
-    (lambda: SobolevLoss(1, directions=True), ValueError, "directions must be None or a positive int, got True"),
-    (lambda: SobolevLoss(1, directions="2"), ValueError, "directions must be None or a positive int, got '2'"),
-    (lambda: SobolevLoss(1, p=3, directions=2), ValueError,
-     "directional estimates are unbiased only for p = 2; use full derivatives for p ≠ 2"),
-    (lambda: SobolevLoss(partials=[]), ValueError,
-     "partials must be a non-empty list of multi-indices, e.g. [(0, 0), (1, 0)]"),
-    (lambda: SobolevLoss(partials=[(1, 0)], directions=2), ValueError, "pass either partials or directions, not both"),
-    (lambda: SobolevLoss(partials=[(1, 0)], weighting="dimension"), ValueError,
-     "weighting='dimension' balances whole orders; with partials give explicit weights"),
-    (lambda: SobolevLoss(1, weighting="entries"), ValueError, "weighting must be 'none' or 'dimension', got 'entries'"),
-    (lambda: SobolevLoss(1, reduction="avg"), ValueError, "reduction must be 'mean', 'sum' or 'none', got 'avg'"),
-    (lambda: SobolevLoss(1, weights=[1.0]), ValueError, "weights must have one entry per order (2), got 1"),
-    (lambda: SobolevLoss(partials=[(1, 0), (0, 1)], weights=[1.0]), ValueError,
-     "weights must have one entry per partial (2), got 1"),
+    (
+        lambda: SobolevLoss(1, directions=0),
+        ValueError,
+        "directions must be None or a positive int, got 0",
+    ),
+    (
+        lambda: SobolevLoss(1, directions=2.5),
+        ValueError,
+        "directions must be None or a positive int, got 2.5",
+    ),
+    (
+        lambda: SobolevLoss(1, directions=True),
+        ValueError,
+        "directions must be None or a positive int, got True",
+    ),
+    (
+        lambda: SobolevLoss(1, directions="2"),
+        ValueError,
+        "directions must be None or a positive int, got '2'",
+    ),
+    (
+        lambda: SobolevLoss(1, p=3, directions=2),
+        ValueError,
+        "directional estimates are unbiased only for p = 2; use full derivatives for p ≠ 2",
+    ),
+    (
+        lambda: SobolevLoss(partials=[]),
+        ValueError,
+        "partials must be a non-empty list of multi-indices, e.g. [(0, 0), (1, 0)]",
+    ),
+    (
+        lambda: SobolevLoss(partials=[(1, 0)], directions=2),
+        ValueError,
+        "pass either partials or directions, not both",
+    ),
+    (
+        lambda: SobolevLoss(partials=[(1, 0)], weighting="dimension"),
+        ValueError,
+        "weighting='dimension' balances whole orders; with partials give explicit weights",
+    ),
+    (
+        lambda: SobolevLoss(1, weighting="entries"),
+        ValueError,
+        "weighting must be 'none' or 'dimension', got 'entries'",
+    ),
+    (
+        lambda: SobolevLoss(1, reduction="avg"),
+        ValueError,
+        "reduction must be 'mean', 'sum' or 'none', got 'avg'",
+    ),
+    (
+        lambda: SobolevLoss(1, weights=[1.0]),
+        ValueError,
+        "weights must have one entry per order (2), got 1",
+    ),
+    (
+        lambda: SobolevLoss(partials=[(1, 0), (0, 1)], weights=[1.0]),
+        ValueError,
+        "weights must have one entry per partial (2), got 1",
+    ),
 ]
 
 
@@ -332,18 +452,43 @@ def _call(loss, target):
 
 
 FORWARD_MESSAGES = [
-    (SobolevLoss(1), torch.zeros(3, 1), ValueError,
-     "a Tensor target gives values only; order=1 needs a derivative stack (u, Du, …) or a callable target"),
-    (SobolevLoss(1), 5, TypeError, "target must be a derivative stack, a Tensor or a callable, got int"),
-    (SobolevLoss(1), "ab", TypeError, "target must be a derivative stack, a Tensor or a callable, got str"),
-    (SobolevLoss(1), {(0, 0): _u()}, TypeError, "target must be a derivative stack, a Tensor or a callable, got dict"),
+    (
+        SobolevLoss(1),
+        torch.zeros(3, 1),
+        ValueError,
+        "a Tensor target gives values only; order=1 needs a derivative stack (u, Du, …) or a callable target",
+    ),
+    (
+        SobolevLoss(1),
+        5,
+        TypeError,
+        "target must be a derivative stack, a Tensor or a callable, got int",
+    ),
+    (
+        SobolevLoss(1),
+        "ab",
+        TypeError,
+        "target must be a derivative stack, a Tensor or a callable, got str",
+    ),
+    (
+        SobolevLoss(1),
+        {(0, 0): _u()},
+        TypeError,
+        "target must be a derivative stack, a Tensor or a callable, got dict",
+    ),
     (SobolevLoss(1), (_u(),), ValueError, "target stack has 1 entries but order=1 needs 2"),
-    (SobolevLoss(partials=[(1, 0)]), (_u(),), TypeError,
-     "with partials, target must be a dict {multi-index: (B, m)} or a callable"),
+    (
+        SobolevLoss(partials=[(1, 0)]),
+        (_u(),),
+        TypeError,
+        "with partials, target must be a dict {multi-index: (B, m)} or a callable",
+    ),
 ]
 
 
-@pytest.mark.parametrize("call,exc,message", MESSAGES + [(_call(lo, t), e, m) for lo, t, e, m in FORWARD_MESSAGES])
+@pytest.mark.parametrize(
+    "call,exc,message", MESSAGES + [(_call(lo, t), e, m) for lo, t, e, m in FORWARD_MESSAGES]
+)
 def test_error_messages_in_full(call, exc, message):
     with pytest.raises(exc, match=f"^{re.escape(message)}$"):
         call()
@@ -367,7 +512,9 @@ def test_bad_inputs_found_by_mutation_triage():
     with pytest.raises(ValueError, match=r"^p must be a number ≥ 1, got True$"):
         SobolevLoss(1, p=True)
     net = MLP(2, 1, width=4, depth=1)
-    with pytest.raises(TypeError, match=r"^x must be a torch.Tensor of shape \(batch, d\), got list$"):
+    with pytest.raises(
+        TypeError, match=r"^x must be a torch.Tensor of shape \(batch, d\), got list$"
+    ):
         SobolevLoss(1)(net, [[0.0, 1.0]], lambda z: z[:, :1])
     with pytest.raises(ValueError, match=r"^x must have shape \(batch, d\), got shape \(\)$"):
         SobolevLoss(1)(net, torch.tensor(1.0), lambda z: z[:, :1])

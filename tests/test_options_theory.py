@@ -51,7 +51,9 @@ def t64(x) -> torch.Tensor:
 
 
 def rows(K: int, d: int, seed: int) -> torch.Tensor:
-    return torch.randn(K, d, dtype=F64, generator=torch.Generator().manual_seed(seed)) / math.sqrt(d)
+    return torch.randn(K, d, dtype=F64, generator=torch.Generator().manual_seed(seed)) / math.sqrt(
+        d
+    )
 
 
 def gen(seed: int) -> torch.Generator:
@@ -61,66 +63,128 @@ def gen(seed: int) -> torch.Generator:
 # ---- error messages --------------------------------------------------------------------------
 
 W1, WS1 = [[1.0, 0.0]], [[0.0, 1.0]]
-ZERO_ROW = r"the ReLU kernels are not differentiable at w = 0 \(the angle to other rows is undefined\)$"
-DEGENERATE = (r"^the {} is not defined by this implementation where two distinct rows of W, or a row of W and a row "
-              r"of W_star, are aligned or opposite \(min sin\(angle\) = 0\); J has a kink there \(its Hessian blows "
-              r"up like 1/sin t\); perturb W$")
+ZERO_ROW = (
+    r"the ReLU kernels are not differentiable at w = 0 \(the angle to other rows is undefined\)$"
+)
+DEGENERATE = (
+    r"^the {} is not defined by this implementation where two distinct rows of W, or a row of W and a row "
+    r"of W_star, are aligned or opposite \(min sin\(angle\) = 0\); J has a kink there \(its Hessian blows "
+    r"up like 1/sin t\); perturb W$"
+)
 ALIGNED_K1 = r"^w and w_star are aligned or opposite \(t ∈ \{0, π\}\): the K = 1 Hessian formulas need 0 < t < π$"
 
 ERRORS = [
     # (call, message regex anchored at both ends)
     (lambda: population_loss([[1, 2], [3, "x"]], WS1), r"^W must be a real array, got list$"),
     (lambda: population_grad(W1, {"a": 1}), r"^W_star must be a real array, got dict$"),
-    (lambda: population_loss(torch.ones(2, 3, 1), WS1), r"^W must have shape \(K, d\), got shape \(2, 3, 1\)$"),
-    (lambda: population_loss(W1, [1.0, 2.0]), r"^W_star must have shape \(K, d\), got shape \(2,\)$"),
-    (lambda: hessian_k1_explicit([[1.0, 0.0]], [0.0, 1.0]), r"^w must have shape \(d,\), got shape \(1, 2\)$"),
-    (lambda: hessian_k1_quoted([1.0, 0.0], [[0.0, 1.0]]), r"^w_star must have shape \(d,\), got shape \(1, 2\)$"),
+    (
+        lambda: population_loss(torch.ones(2, 3, 1), WS1),
+        r"^W must have shape \(K, d\), got shape \(2, 3, 1\)$",
+    ),
+    (
+        lambda: population_loss(W1, [1.0, 2.0]),
+        r"^W_star must have shape \(K, d\), got shape \(2,\)$",
+    ),
+    (
+        lambda: hessian_k1_explicit([[1.0, 0.0]], [0.0, 1.0]),
+        r"^w must have shape \(d,\), got shape \(1, 2\)$",
+    ),
+    (
+        lambda: hessian_k1_quoted([1.0, 0.0], [[0.0, 1.0]]),
+        r"^w_star must have shape \(d,\), got shape \(1, 2\)$",
+    ),
     (lambda: population_loss(torch.zeros(0, 2), WS1), r"^W must be non-empty, got shape \(0, 2\)$"),
-    (lambda: population_loss(W1, np.zeros((2, 0))), r"^W_star must be non-empty, got shape \(2, 0\)$"),
+    (
+        lambda: population_loss(W1, np.zeros((2, 0))),
+        r"^W_star must be non-empty, got shape \(2, 0\)$",
+    ),
     (lambda: population_loss([[1.0, math.nan]], WS1), r"^W must be finite \(no NaN/Inf\)$"),
     (lambda: population_grad(W1, [[math.inf, 1.0]]), r"^W_star must be finite \(no NaN/Inf\)$"),
-    (lambda: population_loss([[1.0, 2.0], [0.0, 0.0], [0.0, 0.0]], WS1), r"^W has zero row\(s\) \[1, 2\]: " + ZERO_ROW),
-    (lambda: expected_autodiff_grad(W1, [[0.0, 0.0], [1.0, 1.0]]), r"^W_star has zero row\(s\) \[0\]: " + ZERO_ROW),
-    (lambda: hessian_k1_explicit([0.0, 0.0], [0.0, 1.0]), r"^w has zero row\(s\) \[0\]: " + ZERO_ROW),
-    (lambda: hessian_k1_explicit([0.0, 1.0], [0.0, 0.0]), r"^w_star has zero row\(s\) \[0\]: " + ZERO_ROW),
-    (lambda: population_hessian(torch.ones(2, 3), torch.ones(1, 4)),
-     r"^W and W_star must have the same input dimension d, got W \(2, 3\) and W_star \(1, 4\)$"),
+    (
+        lambda: population_loss([[1.0, 2.0], [0.0, 0.0], [0.0, 0.0]], WS1),
+        r"^W has zero row\(s\) \[1, 2\]: " + ZERO_ROW,
+    ),
+    (
+        lambda: expected_autodiff_grad(W1, [[0.0, 0.0], [1.0, 1.0]]),
+        r"^W_star has zero row\(s\) \[0\]: " + ZERO_ROW,
+    ),
+    (
+        lambda: hessian_k1_explicit([0.0, 0.0], [0.0, 1.0]),
+        r"^w has zero row\(s\) \[0\]: " + ZERO_ROW,
+    ),
+    (
+        lambda: hessian_k1_explicit([0.0, 1.0], [0.0, 0.0]),
+        r"^w_star has zero row\(s\) \[0\]: " + ZERO_ROW,
+    ),
+    (
+        lambda: population_hessian(torch.ones(2, 3), torch.ones(1, 4)),
+        r"^W and W_star must have the same input dimension d, got W \(2, 3\) and W_star \(1, 4\)$",
+    ),
     (lambda: population_loss(W1, WS1, "K"), r"^part must be one of \('L', 'J', 'H'\), got 'K'$"),
     (lambda: spectrum_scan([W1], WS1, "h"), r"^part must be one of \('L', 'J', 'H'\), got 'h'$"),
     (lambda: population_grad(W1, WS1, "H", "abc"), r"^lam must be a real number, got 'abc'$"),
     (lambda: population_grad(W1, WS1, "H", -1.0), r"^lam must be finite and ≥ 0, got -1.0$"),
-    (lambda: hessian_k1_explicit([1.0, 0.0], [0.0, 1.0], "H", math.inf), r"^lam must be finite and ≥ 0, got inf$"),
+    (
+        lambda: hessian_k1_explicit([1.0, 0.0], [0.0, 1.0], "H", math.inf),
+        r"^lam must be finite and ≥ 0, got inf$",
+    ),
     (lambda: gradient_flow(W1, WS1, "H", math.nan), r"^lam must be finite and ≥ 0, got nan$"),
     (lambda: monte_carlo_loss(W1, WS1, 0), r"^n must be a positive integer, got 0$"),
     (lambda: monte_carlo_loss(W1, WS1, True), r"^n must be a positive integer, got True$"),
     (lambda: monte_carlo_grad(W1, WS1, 1.5), r"^n must be a positive integer, got 1.5$"),
-    (lambda: monte_carlo_grad(W1, WS1, 10, batch_size=0), r"^batch_size must be a positive integer, got 0$"),
+    (
+        lambda: monte_carlo_grad(W1, WS1, 10, batch_size=0),
+        r"^batch_size must be a positive integer, got 0$",
+    ),
     (lambda: gradient_flow(W1, WS1, t_max=-1.0), r"^t_max must be finite and > 0, got -1.0$"),
     (lambda: gradient_flow(W1, WS1, t_max=0), r"^t_max must be finite and > 0, got 0$"),
     (lambda: gradient_flow(W1, WS1, t_max=math.inf), r"^t_max must be finite and > 0, got inf$"),
-    (lambda: time_to_tolerance([0, 1], [1, 2, 3], 0.1),
-     r"^times and values must be 1-D of equal length, got \(2,\) and \(3,\)$"),
-    (lambda: time_to_tolerance([[0, 1]], [[1, 2]], 0.1),
-     r"^times and values must be 1-D of equal length, got \(1, 2\) and \(1, 2\)$"),
-    (lambda: time_to_tolerance([], [], 0.1), r"^times and values must be 1-D of equal length, got \(0,\) and \(0,\)$"),
+    (
+        lambda: time_to_tolerance([0, 1], [1, 2, 3], 0.1),
+        r"^times and values must be 1-D of equal length, got \(2,\) and \(3,\)$",
+    ),
+    (
+        lambda: time_to_tolerance([[0, 1]], [[1, 2]], 0.1),
+        r"^times and values must be 1-D of equal length, got \(1, 2\) and \(1, 2\)$",
+    ),
+    (
+        lambda: time_to_tolerance([], [], 0.1),
+        r"^times and values must be 1-D of equal length, got \(0,\) and \(0,\)$",
+    ),
     (lambda: time_to_tolerance([0, 1], [1, 0.5], 0), r"^tol must be > 0, got 0$"),
     (lambda: time_to_tolerance([0, 1], [1, 0.5], -0.5), r"^tol must be > 0, got -0.5$"),
-    (lambda: hessian_k1_explicit([1.0, 0.0, 0.0], [0.0, 1.0]),
-     r"^w and w_star must have the same shape \(d,\), got \(3,\) and \(2,\)$"),
+    (
+        lambda: hessian_k1_explicit([1.0, 0.0, 0.0], [0.0, 1.0]),
+        r"^w and w_star must have the same shape \(d,\), got \(3,\) and \(2,\)$",
+    ),
     (lambda: hessian_k1_explicit([1.0, 0.0], [2.0, 0.0], "J"), ALIGNED_K1),
     (lambda: hessian_k1_quoted([1.0, 0.0], [-2.0, 0.0], "H"), ALIGNED_K1),
     (lambda: hessian_k1_quoted([1.0, 0.0], [0.0, 1.0], "J"), r"^part must be 'L' or 'H', got 'J'$"),
     (lambda: population_hessian(W1, [[2.0, 0.0]]), DEGENERATE.format("Hessian")),
     (lambda: hessian_spectrum([[1.0, 0.0], [3.0, 0.0]], WS1, "J"), DEGENERATE.format("Hessian")),
-    (lambda: expected_autodiff_jacobian(W1, [[0.0, 1.0], [0.5, 0.0]]), DEGENERATE.format("Jacobian")),
-    (lambda: rotated_students(WS1, 0.3, directions=[[1.0, 0.0, 0.0]]), r"^directions must have shape \(1, 2\), got \(1, 3\)$"),
-    (lambda: angle_scan(WS1, [0.3], directions=[[math.nan, 1.0]]), r"^directions must be finite \(no NaN/Inf\)$"),
+    (
+        lambda: expected_autodiff_jacobian(W1, [[0.0, 1.0], [0.5, 0.0]]),
+        DEGENERATE.format("Jacobian"),
+    ),
+    (
+        lambda: rotated_students(WS1, 0.3, directions=[[1.0, 0.0, 0.0]]),
+        r"^directions must have shape \(1, 2\), got \(1, 3\)$",
+    ),
+    (
+        lambda: angle_scan(WS1, [0.3], directions=[[math.nan, 1.0]]),
+        r"^directions must be finite \(no NaN/Inf\)$",
+    ),
     (lambda: rotated_students([[0.0, 0.0]], 0.3), r"^W_star has zero row\(s\) \[0\]: " + ZERO_ROW),
     (lambda: angle_scan([[1.0, math.inf]], [0.3]), r"^W_star must be finite \(no NaN/Inf\)$"),
-    (lambda: distance_scan([1.0, 2.0], [0.3]), r"^W_star must have shape \(K, d\), got shape \(2,\)$"),
+    (
+        lambda: distance_scan([1.0, 2.0], [0.3]),
+        r"^W_star must have shape \(K, d\), got shape \(2,\)$",
+    ),
     # a direction along the teacher row has no orthogonal component to normalise
-    (lambda: distance_scan([[1.0, 0.0, 0.0]], [1.0], directions=[[2.0, 0.0, 0.0]]),
-     r"^directions rows \[0\] are parallel to their W_star rows: no component ⊥ W_star to rotate towards$"),
+    (
+        lambda: distance_scan([[1.0, 0.0, 0.0]], [1.0], directions=[[2.0, 0.0, 0.0]]),
+        r"^directions rows \[0\] are parallel to their W_star rows: no component ⊥ W_star to rotate towards$",
+    ),
 ]
 
 
@@ -143,6 +207,7 @@ def test_lowest_valid_options_are_accepted():
 
 # ---- inputs: types and dtypes ----------------------------------------------------------------
 
+
 def test_inputs_of_any_real_type_give_float64():
     """Integer lists, float32 tensors and NumPy arrays are all computed in float64."""
     W_list, W_star = [[1, 0], [0, 2]], [[1, 1]]
@@ -159,13 +224,16 @@ def test_inputs_of_any_real_type_give_float64():
 
 # ---- closed forms by hand (K = 1, d = 2) -----------------------------------------------------
 
+
 def test_k1_losses_by_hand_and_defaults():
     """w = e1, w* = e2 (t = π/2): k(w, w*) = 1/(2π), m(w, w*) = 0, so L = (1 − 1/π)/2, J = 1/2."""
     w, w_star = [[1.0, 0.0]], [[0.0, 1.0]]
     L, J = 0.5 * (1 - 1 / math.pi), 0.5
     assert float(population_loss(w, w_star)) == pytest.approx(L, rel=1e-14)  # default part "L"
     assert float(population_loss(w, w_star, "J")) == pytest.approx(J, rel=1e-14)
-    assert float(population_loss(w, w_star, "H")) == pytest.approx(L + J, rel=1e-14)  # default lam = 1
+    assert float(population_loss(w, w_star, "H")) == pytest.approx(
+        L + J, rel=1e-14
+    )  # default lam = 1
     assert float(population_loss(w, w_star, "H", 3.0)) == pytest.approx(L + 3 * J, rel=1e-14)
 
 
@@ -174,7 +242,9 @@ def test_one_dimensional_inputs():
     1(x > 0), so L = E[σ(x)²]/2 = 1/4 and J = P(x > 0)/2 = 1/4."""
     assert float(population_loss([[2.0]], [[1.0]])) == pytest.approx(0.25, rel=1e-15)
     assert float(population_loss([[2.0]], [[1.0]], "J")) == pytest.approx(0.25, rel=1e-15)
-    torch.testing.assert_close(population_grad([[2.0]], [[1.0]], "H"), t64([[1.0]]), rtol=1e-15, atol=0)
+    torch.testing.assert_close(
+        population_grad([[2.0]], [[1.0]], "H"), t64([[1.0]]), rtol=1e-15, atol=0
+    )
 
 
 def test_k1_gradients_by_hand_and_defaults():
@@ -182,16 +252,26 @@ def test_k1_gradients_by_hand_and_defaults():
     E[autodiff ∇m] = (π − t) w*/(2π): ∇L = (1/8 − 1/(2π), −3/8), E[autodiff ∇J] = (1/8, −3/8), and the
     boundary term −(w·w*)/(2π|w|) e = (0, −1/(2π))."""
     w, w_star = [[1.0, 0.0]], [[1.0, 1.0]]
-    grad_L, auto_J, bdry = t64([[1 / 8 - 1 / TWO_PI, -3 / 8]]), t64([[1 / 8, -3 / 8]]), t64([[0.0, -1 / TWO_PI]])
+    grad_L, auto_J, bdry = (
+        t64([[1 / 8 - 1 / TWO_PI, -3 / 8]]),
+        t64([[1 / 8, -3 / 8]]),
+        t64([[0.0, -1 / TWO_PI]]),
+    )
     close = dict(rtol=1e-13, atol=1e-15)
     torch.testing.assert_close(population_grad(w, w_star), grad_L, **close)  # default "L"
     torch.testing.assert_close(population_grad(w, w_star, "J"), auto_J + bdry, **close)
-    torch.testing.assert_close(population_grad(w, w_star, "H"), grad_L + auto_J + bdry, **close)  # lam = 1
-    torch.testing.assert_close(population_grad(w, w_star, "H", 0.5), grad_L + 0.5 * (auto_J + bdry), **close)
+    torch.testing.assert_close(
+        population_grad(w, w_star, "H"), grad_L + auto_J + bdry, **close
+    )  # lam = 1
+    torch.testing.assert_close(
+        population_grad(w, w_star, "H", 0.5), grad_L + 0.5 * (auto_J + bdry), **close
+    )
     torch.testing.assert_close(expected_autodiff_grad(w, w_star), grad_L, **close)
     torch.testing.assert_close(expected_autodiff_grad(w, w_star, "J"), auto_J, **close)
     torch.testing.assert_close(expected_autodiff_grad(w, w_star, "H"), grad_L + auto_J, **close)
-    torch.testing.assert_close(expected_autodiff_grad(w, w_star, "H", 2.0), grad_L + 2 * auto_J, **close)
+    torch.testing.assert_close(
+        expected_autodiff_grad(w, w_star, "H", 2.0), grad_L + 2 * auto_J, **close
+    )
     torch.testing.assert_close(indicator_boundary_term(w, w_star), bdry, **close)
 
 
@@ -200,12 +280,18 @@ def test_gradients_at_aligned_and_opposite_rows():
     = w/2 − (π − t) w*/(2π), i.e. w/2 − w*/2 (aligned) and w/2 (opposite)."""
     w = [[1.0, 0.0]]
     for w_star, want in (([[2.0, 0.0]], [[-0.5, 0.0]]), ([[-2.0, 0.0]], [[0.5, 0.0]])):
-        torch.testing.assert_close(indicator_boundary_term(w, w_star), t64([[0.0, 0.0]]), rtol=0, atol=0)
+        torch.testing.assert_close(
+            indicator_boundary_term(w, w_star), t64([[0.0, 0.0]]), rtol=0, atol=0
+        )
         for part in "LJ":
-            torch.testing.assert_close(population_grad(w, w_star, part), t64(want), rtol=1e-14, atol=1e-15)
+            torch.testing.assert_close(
+                population_grad(w, w_star, part), t64(want), rtol=1e-14, atol=1e-15
+            )
     # two aligned students (and a teacher at 90°): the student–student boundary terms vanish too
     W, W_star = [[1.0, 0.0], [3.0, 0.0]], [[0.0, 1.0]]
-    torch.testing.assert_close(indicator_boundary_term(W, W_star), t64([[0.0, 0.0], [0.0, 0.0]]), rtol=0, atol=1e-17)
+    torch.testing.assert_close(
+        indicator_boundary_term(W, W_star), t64([[0.0, 0.0], [0.0, 0.0]]), rtol=0, atol=1e-17
+    )
 
 
 @pytest.mark.parametrize("tol", [0.5, 0.25])
@@ -217,18 +303,30 @@ def test_kink_rounding_scales_the_boundary_term(tol):
         w_star = [[3 * math.cos(t), 3 * math.sin(t)]]
         scale = min(1.0, math.sin(t) / tol)
         want = t64([[0.0, -3 * math.cos(t) / TWO_PI * scale]])
-        torch.testing.assert_close(indicator_boundary_term(w, w_star, kink_tol=tol), want, rtol=1e-12, atol=1e-15)
-        torch.testing.assert_close(population_grad(w, w_star, "H", 2.0, kink_tol=tol),
-                                   expected_autodiff_grad(w, w_star, "H", 2.0) + 2.0 * want, rtol=1e-12, atol=1e-15)
+        torch.testing.assert_close(
+            indicator_boundary_term(w, w_star, kink_tol=tol), want, rtol=1e-12, atol=1e-15
+        )
+        torch.testing.assert_close(
+            population_grad(w, w_star, "H", 2.0, kink_tol=tol),
+            expected_autodiff_grad(w, w_star, "H", 2.0) + 2.0 * want,
+            rtol=1e-12,
+            atol=1e-15,
+        )
     # the default rounds only pairs aligned to rounding error
     w_star = [[3 * math.cos(1e-6), 3 * math.sin(1e-6)]]
-    torch.testing.assert_close(indicator_boundary_term(w, w_star), t64([[0.0, -3 * math.cos(1e-6) / TWO_PI]]),
-                               rtol=1e-9, atol=0)
+    torch.testing.assert_close(
+        indicator_boundary_term(w, w_star),
+        t64([[0.0, -3 * math.cos(1e-6) / TWO_PI]]),
+        rtol=1e-9,
+        atol=0,
+    )
 
 
 def test_orthogonal_direction_broadcasts_and_rounds():
     """e = unit component of b ⊥ a; shrunk to (sin t/sine_tol)·e below sine_tol; batch shape kept."""
-    t = torch.tensor([[0.05, 0.3, 1.0], [2.0, math.pi - 0.05, 0.0]], dtype=F64)  # (2, 3) batch, d = 4
+    t = torch.tensor(
+        [[0.05, 0.3, 1.0], [2.0, math.pi - 0.05, 0.0]], dtype=F64
+    )  # (2, 3) batch, d = 4
     a = torch.zeros(2, 3, 4, dtype=F64)
     a[..., 0] = 2.0
     b = torch.zeros(2, 3, 4, dtype=F64)
@@ -239,7 +337,9 @@ def test_orthogonal_direction_broadcasts_and_rounds():
     torch.testing.assert_close(orthogonal_direction(a, b), want, rtol=1e-12, atol=1e-15)
     shrunk = want.clone()
     shrunk[..., 2] *= torch.clamp(torch.sin(t) / 0.2, max=1.0)
-    torch.testing.assert_close(orthogonal_direction(a, b, sine_tol=0.2), shrunk, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(
+        orthogonal_direction(a, b, sine_tol=0.2), shrunk, rtol=1e-12, atol=1e-15
+    )
 
 
 def test_kernels_broadcast_over_batches():
@@ -250,30 +350,42 @@ def test_kernels_broadcast_over_batches():
     dot = (An * Bn).sum(-1)
     t = np.arccos(dot / (na * nb))
     np.testing.assert_allclose(pair_angles(A, B).numpy(), t, rtol=1e-12)
-    np.testing.assert_allclose(relu_kernel(A, B).numpy(), (na * nb * np.sin(t) + (np.pi - t) * dot) / TWO_PI, rtol=1e-12)
+    np.testing.assert_allclose(
+        relu_kernel(A, B).numpy(), (na * nb * np.sin(t) + (np.pi - t) * dot) / TWO_PI, rtol=1e-12
+    )
     np.testing.assert_allclose(step_kernel(A, B).numpy(), (np.pi - t) / TWO_PI, rtol=1e-12)
     np.testing.assert_allclose(grad_kernel(A, B).numpy(), (np.pi - t) * dot / TWO_PI, rtol=1e-12)
     # broadcasting one vector against the batch
-    np.testing.assert_allclose(pair_angles(A[0, 0], B).numpy(), pair_angles(A[0, 0].expand(2, 3, 4), B).numpy())
+    np.testing.assert_allclose(
+        pair_angles(A[0, 0], B).numpy(), pair_angles(A[0, 0].expand(2, 3, 4), B).numpy()
+    )
     e1, e2 = torch.eye(2, dtype=F64)
     assert float(step_kernel(e1, e2)) == pytest.approx(0.25, rel=1e-15)
-    assert float(grad_kernel(2 * e1, 3 * (e1 + e2))) == pytest.approx((math.pi - math.pi / 4) * 6 / TWO_PI, rel=1e-14)
+    assert float(grad_kernel(2 * e1, 3 * (e1 + e2))) == pytest.approx(
+        (math.pi - math.pi / 4) * 6 / TWO_PI, rel=1e-14
+    )
 
 
 def test_min_pair_sine_by_hand():
     """K = 3 > d = 2: the smallest sine is the student pair (0, 2), 1/√10 (teacher pairs ≥ 1/√5)."""
     W, W_star = [[1.0, 0.0], [0.0, 1.0], [3.0, 1.0]], [[1.0, 1.0]]
     assert min_pair_sine(W, W_star) == pytest.approx(1 / math.sqrt(10), rel=1e-14)
-    assert min_pair_sine([[1.0, 0.0]], [[1.0, 2.0], [1.0, 0.5]]) == pytest.approx(1 / math.sqrt(5), rel=1e-14)
+    assert min_pair_sine([[1.0, 0.0]], [[1.0, 2.0], [1.0, 0.5]]) == pytest.approx(
+        1 / math.sqrt(5), rel=1e-14
+    )
 
 
 def test_degenerate_threshold_is_inclusive():
     """sin t = DEGENERATE_SINE exactly counts as degenerate (w* = (1, 1e-12) gives sin t = 1e-12 in float64)."""
     w, w_star = [[1.0, 0.0]], [[1.0, 1e-12]]
     assert min_pair_sine(w, w_star) == DEGENERATE_SINE
-    with pytest.raises(ValueError, match=r"^the Hessian is not defined .*\(min sin\(angle\) = 1e-12\)"):
+    with pytest.raises(
+        ValueError, match=r"^the Hessian is not defined .*\(min sin\(angle\) = 1e-12\)"
+    ):
         population_hessian(w, w_star)
-    with pytest.raises(ValueError, match=r"^the Jacobian is not defined .*\(min sin\(angle\) = 1e-12\)"):
+    with pytest.raises(
+        ValueError, match=r"^the Jacobian is not defined .*\(min sin\(angle\) = 1e-12\)"
+    ):
         expected_autodiff_jacobian(w, w_star)
     with pytest.raises(ValueError, match=ALIGNED_K1):
         hessian_k1_explicit(w[0], w_star[0])
@@ -282,6 +394,7 @@ def test_degenerate_threshold_is_inclusive():
 
 
 # ---- Hessians: defaults against the explicit K = 1 formulas ----------------------------------
+
 
 def test_hessian_defaults_match_k1_formulas():
     w, w_star = rows(1, 4, 9), 1.3 * rows(1, 4, 10)
@@ -295,19 +408,27 @@ def test_hessian_defaults_match_k1_formulas():
     torch.testing.assert_close(expected_autodiff_jacobian(w, w_star), H_L, **close)
     # and, for |w*| = 1, the quoted "Hessian of H" (λ = 1) is its Jacobian for H
     u = w_star / w_star.norm()
-    torch.testing.assert_close(expected_autodiff_jacobian(w, u, "H"), hessian_k1_quoted(w[0], u[0], "H"), **close)
-    torch.testing.assert_close(hessian_k1_quoted(w[0], u[0]), hessian_k1_explicit(w[0], u[0], "L"), **close)
+    torch.testing.assert_close(
+        expected_autodiff_jacobian(w, u, "H"), hessian_k1_quoted(w[0], u[0], "H"), **close
+    )
+    torch.testing.assert_close(
+        hessian_k1_quoted(w[0], u[0]), hessian_k1_explicit(w[0], u[0], "L"), **close
+    )
     # the quoted α carries |w*|² instead of |w*|: its curvature term is |w*| times ours
     eye = torch.eye(4, dtype=F64)
-    torch.testing.assert_close(hessian_k1_quoted(w[0], w_star[0]) - 0.5 * eye,
-                               w_star.norm() * (H_L - 0.5 * eye), **close)
+    torch.testing.assert_close(
+        hessian_k1_quoted(w[0], w_star[0]) - 0.5 * eye, w_star.norm() * (H_L - 0.5 * eye), **close
+    )
     assert expected_autodiff_jacobian(w.float(), u).dtype == F64
 
 
 def test_hessian_spectrum_defaults():
     W, W_star = rows(2, 3, 11), rows(2, 3, 12)
-    for spec, (part, lam) in ((hessian_spectrum(W, W_star), ("L", 1.0)), (hessian_spectrum(W, W_star, "H"), ("H", 1.0)),
-                              (hessian_spectrum(W, W_star, "H", 0.3), ("H", 0.3))):
+    for spec, (part, lam) in (
+        (hessian_spectrum(W, W_star), ("L", 1.0)),
+        (hessian_spectrum(W, W_star, "H"), ("H", 1.0)),
+        (hessian_spectrum(W, W_star, "H", 0.3), ("H", 0.3)),
+    ):
         want = torch.linalg.eigvalsh(population_hessian(W, W_star, part, lam)).numpy()
         np.testing.assert_allclose(spec.eigenvalues, want, rtol=1e-12, atol=1e-14)
         assert spec.lam_min == want[0] and spec.lam_max == want[-1]
@@ -316,14 +437,17 @@ def test_hessian_spectrum_defaults():
     # rtol is passed on: only eigenvalues above rtol·λ_max count for cond_positive
     want = spec.eigenvalues
     coarse = hessian_spectrum(W, W_star, "H", 0.3, rtol=0.5)
-    assert coarse.cond_positive == pytest.approx(want[-1] / want[want > 0.5 * want[-1]][0], rel=1e-12)
+    assert coarse.cond_positive == pytest.approx(
+        want[-1] / want[want > 0.5 * want[-1]][0], rel=1e-12
+    )
     assert coarse.cond_positive < spec.cond_positive
 
 
 # ---- spectra -----------------------------------------------------------------------------------
 
+
 def test_spectrum_of_conditioning_edge_cases():
-    diag = lambda *v: torch.diag(t64(list(v)))  # noqa: E731
+    diag = lambda *v: torch.diag(t64(list(v)))
     s = spectrum_of(diag(0.5, 2.0, 0.25))  # λ_min < 1 but > 0: finite condition number
     assert (s.lam_min, s.lam_max, s.cond, s.cond_positive) == (0.25, 2.0, 8.0, 8.0)
     np.testing.assert_array_equal(s.eigenvalues, [0.25, 0.5, 2.0])
@@ -345,8 +469,12 @@ def test_rotated_students_by_hand():
     directions = [[5.0, 3.0, 0.0], [0.0, 4.0, 7.0]]  # components along u_i are removed
     a = math.pi / 3
     want = t64([[2 * math.cos(a), 2 * math.sin(a), 0.0], [0.0, math.sin(a), math.cos(a)]])
-    torch.testing.assert_close(rotated_students(W_star, a, directions=directions), want, rtol=1e-14, atol=1e-15)
-    torch.testing.assert_close(rotated_students(W_star, a, 1.5, directions), 1.5 * want, rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(
+        rotated_students(W_star, a, directions=directions), want, rtol=1e-14, atol=1e-15
+    )
+    torch.testing.assert_close(
+        rotated_students(W_star, a, 1.5, directions), 1.5 * want, rtol=1e-14, atol=1e-15
+    )
     # random directions: reproducible with a generator, every row at the angle a with norm |w*_i|
     W = rotated_students(W_star, a, generator=gen(13))
     torch.testing.assert_close(W, rotated_students(W_star, a, generator=gen(13)), rtol=0, atol=0)
@@ -367,18 +495,28 @@ def test_scans_are_the_spectra_at_the_rotated_students():
 
     angles, scales = [0.3, 1.2], [0.5, 1.7]
     scans = {
-        "angle L": (angle_scan(W_star, angles, generator=gen(15)),
-                    [eig(rotated_students(W_star, t, generator=gen(15))) for t in angles]),
-        "angle H": (angle_scan(W_star, angles, "H", generator=gen(15)),
-                    [eig(rotated_students(W_star, t, generator=gen(15)), "H") for t in angles]),
-        "distance L": (distance_scan(W_star, scales, generator=gen(16)),
-                       [eig(rotated_students(W_star, 0.5, s, generator=gen(16))) for s in scales]),
-        "distance H": (distance_scan(W_star, scales, "H", generator=gen(16)),
-                       [eig(rotated_students(W_star, 0.5, s, generator=gen(16)), "H") for s in scales]),
+        "angle L": (
+            angle_scan(W_star, angles, generator=gen(15)),
+            [eig(rotated_students(W_star, t, generator=gen(15))) for t in angles],
+        ),
+        "angle H": (
+            angle_scan(W_star, angles, "H", generator=gen(15)),
+            [eig(rotated_students(W_star, t, generator=gen(15)), "H") for t in angles],
+        ),
+        "distance L": (
+            distance_scan(W_star, scales, generator=gen(16)),
+            [eig(rotated_students(W_star, 0.5, s, generator=gen(16))) for s in scales],
+        ),
+        "distance H": (
+            distance_scan(W_star, scales, "H", generator=gen(16)),
+            [eig(rotated_students(W_star, 0.5, s, generator=gen(16)), "H") for s in scales],
+        ),
     }
     e = torch.randn(2, 3, dtype=F64, generator=gen(20))
-    scans["angle directions"] = (angle_scan(W_star, angles, "H", 0.5, scale=0.8, directions=e),
-                                 [eig(rotated_students(W_star, t, 0.8, e), "H", 0.5) for t in angles])
+    scans["angle directions"] = (
+        angle_scan(W_star, angles, "H", 0.5, scale=0.8, directions=e),
+        [eig(rotated_students(W_star, t, 0.8, e), "H", 0.5) for t in angles],
+    )
     Ws = [rotated_students(W_star, t, generator=gen(17)) for t in angles]
     scans["scan L"] = spectrum_scan(Ws, W_star), [eig(W) for W in Ws]
     scans["scan H"] = spectrum_scan(Ws, W_star, "H"), [eig(W, "H") for W in Ws]
@@ -402,6 +540,7 @@ def test_scan_of_one_degenerate_student():
 
 # ---- Monte Carlo -------------------------------------------------------------------------------
 
+
 def per_sample(W, W_star, x, lam):
     """Per-sample losses ½r² + λ½|D|² and their autograd gradients w.r.t. W, one sample at a time."""
     losses, grads = [], []
@@ -422,8 +561,13 @@ def test_mc_mean_and_stderr_against_per_sample_autograd(n, batch):
     """Means and ddof=1 standard errors of the loss and of each gradient entry, with defaults
     part "L" and (for "H") λ = 1, chunked draws identical to one stream of N(0, I) samples."""
     W, W_star, d = rows(3, 4, 20), rows(2, 4, 21), 4
-    draws = torch.cat([torch.randn(min(batch, n - s), d, dtype=F64, generator=g)
-                       for g in [gen(22)] for s in range(0, n, batch)])
+    draws = torch.cat(
+        [
+            torch.randn(min(batch, n - s), d, dtype=F64, generator=g)
+            for g in [gen(22)]
+            for s in range(0, n, batch)
+        ]
+    )
     for args, lam in (((), 0.0), (("H",), 1.0), (("H", 0.4), 0.4), (("J",), None)):
         if lam is None:  # J alone: the difference of H(λ=1) and L samples
             lH, gH = per_sample(W, W_star, draws, 1.0)
@@ -436,10 +580,13 @@ def test_mc_mean_and_stderr_against_per_sample_autograd(n, batch):
         assert err == pytest.approx(losses.std(ddof=1) / math.sqrt(n), rel=1e-9)
         gmean, gerr = monte_carlo_grad(W, W_star, n, *args, generator=gen(22), batch_size=batch)
         torch.testing.assert_close(gmean, grads.mean(0), rtol=1e-12, atol=1e-13)
-        torch.testing.assert_close(gerr, grads.std(0, correction=1) / math.sqrt(n), rtol=1e-9, atol=1e-13)
+        torch.testing.assert_close(
+            gerr, grads.std(0, correction=1) / math.sqrt(n), rtol=1e-9, atol=1e-13
+        )
 
 
 # ---- gradient flow -----------------------------------------------------------------------------
+
 
 def test_gradient_flow_records_losses_and_errors_along_the_trajectory():
     w_star = rows(2, 3, 26)
@@ -462,8 +609,19 @@ def test_gradient_flow_defaults():
     w_star = rows(1, 3, 28)
     w0 = rotated_students(w_star, 1.5, 0.7, generator=gen(29))
     res = gradient_flow(w0, w_star)
-    ref = gradient_flow(w0, w_star, "L", 1.0, 20.0, autodiff=False, n_eval=300, rtol=1e-8, atol=1e-12,
-                        method="LSODA", kink_tol=1e-6)
+    ref = gradient_flow(
+        w0,
+        w_star,
+        "L",
+        1.0,
+        20.0,
+        autodiff=False,
+        n_eval=300,
+        rtol=1e-8,
+        atol=1e-12,
+        method="LSODA",
+        kink_tol=1e-6,
+    )
     assert res.times.shape == (300,) and res.times[-1] == 20.0
     for field in ("times", "W", "loss_L", "loss_J", "loss_H", "param_error"):
         np.testing.assert_array_equal(getattr(res, field), getattr(ref, field), err_msg=field)
@@ -485,19 +643,46 @@ def test_gradient_flow_is_solve_ivp_of_the_gradient_field():
     W0 = rotated_students(W_star, 0.8, 1.3, generator=gen(33))
 
     def rhs(_, y):
-        return -population_grad(torch.from_numpy(y).reshape(2, 3), W_star, "H", 0.5, kink_tol=1e-3).reshape(-1).numpy()
+        return (
+            -population_grad(torch.from_numpy(y).reshape(2, 3), W_star, "H", 0.5, kink_tol=1e-3)
+            .reshape(-1)
+            .numpy()
+        )
 
     times = np.linspace(0.0, 1.5, 4)
     for method, rtol, atol in (("RK45", 1e-5, 1e-7), ("LSODA", 1e-8, 1e-12)):
-        sol = solve_ivp(rhs, (0.0, 1.5), W0.reshape(-1).numpy(), method=method, t_eval=times, rtol=rtol, atol=atol)
-        res = gradient_flow(W0, W_star, "H", 0.5, 1.5, n_eval=4, rtol=rtol, atol=atol, method=method, kink_tol=1e-3)
+        sol = solve_ivp(
+            rhs,
+            (0.0, 1.5),
+            W0.reshape(-1).numpy(),
+            method=method,
+            t_eval=times,
+            rtol=rtol,
+            atol=atol,
+        )
+        res = gradient_flow(
+            W0, W_star, "H", 0.5, 1.5, n_eval=4, rtol=rtol, atol=atol, method=method, kink_tol=1e-3
+        )
         np.testing.assert_array_equal(res.W, sol.y.T.reshape(4, 2, 3), err_msg=method)
         assert res.nfev == sol.nfev
+
     # autodiff=True: the field is −E[autodiff ∇H_λ] with the same λ
     def rhs_auto(_, y):
-        return -expected_autodiff_grad(torch.from_numpy(y).reshape(2, 3), W_star, "H", 0.5).reshape(-1).numpy()
+        return (
+            -expected_autodiff_grad(torch.from_numpy(y).reshape(2, 3), W_star, "H", 0.5)
+            .reshape(-1)
+            .numpy()
+        )
 
-    sol = solve_ivp(rhs_auto, (0.0, 1.5), W0.reshape(-1).numpy(), method="LSODA", t_eval=times, rtol=1e-8, atol=1e-12)
+    sol = solve_ivp(
+        rhs_auto,
+        (0.0, 1.5),
+        W0.reshape(-1).numpy(),
+        method="LSODA",
+        t_eval=times,
+        rtol=1e-8,
+        atol=1e-12,
+    )
     res = gradient_flow(W0, W_star, "H", 0.5, 1.5, n_eval=4, autodiff=True)
     np.testing.assert_array_equal(res.W, sol.y.T.reshape(4, 2, 3))
 
@@ -516,24 +701,40 @@ def test_gradient_flow_solver_warnings_mark_failure():
 
 # ---- time to tolerance and parameter error ---------------------------------------------------
 
+
 def test_time_to_tolerance_cases():
     t = [0.0, 1.0, 2.0, 3.0]
     v = [8.0, 4.0, 2.0, 1.0]
     # relative by default: target 0.3·8 = 2.4, first reached between t = 1 and 2, log-linearly
-    assert time_to_tolerance(t, v, 0.3) == pytest.approx(1 + math.log(4 / 2.4) / math.log(2), rel=1e-14)
+    assert time_to_tolerance(t, v, 0.3) == pytest.approx(
+        1 + math.log(4 / 2.4) / math.log(2), rel=1e-14
+    )
     assert time_to_tolerance(t, v, 0.3, relative=False) == math.inf
-    assert time_to_tolerance(t, v, 3.0, relative=False) == pytest.approx(1 + math.log(4 / 3) / math.log(2), rel=1e-14)
+    assert time_to_tolerance(t, v, 3.0, relative=False) == pytest.approx(
+        1 + math.log(4 / 3) / math.log(2), rel=1e-14
+    )
     # already at the target at the first sample: the first time (not 0)
     assert time_to_tolerance([5.0, 6.0, 7.0], [1.0, 1.0, 0.5], 1.0) == 5.0
     assert time_to_tolerance([5.0, 6.0, 7.0], [3.0, 2.0, 1.0], 10.0, relative=False) == 5.0
     # a sample ≤ 0: linear interpolation (log undefined)
-    assert time_to_tolerance([0.0, 1.0], [4.0, 0.0], 1.0, relative=False) == pytest.approx(0.75, rel=1e-15)
-    assert time_to_tolerance([2.0, 4.0], [1.0, -1.0], 0.5, relative=False) == pytest.approx(2.5, rel=1e-15)
+    assert time_to_tolerance([0.0, 1.0], [4.0, 0.0], 1.0, relative=False) == pytest.approx(
+        0.75, rel=1e-15
+    )
+    assert time_to_tolerance([2.0, 4.0], [1.0, -1.0], 0.5, relative=False) == pytest.approx(
+        2.5, rel=1e-15
+    )
     # float32 input is computed in float64 (target 0.3·8 and the interpolation not rounded to float32)
-    t32, v32 = np.array([0.0, 0.1, 0.2, 0.3], np.float32), np.array([8.0, 4.0, 2.0, 1.0], np.float32)
-    assert time_to_tolerance(t32, v32, 0.3) == time_to_tolerance(t32.astype(float), v32.astype(float), 0.3)
+    t32, v32 = (
+        np.array([0.0, 0.1, 0.2, 0.3], np.float32),
+        np.array([8.0, 4.0, 2.0, 1.0], np.float32),
+    )
+    assert time_to_tolerance(t32, v32, 0.3) == time_to_tolerance(
+        t32.astype(float), v32.astype(float), 0.3
+    )
     # values in (0, 1]: still log-linear
-    assert time_to_tolerance([0.0, 2.0], [0.5, 0.125], 0.25, relative=False) == pytest.approx(1.0, rel=1e-14)
+    assert time_to_tolerance([0.0, 2.0], [0.5, 0.125], 0.25, relative=False) == pytest.approx(
+        1.0, rel=1e-14
+    )
 
 
 def test_parameter_error_by_hand():
@@ -541,15 +742,27 @@ def test_parameter_error_by_hand():
     W_star = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     W = [[0.0, 1.5, 0.0], [1.0, 0.0, 0.0]]
     assert parameter_error(W, W_star) == pytest.approx(0.5 / math.sqrt(2), rel=1e-15)
-    assert parameter_error([[2.0, 1.0, 1.0]], [[1.0, 1.0, 3.0]]) == pytest.approx(math.sqrt(5 / 11), rel=1e-15)
+    assert parameter_error([[2.0, 1.0, 1.0]], [[1.0, 1.0, 3.0]]) == pytest.approx(
+        math.sqrt(5 / 11), rel=1e-15
+    )
     assert math.isnan(parameter_error([[1.0, 0.0, 0.0]], W_star))
 
 
 def test_directions_parallel_to_the_teacher_are_named():
     W = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]], dtype=torch.float64)
-    for row, bad in ((0, [[3.0, 0.0, 0.0], [1.0, 1.0, 0.0]]), (1, [[0.0, 0.0, 1.0], [0.0, -1e-3, 0.0]])):
-        with pytest.raises(ValueError, match=rf"^directions rows \[{row}\] are parallel to their W_star rows: "
-                                             r"no component ⊥ W_star to rotate towards$"):
+    for row, bad in (
+        (0, [[3.0, 0.0, 0.0], [1.0, 1.0, 0.0]]),
+        (1, [[0.0, 0.0, 1.0], [0.0, -1e-3, 0.0]]),
+    ):
+        with pytest.raises(
+            ValueError,
+            match=rf"^directions rows \[{row}\] are parallel to their W_star rows: "
+            r"no component ⊥ W_star to rotate towards$",
+        ):
             rotated_students(W, 0.3, directions=torch.tensor(bad, dtype=torch.float64))
-    got = rotated_students(W, math.pi / 2, directions=torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 5.0]]))
-    torch.testing.assert_close(got, torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 2.0]], dtype=got.dtype), atol=1e-12, rtol=0)
+    got = rotated_students(
+        W, math.pi / 2, directions=torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 5.0]])
+    )
+    torch.testing.assert_close(
+        got, torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 2.0]], dtype=got.dtype), atol=1e-12, rtol=0
+    )

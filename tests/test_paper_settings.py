@@ -14,34 +14,75 @@ import pytest
 import torch
 from torch import nn
 
-from sobolev.experiments import architectures, numdiff_targets, student_teacher
 from sobolev.models.paper import TrainableFourierNet, init_linear_weights, paper_model
+from sobolev_lab.experiments import architectures, numdiff_targets, student_teacher
 
 # --------------------------------------------------------------------------- settings
 
 
 def test_paper_settings_are_the_official_ones():
     nd = numdiff_targets.Config.paper()
-    assert (nd.n_grid, nd.n_cheb, nd.l2_exact_grid, nd.fd_accuracy, nd.fd_boundary) == (100, 101, "chebyshev", 2, "per-axis")
-    assert (nd.width, nd.depth, nd.activation, nd.optimizer, nd.lr, nd.schedule) == (64, 4, "tanh", "adam", 1e-4, "constant")
-    assert (nd.steps, nd.seeds, nd.thresholds, nd.reach_on, nd.dtype) == (200_000, 5, (1e-3, 1e-4, 1e-5), "train", "float32")
+    assert (nd.n_grid, nd.n_cheb, nd.l2_exact_grid, nd.fd_accuracy, nd.fd_boundary) == (
+        100,
+        101,
+        "chebyshev",
+        2,
+        "per-axis",
+    )
+    assert (nd.width, nd.depth, nd.activation, nd.optimizer, nd.lr, nd.schedule) == (
+        64,
+        4,
+        "tanh",
+        "adam",
+        1e-4,
+        "constant",
+    )
+    assert (nd.steps, nd.seeds, nd.thresholds, nd.reach_on, nd.dtype) == (
+        200_000,
+        5,
+        (1e-3, 1e-4, 1e-5),
+        "train",
+        "float32",
+    )
     ar = architectures.Config.paper()
-    assert (ar.model_variant, ar.width, ar.n_train, ar.n_test, ar.seeds) == ("official", 64, 1000, 100, 20)
-    assert (ar.lr, ar.lbfgs_at, ar.steps, ar.lbfgs_lr, ar.lbfgs_max_iter, ar.lbfgs_line_search) == \
-        (1e-5, 25_000, 50_000, 0.01, 20, "none")
-    assert ar.functions == ("f1", "f2", "f3") and ar.losses == ("L2", "H1", "H2") and ar.dtype == "float32"
+    assert (ar.model_variant, ar.width, ar.n_train, ar.n_test, ar.seeds) == (
+        "official",
+        64,
+        1000,
+        100,
+        20,
+    )
+    assert (ar.lr, ar.lbfgs_at, ar.steps, ar.lbfgs_lr, ar.lbfgs_max_iter, ar.lbfgs_line_search) == (
+        1e-5,
+        25_000,
+        50_000,
+        0.01,
+        20,
+        "none",
+    )
+    assert (
+        ar.functions == ("f1", "f2", "f3")
+        and ar.losses == ("L2", "H1", "H2")
+        and ar.dtype == "float32"
+    )
     st = student_teacher.Config.paper()
     assert st.optimizer == "sgd" and st.losses == ("L2", "H1")
     assert st.activations == ("relu", "leaky_relu", "gelu", "tanh", "sine")
 
 
-@pytest.mark.parametrize("mod, scaled", [
-    (numdiff_targets, {"steps", "seeds", "log_every", "n_test"}),
-    (architectures, {"steps", "lbfgs_at", "seeds", "log_every", "functions"}),
-    (student_teacher, {"steps", "seeds", "log_every", "n_train", "n_test"}),
-])
+@pytest.mark.parametrize(
+    "mod, scaled",
+    [
+        (numdiff_targets, {"steps", "seeds", "log_every", "n_test"}),
+        (architectures, {"steps", "lbfgs_at", "seeds", "log_every", "functions"}),
+        (student_teacher, {"steps", "seeds", "log_every", "n_train", "n_test"}),
+    ],
+)
 def test_paper_quick_scales_down_only_budget_fields(mod, scaled):
-    full, quick = dataclasses.asdict(mod.Config.paper()), dataclasses.asdict(mod.Config.paper(quick=True))
+    full, quick = (
+        dataclasses.asdict(mod.Config.paper()),
+        dataclasses.asdict(mod.Config.paper(quick=True)),
+    )
     assert {k for k in full if full[k] != quick[k]} == scaled
     assert quick["steps"] < full["steps"] and quick["seeds"] < full["seeds"]
 
@@ -52,7 +93,12 @@ def test_paper_quick_scales_down_only_budget_fields(mod, scaled):
 class _OfficialFourier(nn.Module):  # Architecture/model.py: FourierFeatureModel
     def __init__(self, f=64):
         super().__init__()
-        self.fc1, self.fc2, self.fc3, self.fc4 = nn.Linear(1, f), nn.Linear(f, f), nn.Linear(f, f), nn.Linear(f, 1)
+        self.fc1, self.fc2, self.fc3, self.fc4 = (
+            nn.Linear(1, f),
+            nn.Linear(f, f),
+            nn.Linear(f, f),
+            nn.Linear(f, 1),
+        )
 
     def forward(self, x):
         x = torch.sin(2 * math.pi * self.fc1(x))
@@ -63,7 +109,12 @@ class _OfficialPlain(nn.Module):  # StandardModel (act = tanh) and SIRENModel (a
     def __init__(self, act, f=64):
         super().__init__()
         self.act = act
-        self.fc1, self.fc2, self.fc3, self.fc4 = nn.Linear(1, f), nn.Linear(f, f), nn.Linear(f, f), nn.Linear(f, 1)
+        self.fc1, self.fc2, self.fc3, self.fc4 = (
+            nn.Linear(1, f),
+            nn.Linear(f, f),
+            nn.Linear(f, f),
+            nn.Linear(f, 1),
+        )
 
     def forward(self, x):
         return self.fc4(self.act(self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))))
@@ -73,9 +124,14 @@ def _linears(m):
     return [l for l in m.modules() if isinstance(l, nn.Linear)]
 
 
-@pytest.mark.parametrize("name, official", [
-    ("mlp", lambda: _OfficialPlain(torch.tanh)), ("siren", lambda: _OfficialPlain(torch.sin)),
-    ("fourier", _OfficialFourier)])
+@pytest.mark.parametrize(
+    "name, official",
+    [
+        ("mlp", lambda: _OfficialPlain(torch.tanh)),
+        ("siren", lambda: _OfficialPlain(torch.sin)),
+        ("fourier", _OfficialFourier),
+    ],
+)
 def test_paper_models_compute_the_official_networks(name, official):
     torch.manual_seed(0)
     ours, ref = paper_model(name, 64), official()
@@ -91,7 +147,10 @@ def test_paper_models_compute_the_official_networks(name, official):
 
 def test_paper_models_use_the_official_initialisations():
     torch.manual_seed(1)
-    for name in ("mlp", "siren"):  # kaiming_uniform_: U(±√(6/fan_in)) weights, default biases U(±1/√fan_in)
+    for name in (
+        "mlp",
+        "siren",
+    ):  # kaiming_uniform_: U(±√(6/fan_in)) weights, default biases U(±1/√fan_in)
         for lin in _linears(paper_model(name, 256)):
             bound = math.sqrt(6 / lin.in_features)
             w = lin.weight.abs().max().item()
@@ -113,8 +172,12 @@ def test_paper_models_use_the_official_initialisations():
 
 
 def _official_ackley(x, y):  # Differentiation/func.py
-    return (-20 * torch.exp(-0.2 * torch.sqrt(0.5 * (x**2 + y**2))) - torch.exp(0.5 * (torch.cos(2 * math.pi * x)
-            + torch.cos(2 * math.pi * y))) + math.e + 20)
+    return (
+        -20 * torch.exp(-0.2 * torch.sqrt(0.5 * (x**2 + y**2)))
+        - torch.exp(0.5 * (torch.cos(2 * math.pi * x) + torch.cos(2 * math.pi * y)))
+        + math.e
+        + 20
+    )
 
 
 def _official_fdm_matrix(X):  # Differentiation/matrix.py: FDM_matrix
@@ -157,10 +220,15 @@ def test_per_axis_fd_targets_and_loss_are_the_official_ones():
     assert torch.allclose(u.reshape(n, n), target)
     Gx, Gy, Mx, My = (t.reshape(n, n) for t in (G[:, 0], G[:, 1], M[:, 0], M[:, 1]))
     assert torch.allclose(Gx[1:-1, :], xder) and torch.allclose(Gy[:, 1:-1], yder)
-    assert Mx.sum() == My.sum() == (n - 2) * n and Mx[0].sum() == Mx[-1].sum() == My[:, 0].sum() == 0
+    assert (
+        Mx.sum() == My.sum() == (n - 2) * n and Mx[0].sum() == Mx[-1].sum() == My[:, 0].sum() == 0
+    )
     # the exact gradient is the official target_x / target_y (Differentiation/func.py)
     xs, ys = X[:, 0], X[:, 1]
-    r, e = torch.sqrt(xs**2 + ys**2), torch.exp(0.5 * (torch.cos(2 * math.pi * xs) + torch.cos(2 * math.pi * ys)))
+    r, e = (
+        torch.sqrt(xs**2 + ys**2),
+        torch.exp(0.5 * (torch.cos(2 * math.pi * xs) + torch.cos(2 * math.pi * ys))),
+    )
     radial = -1 / (5 * math.sqrt(2)) / r * (-20 * torch.exp(-0.2 * torch.sqrt(0.5 * r**2)))
     assert torch.allclose(exact[:, 0], radial * xs + math.pi * torch.sin(2 * math.pi * xs) * e)
     assert torch.allclose(exact[:, 1], radial * ys + math.pi * torch.sin(2 * math.pi * ys) * e)
@@ -173,7 +241,11 @@ def test_per_axis_fd_targets_and_loss_are_the_official_ones():
     pred = model(torch.stack([Xg.reshape(-1), Yg.reshape(-1)], 1)).view(n, n)
     dx = torch.autograd.grad(pred, Xg, torch.ones_like(pred), create_graph=True)[0]
     dy = torch.autograd.grad(pred, Yg, torch.ones_like(pred), create_graph=True)[0]
-    official = ((dx[1:-1, :] - xder) ** 2).mean() + ((dy[:, 1:-1] - yder) ** 2).mean() + ((pred - target) ** 2).mean()
+    official = (
+        ((dx[1:-1, :] - xder) ** 2).mean()
+        + ((dy[:, 1:-1] - yder) ** 2).mean()
+        + ((pred - target) ** 2).mean()
+    )
     assert ours.item() == pytest.approx(official.item(), rel=1e-12)
     assert terms["D0"].item() == pytest.approx(((pred - target) ** 2).mean().item(), rel=1e-12)
 
@@ -183,7 +255,9 @@ def test_chebyshev_targets_are_the_official_ones():
     n = 21  # N = 20
     X, (u, du), _ = numdiff_targets.training_set("chebyshev", 2, n, cfg)
     x_desc, D = _official_cheb_matrix(n)
-    assert torch.allclose(torch.sort(2 * x_desc).values, X[::n, 0], atol=1e-14)  # the same CGL points
+    assert torch.allclose(
+        torch.sort(2 * x_desc).values, X[::n, 0], atol=1e-14
+    )  # the same CGL points
     # the official grid: X[i, j] = x_j, Y[i, j] = y_i (meshgrid, then transposed), nodes descending
     XX, YY = torch.meshgrid(2 * x_desc, 2 * x_desc, indexing="ij")
     XX, YY = XX.T, YY.T
@@ -202,7 +276,9 @@ def test_chebyshev_targets_are_the_official_ones():
 
 
 def _tables(mod, cfg, summary):
-    return mod.tables(json.loads(json.dumps({"setting": "paper", "config": dataclasses.asdict(cfg), **summary})))
+    return mod.tables(
+        json.loads(json.dumps({"setting": "paper", "config": dataclasses.asdict(cfg), **summary}))
+    )
 
 
 @pytest.mark.parametrize("mod", [numdiff_targets, architectures, student_teacher])

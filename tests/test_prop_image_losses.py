@@ -12,8 +12,10 @@ SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples
 
 def _pair(seed, B, C, H, W):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(B, C, H, W, generator=g, dtype=torch.float64),
-            torch.randn(B, C, H, W, generator=g, dtype=torch.float64))
+    return (
+        torch.randn(B, C, H, W, generator=g, dtype=torch.float64),
+        torch.randn(B, C, H, W, generator=g, dtype=torch.float64),
+    )
 
 
 def _mse(pred, target):
@@ -22,9 +24,15 @@ def _mse(pred, target):
 
 
 @SETTINGS
-@given(seed=st.integers(0, 2**31 - 1), B=st.integers(1, 3), C=st.integers(1, 3), H=st.integers(1, 12),
-       W=st.integers(1, 12), reduction=st.sampled_from(["mean", "sum", "none"]),
-       spacing=st.floats(0.1, 3))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    B=st.integers(1, 3),
+    C=st.integers(1, 3),
+    H=st.integers(1, 12),
+    W=st.integers(1, 12),
+    reduction=st.sampled_from(["mean", "sum", "none"]),
+    spacing=st.floats(0.1, 3),
+)
 def test_s0_is_mse_for_any_shape(seed, B, C, H, W, reduction, spacing):
     pred, target = _pair(seed, B, C, H, W)
     per = _mse(pred, target)
@@ -37,17 +45,28 @@ def test_s0_is_mse_for_any_shape(seed, B, C, H, W, reduction, spacing):
 
 
 @SETTINGS
-@given(seed=st.integers(0, 2**31 - 1), B=st.integers(1, 3), C=st.integers(1, 2), n=st.integers(1, 10))
+@given(
+    seed=st.integers(0, 2**31 - 1), B=st.integers(1, 3), C=st.integers(1, 2), n=st.integers(1, 10)
+)
 def test_paper_loss_at_s0(seed, B, C, n):
     """Official code at s = 0: each of the two per-axis terms is the MSE (Parseval along each axis)."""
     pred, target = _pair(seed, B, C, n, n)
-    torch.testing.assert_close(image_sobolev_loss(pred, target, s=0, method="paper"), 2 * _mse(pred, target).mean(),
-                               rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        image_sobolev_loss(pred, target, s=0, method="paper"),
+        2 * _mse(pred, target).mean(),
+        rtol=1e-12,
+        atol=0,
+    )
 
 
 @SETTINGS
-@given(seed=st.integers(0, 2**31 - 1), B=st.integers(1, 3), C=st.integers(1, 2), H=st.integers(3, 12),
-       W=st.integers(3, 12))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    B=st.integers(1, 3),
+    C=st.integers(1, 2),
+    H=st.integers(3, 12),
+    W=st.integers(3, 12),
+)
 def test_fd_at_s0_is_mse(seed, B, C, H, W):
     pred, target = _pair(seed, B, C, H, W)
     got = image_sobolev_loss(pred, target, s=0, method="fd", reduction="none")

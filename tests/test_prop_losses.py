@@ -25,8 +25,13 @@ def _stacks(seed: int, B: int, m: int, d: int, k: int):
     return pred, true
 
 
-dims = dict(seed=st.integers(0, 2**31 - 1), B=st.integers(1, 6), m=st.integers(1, 3), d=st.integers(1, 4),
-            k=st.integers(0, 2))
+dims = dict(
+    seed=st.integers(0, 2**31 - 1),
+    B=st.integers(1, 6),
+    m=st.integers(1, 3),
+    d=st.integers(1, 4),
+    k=st.integers(0, 2),
+)
 
 
 @SETTINGS
@@ -37,11 +42,15 @@ def test_invariant_to_permuting_samples(seed, B, m, d, k, p, data):
     w = data.draw(st.lists(st.floats(0, 3), min_size=k + 1, max_size=k + 1))
     for reduction in ("mean", "sum"):
         a, ta = sobolev_loss(pred, true, p=p, weights=w, reduction=reduction)
-        b, tb = sobolev_loss([t[perm] for t in pred], [t[perm] for t in true], p=p, weights=w, reduction=reduction)
+        b, tb = sobolev_loss(
+            [t[perm] for t in pred], [t[perm] for t in true], p=p, weights=w, reduction=reduction
+        )
         assert b.item() == pytest.approx(a.item(), rel=1e-12, abs=1e-300)
         assert all(tb[key].item() == pytest.approx(ta[key].item(), rel=1e-12) for key in ta)
     none_a, _ = sobolev_loss(pred, true, p=p, weights=w, reduction="none")
-    none_b, _ = sobolev_loss([t[perm] for t in pred], [t[perm] for t in true], p=p, weights=w, reduction="none")
+    none_b, _ = sobolev_loss(
+        [t[perm] for t in pred], [t[perm] for t in true], p=p, weights=w, reduction="none"
+    )
     torch.testing.assert_close(none_b, none_a[perm], rtol=1e-12, atol=0)
 
 
@@ -54,12 +63,20 @@ def test_scales_as_abs_c_to_the_p(seed, B, m, d, k, p, c):
     one, t1 = sobolev_loss([b + x for b, x in zip(true, e)], true, p=p)
     scaled, tc = sobolev_loss([b + c * x for b, x in zip(true, e)], true, p=p)
     assert scaled.item() == pytest.approx(abs(c) ** p * one.item(), rel=1e-9)
-    assert all(tc[key].item() == pytest.approx(abs(c) ** p * t1[key].item(), rel=1e-9) for key in t1)
+    assert all(
+        tc[key].item() == pytest.approx(abs(c) ** p * t1[key].item(), rel=1e-9) for key in t1
+    )
 
 
 @settings(derandomize=True, database=None, deadline=None, max_examples=12)
-@given(seed=st.integers(0, 2**31 - 1), B=st.integers(1, 4), m=st.integers(1, 2), d=st.integers(1, 4),
-       k=st.integers(1, 3), S=st.integers(1, 6))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    B=st.integers(1, 4),
+    m=st.integers(1, 2),
+    d=st.integers(1, 4),
+    k=st.integers(1, 3),
+    S=st.integers(1, 6),
+)
 def test_directional_terms_are_unbiased_at_every_S(seed, B, m, d, k, S):
     """E over directions of the directional order-j term = the full term, for every S (a z-test on
     n independent estimates; |z| < 5 fails by chance with probability ≈ 6e-7 per check)."""
@@ -75,4 +92,8 @@ def test_directional_terms_are_unbiased_at_every_S(seed, B, m, d, k, S):
     assert est[:, 0].eq(full["D0"]).all()  # the values are not directional
     for j in range(1, k + 1):
         mean, se = est[:, j].mean(), est[:, j].std() / math.sqrt(n)
-        assert abs(float(mean - full[f"D{j}"])) < 5 * float(se), (j, float(mean), float(full[f"D{j}"]))
+        assert abs(float(mean - full[f"D{j}"])) < 5 * float(se), (
+            j,
+            float(mean),
+            float(full[f"D{j}"]),
+        )

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sobolev import results
-from sobolev.cli import main
+from sobolev_lab import results
+from sobolev_lab.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -22,7 +22,8 @@ def test_readme_tables_match_committed_summaries(doc):
     rendered = results.render_readme(text, ROOT / results.RESULTS_DIR)
     for new, old in zip(results.BLOCK.finditer(rendered), results.BLOCK.finditer(text)):
         assert new.group("body") == old.group("body"), (
-            f"{doc} block {old.group('key')!r} differs from its committed results: run `make report`")
+            f"{doc} block {old.group('key')!r} differs from its committed results: run `make report`"
+        )
 
 
 def test_every_committed_run_is_complete():
@@ -44,9 +45,25 @@ def test_readme_figures_exist():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("res") / "run"
-    res = CliRunner().invoke(main, ["run", "regression", "--quick", "--out", str(out), "--set", "epochs=4",
-                                    "--set", "log_every=2", "--set", "table_every=2", "--set", "seeds=2"],
-                             catch_exceptions=False)
+    res = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "regression",
+            "--quick",
+            "--out",
+            str(out),
+            "--set",
+            "epochs=4",
+            "--set",
+            "log_every=2",
+            "--set",
+            "table_every=2",
+            "--set",
+            "seeds=2",
+        ],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
     return out
 
@@ -54,13 +71,21 @@ def tiny_run(tmp_path_factory):
 def test_collect_and_report_round_trip(tiny_run, tmp_path):
     root = tmp_path / "docs" / "results"
     dest = results.collect(tiny_run, "demo", root)
-    assert {p.name for p in dest.iterdir()} == {"summary.json", "config.json", "table.md", "fit.png", "curves.png"}
+    assert {p.name for p in dest.iterdir()} == {
+        "summary.json",
+        "config.json",
+        "table.md",
+        "fit.png",
+        "curves.png",
+    }
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- results: demo -->\nstale numbers\n<!-- /results -->\nend\n")
     assert results.write_readme(readme, root)
     text = readme.read_text()
     assert "stale numbers" not in text and (dest / "table.md").read_text().strip() in text
-    assert text.startswith("intro\n<!-- results: demo -->\n") and text.endswith("<!-- /results -->\nend\n")
+    assert text.startswith("intro\n<!-- results: demo -->\n") and text.endswith(
+        "<!-- /results -->\nend\n"
+    )
     assert not results.write_readme(readme, root)  # idempotent
 
     # a number edited by hand is caught
@@ -71,7 +96,9 @@ def test_collect_and_report_round_trip(tiny_run, tmp_path):
 def test_report_cli_check_and_missing_results(tiny_run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(main, ["report", "--collect", str(tiny_run), "--key", "demo"])
-    assert res.exit_code == 2 and "README.md not found" in res.output  # collected, but no README here
+    assert (
+        res.exit_code == 2 and "README.md not found" in res.output
+    )  # collected, but no README here
     assert (tmp_path / "docs/results/demo/summary.json").exists()
     Path("README.md").write_text("<!-- results: demo -->\nx\n<!-- /results -->\n")
     assert CliRunner().invoke(main, ["report", "--check"]).exit_code == 1
@@ -89,12 +116,37 @@ def test_collect_refuses_an_unfinished_run(tmp_path):
 
 
 def test_mutation_table_counts_runs_samples_and_survivors():
-    c = lambda n, k, s: {"mutants": n, "checked": n if s is None else s, "killed": k, "timeout": 0,  # noqa: E731
-                         "survived": (n if s is None else s) - k, "no_tests": 0}
-    scores = {"tool": "mutmut 3.8.1", "modules": {
-        "full": {"date": "2026-12-01", "sampled": None, "first": c(200, 150, None), "after_triage": c(200, 190, None)},
-        "part": {"date": "2026-12-02", "sampled": None, "first": c(100, 40, 50), "after_triage": c(100, 49, 50)},
-        "some": {"date": "2026-12-01", "sampled": 40, "first": c(40, 30, None), "after_triage": c(40, 38, None)}}}
+    c = lambda n, k, s: {
+        "mutants": n,
+        "checked": n if s is None else s,
+        "killed": k,
+        "timeout": 0,
+        "survived": (n if s is None else s) - k,
+        "no_tests": 0,
+    }
+    scores = {
+        "tool": "mutmut 3.8.1",
+        "modules": {
+            "full": {
+                "date": "2026-12-01",
+                "sampled": None,
+                "first": c(200, 150, None),
+                "after_triage": c(200, 190, None),
+            },
+            "part": {
+                "date": "2026-12-02",
+                "sampled": None,
+                "first": c(100, 40, 50),
+                "after_triage": c(100, 49, 50),
+            },
+            "some": {
+                "date": "2026-12-01",
+                "sampled": 40,
+                "first": c(40, 30, None),
+                "after_triage": c(40, 38, None),
+            },
+        },
+    }
     lines = results.mutation_table(scores).splitlines()
     assert lines[2] == "| `full` | 200 | 150 (75.0%) | 190 (95.0%) | 10 |"
     assert lines[3] == "| `part` | 100 (50 run) | 40 (80.0%) | 49 (98.0%) | 1 |"

@@ -12,7 +12,15 @@ import signal
 import pytest
 import torch
 
-from sobolev import MLP, SobolevLoss, TrainConfig, TrainingInterrupted, derivatives, fit, seed_everything
+from sobolev import (
+    MLP,
+    SobolevLoss,
+    TrainConfig,
+    TrainingInterrupted,
+    derivatives,
+    fit,
+    seed_everything,
+)
 
 
 def _data():
@@ -26,8 +34,17 @@ def _model():
 
 
 def _cfg(**kw):
-    base = dict(steps=40, log_every=5, checkpoint_every=0, progress=False, dtype="float64", batch_size=16,
-                seed=1, lr=1e-2, lbfgs_max_iter=4)
+    base = dict(
+        steps=40,
+        log_every=5,
+        checkpoint_every=0,
+        progress=False,
+        dtype="float64",
+        batch_size=16,
+        seed=1,
+        lr=1e-2,
+        lbfgs_max_iter=4,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -47,11 +64,18 @@ def _without_time(records):
 
 
 def _interrupted_and_resumed(tmp_path, cfg: TrainConfig, stop_at: int):
-    loss = lambda: SobolevLoss(1, directions=1)  # noqa: E731 — draws directions from the global RNG too
+    loss = lambda: SobolevLoss(1, directions=1)
     ref_model, run_model = _model(), _model()
     ref = fit(ref_model, loss(), _data(), cfg, out_dir=tmp_path / "ref")
     with pytest.raises(TrainingInterrupted):
-        fit(_model(), loss(), _data(), cfg, out_dir=tmp_path / "run", evaluate=_stop_at_logged_step(stop_at, cfg.log_every))
+        fit(
+            _model(),
+            loss(),
+            _data(),
+            cfg,
+            out_dir=tmp_path / "run",
+            evaluate=_stop_at_logged_step(stop_at, cfg.log_every),
+        )
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"] == stop_at + 1
     resumed = fit(run_model, loss(), _data(), cfg, out_dir=tmp_path / "run")
     assert resumed.resumed_from == stop_at + 1
@@ -61,16 +85,22 @@ def _interrupted_and_resumed(tmp_path, cfg: TrainConfig, stop_at: int):
 def _assert_identical(ref, resumed, ref_model, run_model, run_dir):
     assert _without_time(resumed.records) == _without_time(ref.records)
     # the metrics file, cut back to the checkpoint and continued, holds exactly the returned records
-    assert [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()] == resumed.records
+    assert [
+        json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+    ] == resumed.records
     for (name, a), b in zip(ref_model.state_dict().items(), run_model.state_dict().values()):
         assert torch.equal(a, b), name
 
 
-@pytest.mark.parametrize("kw", [
-    dict(schedule="cosine", lr_min_factor=0.1),
-    dict(schedule="exponential", gamma=0.95, optimizer="sgd", momentum=0.9),
-    dict(schedule="step", gamma=0.5, step_size=7, weight_decay=1e-3),
-], ids=["cosine", "exponential", "step"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(schedule="cosine", lr_min_factor=0.1),
+        dict(schedule="exponential", gamma=0.95, optimizer="sgd", momentum=0.9),
+        dict(schedule="step", gamma=0.5, step_size=7, weight_decay=1e-3),
+    ],
+    ids=["cosine", "exponential", "step"],
+)
 def test_resume_restores_the_schedule(tmp_path, kw):
     ref, resumed, ref_model, run_model = _interrupted_and_resumed(tmp_path, _cfg(**kw), stop_at=15)
     lrs = [r["lr"] for r in ref.records]
@@ -82,7 +112,11 @@ def test_resume_restores_the_schedule(tmp_path, kw):
 def test_resume_across_the_lbfgs_switch(tmp_path, stop_at):
     cfg = _cfg(lbfgs_at=20, schedule="cosine", steps=35)
     ref, resumed, ref_model, run_model = _interrupted_and_resumed(tmp_path, cfg, stop_at=stop_at)
-    assert [r["phase"] for r in ref.records if r["step"] in (15, 20, 25)] == ["adam", "lbfgs", "lbfgs"]
+    assert [r["phase"] for r in ref.records if r["step"] in (15, 20, 25)] == [
+        "adam",
+        "lbfgs",
+        "lbfgs",
+    ]
     _assert_identical(ref, resumed, ref_model, run_model, tmp_path / "run")
 
 

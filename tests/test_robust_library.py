@@ -6,14 +6,12 @@ import inspect
 import math
 import textwrap
 
-import numpy as np
 import pytest
 import torch
 from torch.func import hessian, vmap
 
-from sobolev import MLP, SobolevLoss, TrainConfig, derivatives, fit, seed_everything
+from sobolev import MLP, SobolevLoss, TrainConfig, derivatives, fit, seed_everything, training
 from sobolev import distributed as D
-from sobolev import training
 from sobolev.numdiff import chebyshev_grid, grid_derivatives
 from sobolev.numdiff.stack import grid_points
 
@@ -29,7 +27,9 @@ def _model(dtype=torch.float64, **kw):
 
 
 def _cfg(**kw):
-    return TrainConfig(**{**dict(steps=10, log_every=5, checkpoint_every=5, progress=False, seed=1), **kw})
+    return TrainConfig(
+        **{**dict(steps=10, log_every=5, checkpoint_every=5, progress=False, seed=1), **kw}
+    )
 
 
 def _snapshot(d):
@@ -37,6 +37,7 @@ def _snapshot(d):
 
 
 # --- item 1: a refused resume leaves the run directory byte for byte as it was -------------------
+
 
 def test_refused_resume_leaves_the_run_directory_unchanged(tmp_path):
     x, stack = _problem()
@@ -49,6 +50,7 @@ def test_refused_resume_leaves_the_run_directory_unchanged(tmp_path):
 
 # --- item 4: the default config keeps the model's dtype ------------------------------------------
 
+
 def test_default_config_keeps_the_model_dtype_and_casts_data_to_it():
     x, stack = _problem()
     seen = []
@@ -59,11 +61,15 @@ def test_default_config_keeps_the_model_dtype_and_casts_data_to_it():
 
     model = _model(torch.float64)
     fit(model, mse, (x.float(), stack[0].float()), TrainConfig(steps=2, progress=False))
-    assert all(p.dtype == torch.float64 for p in model.parameters()) and set(seen) == {torch.float64}
+    assert all(p.dtype == torch.float64 for p in model.parameters()) and set(seen) == {
+        torch.float64
+    }
     model32 = _model(torch.float32)
     fit(model32, mse, (x, stack[0]), TrainConfig(steps=2, progress=False))
     assert all(p.dtype == torch.float32 for p in model32.parameters()) and seen[-1] == torch.float32
-    fit(model, mse, (x, stack[0]), TrainConfig(steps=2, progress=False, dtype="float32"))  # explicit: cast
+    fit(
+        model, mse, (x, stack[0]), TrainConfig(steps=2, progress=False, dtype="float32")
+    )  # explicit: cast
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
@@ -74,26 +80,33 @@ def test_checkpoints_without_the_new_settings_still_resume(tmp_path):
     for k in ("betas", "eps", "weight_decay_on"):  # as written before these settings existed
         del ck["config"][k]
     torch.save(ck, tmp_path / "checkpoint.pt")
-    assert fit(_model(), SobolevLoss(1), (x, *stack), _cfg(steps=15), out_dir=tmp_path).resumed_from == 10
+    assert (
+        fit(_model(), SobolevLoss(1), (x, *stack), _cfg(steps=15), out_dir=tmp_path).resumed_from
+        == 10
+    )
 
 
 # --- item 5: targets are constants ---------------------------------------------------------------
 
+
 def test_target_stacks_carry_no_graph_into_the_loss():
     x, _ = _problem()
-    target = lambda t: torch.sin(t) * t  # noqa: E731 — a parameter-free target
+    target = lambda t: torch.sin(t) * t
     stack = derivatives(target, x, 1)  # grad mode on, create_graph left at its default
     assert not any(t.requires_grad for t in stack)
     model, loss_fn = _model(), SobolevLoss(1)
     for _ in range(2):  # a hand-written loop reusing the stack
         loss_fn(model, x, stack).backward()
     with_graph = derivatives(lambda t: target(t) * torch.ones(1, requires_grad=True), x, 1)
-    assert with_graph[0].requires_grad  # a callable with trainable tensors keeps its graph by default
+    assert with_graph[
+        0
+    ].requires_grad  # a callable with trainable tensors keeps its graph by default
     for _ in range(2):  # ... and passed as a target it is still a constant
         loss_fn(model, x, with_graph).backward()
 
 
 # --- item 6: NaN/Inf points ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 @pytest.mark.parametrize("kw", [{}, {"directions": 2}, {"partials": [(1,)]}])
@@ -106,6 +119,7 @@ def test_derivatives_reject_non_finite_points(bad, kw):
 
 # --- item 8: unreadable checkpoints, array-like data ---------------------------------------------
 
+
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage", "foreign"])
 def test_unreadable_checkpoint_is_a_value_error_naming_the_path(tmp_path, damage):
     x, stack = _problem()
@@ -114,8 +128,13 @@ def test_unreadable_checkpoint_is_a_value_error_naming_the_path(tmp_path, damage
     if damage == "foreign":
         torch.save({"weights": torch.zeros(2)}, ck)
     else:
-        ck.write_bytes({"empty": b"", "truncated": ck.read_bytes()[: ck.stat().st_size // 2],
-                        "garbage": b"not a checkpoint\n"}[damage])
+        ck.write_bytes(
+            {
+                "empty": b"",
+                "truncated": ck.read_bytes()[: ck.stat().st_size // 2],
+                "garbage": b"not a checkpoint\n",
+            }[damage]
+        )
     before = _snapshot(tmp_path)
     with pytest.raises(ValueError, match="new out_dir") as err:
         fit(_model(), SobolevLoss(1), (x, *stack), _cfg(), out_dir=tmp_path)
@@ -128,7 +147,7 @@ def test_fit_accepts_numpy_arrays_and_explains_nested_tuples():
     arrays = tuple(t.numpy() for t in (x, *stack))
     hist = fit(_model(), SobolevLoss(1), arrays, _cfg(steps=3))
     assert math.isfinite(hist.records[-1]["loss"])
-    mse = lambda model, batch: ((model(batch[0]) - batch[1]) ** 2).mean()  # noqa: E731
+    mse = lambda model, batch: ((model(batch[0]) - batch[1]) ** 2).mean()
     fit(_model(), mse, (x.tolist(), stack[0].tolist()), _cfg(steps=2))  # nested lists of numbers
     with pytest.raises(ValueError, match=r"flat tuple of tensors.*\(x, \*stack\)"):
         fit(_model(), SobolevLoss(1), (x, stack), _cfg())
@@ -140,6 +159,7 @@ def test_fit_accepts_numpy_arrays_and_explains_nested_tuples():
 
 # --- item 9: grid_derivatives messages, descending Chebyshev grids --------------------------------
 
+
 def test_too_short_grid_names_the_requested_order():
     g = torch.tensor([0.0, 1.0], dtype=torch.float64)
     with pytest.raises(ValueError, match=r"grid\[0\] has 2 points, but order=2"):
@@ -149,35 +169,59 @@ def test_too_short_grid_names_the_requested_order():
 def test_chebyshev_grids_in_descending_order_are_accepted():
     n = 17
     asc = chebyshev_grid(n, -1.0, 2.0, dtype=torch.float64)
-    desc = 0.5 + 1.5 * torch.cos(math.pi * torch.arange(n, dtype=torch.float64) / (n - 1))  # Trefethen's order
+    desc = 0.5 + 1.5 * torch.cos(
+        math.pi * torch.arange(n, dtype=torch.float64) / (n - 1)
+    )  # Trefethen's order
     other = chebyshev_grid(17, dtype=torch.float64)
-    f = lambda X: torch.sin(X[:, :1]) * torch.exp(X[:, 1:])  # noqa: E731
+    f = lambda X: torch.sin(X[:, :1]) * torch.exp(X[:, 1:])
     grid = [desc, other]
     X = grid_points(grid)
     stack = grid_derivatives(f(X).reshape(n, 17), grid, order=2, method="chebyshev")
     exact = derivatives(f, X, 2, create_graph=False)
     for j in range(3):
         assert torch.allclose(stack[j], exact[j], atol=1e-6), j
-    flipped = grid_derivatives(f(grid_points([asc, other])).reshape(n, 17), [asc, other], order=1, method="chebyshev")
-    assert torch.allclose(flipped[1].reshape(n, 17, 1, 2).flip(0).reshape(-1, 1, 2), stack[1], atol=1e-9)
+    flipped = grid_derivatives(
+        f(grid_points([asc, other])).reshape(n, 17), [asc, other], order=1, method="chebyshev"
+    )
+    assert torch.allclose(
+        flipped[1].reshape(n, 17, 1, 2).flip(0).reshape(-1, 1, 2), stack[1], atol=1e-9
+    )
 
 
 # --- item 10: optimiser settings, MLP widths -----------------------------------------------------
 
+
 def test_adam_betas_eps_and_weight_decay_on_weights_only(tmp_path):
     x, stack = _problem()
-    fit(_model(), SobolevLoss(1), (x, *stack), _cfg(betas=[0.5, 0.9], eps=1e-6, weight_decay=0.1,
-                                                     weight_decay_on="weights"), out_dir=tmp_path)
+    fit(
+        _model(),
+        SobolevLoss(1),
+        (x, *stack),
+        _cfg(betas=[0.5, 0.9], eps=1e-6, weight_decay=0.1, weight_decay_on="weights"),
+        out_dir=tmp_path,
+    )
     groups = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["optimizer"]["param_groups"]
-    assert [(g["betas"], g["eps"], g["weight_decay"]) for g in groups] == [((0.5, 0.9), 1e-6, 0.1), ((0.5, 0.9), 1e-6, 0.0)]
+    assert [(g["betas"], g["eps"], g["weight_decay"]) for g in groups] == [
+        ((0.5, 0.9), 1e-6, 0.1),
+        ((0.5, 0.9), 1e-6, 0.0),
+    ]
     model = _model()
     before = [p.detach().clone() for p in model.parameters()]
-    zero = lambda m, batch: sum(p.sum() for p in m.parameters()) * 0.0  # noqa: E731 — only decay moves
-    fit(model, zero, (x,), _cfg(optimizer="sgd", lr=0.1, weight_decay=0.5, weight_decay_on="weights", steps=4))
+    zero = lambda m, batch: sum(p.sum() for p in m.parameters()) * 0.0
+    fit(
+        model,
+        zero,
+        (x,),
+        _cfg(optimizer="sgd", lr=0.1, weight_decay=0.5, weight_decay_on="weights", steps=4),
+    )
     for b, p in zip(before, model.parameters()):
         assert torch.allclose(p, b * (1 - 0.05) ** 4 if p.ndim >= 2 else b)
-    for bad, match in [(dict(betas=(0.9,)), "betas"), (dict(eps=0.0), "eps"),
-                       (dict(weight_decay_on="biases"), "weight_decay_on"), (dict(weight_decay=-1.0), "weight_decay")]:
+    for bad, match in [
+        (dict(betas=(0.9,)), "betas"),
+        (dict(eps=0.0), "eps"),
+        (dict(weight_decay_on="biases"), "weight_decay_on"),
+        (dict(weight_decay=-1.0), "weight_decay"),
+    ]:
         with pytest.raises(ValueError, match=match):
             TrainConfig(**bad)
 
@@ -195,6 +239,7 @@ def test_mlp_with_a_list_of_hidden_widths():
 
 
 # --- item 11: per-step work done once, not per step (timings: benchmarks/bench_overhead.py) ------
+
 
 def test_fit_checks_data_once_and_skips_averaging_in_one_process(monkeypatch):
     x, stack = _problem()
@@ -215,6 +260,7 @@ def test_fit_checks_data_once_and_skips_averaging_in_one_process(monkeypatch):
 
 
 # --- item 12: order-2 directions take min(S, d) Hessian-vector products ---------------------------
+
 
 def _count_backward_vectors(monkeypatch):
     count = [0]
@@ -238,14 +284,21 @@ def test_order2_directions_use_min_S_d_products_and_match_the_hessian(monkeypatc
     stack = derivatives(model, x, 2, directions=V, create_graph=False)
     assert count[0] == 1 + min(S, d)  # the gradient, then min(S, d) Hessian-vector products
     H = vmap(hessian(lambda p: model(p[None])[0, 0]))(x)  # (B, d, d), an independent reference
-    assert torch.allclose(stack[2][:, 0], torch.einsum("bij,sbi,sbj->bs", H, V[:, 0], V[:, 1]), atol=1e-10)
+    assert torch.allclose(
+        stack[2][:, 0], torch.einsum("bij,sbi,sbj->bs", H, V[:, 0], V[:, 1]), atol=1e-10
+    )
 
 
 # --- item 13: fit is a few named parts ----------------------------------------------------------
 
+
 def test_fit_reads_as_named_parts_without_nested_closures():
     tree = ast.parse(textwrap.dedent(inspect.getsource(training.fit)))
-    nested = [n.name for n in ast.walk(tree.body[0]) if isinstance(n, (ast.FunctionDef, ast.Lambda)) and n is not tree.body[0]]
+    nested = [
+        n.name
+        for n in ast.walk(tree.body[0])
+        if isinstance(n, (ast.FunctionDef, ast.Lambda)) and n is not tree.body[0]
+    ]
     assert nested == []
     for part in ("_as_data", "_plan", "_prepare_out"):
         assert callable(getattr(training, part))

@@ -37,7 +37,9 @@ Z_MAX = 4.5  # |z| bound for a single comparison (two-sided p ≈ 7e-6)
 
 
 def rows(K: int, d: int, seed: int) -> torch.Tensor:
-    return torch.randn(K, d, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)) / math.sqrt(d)
+    return torch.randn(
+        K, d, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)
+    ) / math.sqrt(d)
 
 
 def z_bound(n_entries: int) -> float:
@@ -48,6 +50,7 @@ def z_bound(n_entries: int) -> float:
 
 
 # ---- kernels ---------------------------------------------------------------------------------
+
 
 def test_angles_stable_near_zero_and_pi():
     for t in (1e-10, 1e-5, 1.0, math.pi - 1e-7):
@@ -66,7 +69,10 @@ def test_relu_kernel_special_values():
 
 # ---- closed forms vs Monte-Carlo -------------------------------------------------------------
 
-@pytest.mark.parametrize("K,K_star,d,n", [(1, 1, 2, 200_000), (2, 3, 10, 100_000), (5, 5, 50, 50_000)])
+
+@pytest.mark.parametrize(
+    "K,K_star,d,n", [(1, 1, 2, 200_000), (2, 3, 10, 100_000), (5, 5, 50, 50_000)]
+)
 def test_losses_match_monte_carlo(K, K_star, d, n):
     W, W_star = rows(K, d, 1), rows(K_star, d, 2)
     g = torch.Generator().manual_seed(3)
@@ -79,7 +85,9 @@ def test_losses_match_monte_carlo(K, K_star, d, n):
 
 def test_mc_grad_L_matches_population_grad():
     W, W_star = rows(2, 5, 4), rows(3, 5, 5)
-    mean, err = monte_carlo_grad(W, W_star, 200_000, "L", generator=torch.Generator().manual_seed(6))
+    mean, err = monte_carlo_grad(
+        W, W_star, 200_000, "L", generator=torch.Generator().manual_seed(6)
+    )
     z = (mean - population_grad(W, W_star, "L")) / err
     assert float(z.abs().max()) < z_bound(W.numel())
 
@@ -88,8 +96,12 @@ def test_mc_per_sample_gradient_is_torch_autograd_of_empirical_loss():
     """The MC gradient is exactly what autograd gives for the empirical H1 loss of a ReLU net."""
     n, d, lam = 64, 4, 0.6
     W, W_star = rows(3, d, 7), rows(2, d, 8)
-    mean, _ = monte_carlo_grad(W, W_star, n, "H", lam, generator=torch.Generator().manual_seed(9), batch_size=n)
-    x = torch.randn(n, d, dtype=torch.float64, generator=torch.Generator().manual_seed(9)).requires_grad_(True)
+    mean, _ = monte_carlo_grad(
+        W, W_star, n, "H", lam, generator=torch.Generator().manual_seed(9), batch_size=n
+    )
+    x = torch.randn(
+        n, d, dtype=torch.float64, generator=torch.Generator().manual_seed(9)
+    ).requires_grad_(True)
     Wp = W.clone().requires_grad_(True)
     g, g_star = torch.relu(x @ Wp.T).sum(1), torch.relu(x @ W_star.T).sum(1)
     dg = torch.autograd.grad(g.sum(), x, create_graph=True)[0]
@@ -101,9 +113,13 @@ def test_mc_per_sample_gradient_is_torch_autograd_of_empirical_loss():
 
 def test_autodiff_J_gradient_is_biased_by_the_boundary_term():
     """MC autodiff J-gradient matches E[autodiff ∇J] but not ∇J; the gap is the boundary term."""
-    w_star = torch.tensor([[1.0, 0.0]], dtype=torch.float64)  # d = 2: every gradient entry is random
+    w_star = torch.tensor(
+        [[1.0, 0.0]], dtype=torch.float64
+    )  # d = 2: every gradient entry is random
     w = rotated_students(w_star, math.pi / 4, 1.2, directions=torch.tensor([[0.0, 1.0]]))
-    mean, err = monte_carlo_grad(w, w_star, 100_000, "J", generator=torch.Generator().manual_seed(10))
+    mean, err = monte_carlo_grad(
+        w, w_star, 100_000, "J", generator=torch.Generator().manual_seed(10)
+    )
     bound = z_bound(w.numel())
     assert float(((mean - expected_autodiff_grad(w, w_star, "J")) / err).abs().max()) < bound
     assert float(((mean - population_grad(w, w_star, "J")) / err).abs().max()) > 10 * bound
@@ -111,12 +127,18 @@ def test_autodiff_J_gradient_is_biased_by_the_boundary_term():
     wr = w[0].clone().requires_grad_(True)
     (grad_t,) = torch.autograd.grad(pair_angles(wr, w_star[0]), wr)
     expected = float(w[0] @ w_star[0]) / (2 * math.pi) * grad_t
-    torch.testing.assert_close(indicator_boundary_term(w, w_star)[0], expected, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(
+        indicator_boundary_term(w, w_star)[0], expected, rtol=1e-12, atol=1e-14
+    )
     # the gap against an independent ∇J: central differences of the closed-form J (itself checked
     # against Monte Carlo in test_losses_match_monte_carlo)
     fd = central_fd(lambda V: population_loss(V, w_star, "J"), w, 1e-6).reshape(w.shape)
-    torch.testing.assert_close(fd - expected_autodiff_grad(w, w_star, "J"), indicator_boundary_term(w, w_star),
-                               rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(
+        fd - expected_autodiff_grad(w, w_star, "J"),
+        indicator_boundary_term(w, w_star),
+        rtol=1e-6,
+        atol=1e-9,
+    )
     assert float(indicator_boundary_term(w, w_star).abs().max()) > 0.05  # the gap is not rounding
 
 
@@ -133,6 +155,7 @@ def test_autodiff_L_gradient_is_unbiased_closed_form():
 
 
 # ---- derivatives vs finite differences -------------------------------------------------------
+
 
 def central_fd(f, W: torch.Tensor, eps: float) -> torch.Tensor:
     """Central differences of f: (K, d) -> tensor, stacked over the flattened entries of W (last dim)."""
@@ -166,10 +189,12 @@ def test_hessian_symmetric_and_matches_fd_of_gradient(part):
 def test_closed_form_loss_supports_repeated_functorch_transforms():
     """Regression: index tensors cached inside one torch.func transform crashed the next one."""
     W, W_star = rows(3, 4, 19), rows(2, 4, 20)
-    f = lambda V: population_loss(V, W_star, "H", 0.8)  # noqa: E731
+    f = lambda V: population_loss(V, W_star, "H", 0.8)
     first = torch.func.hessian(f)(W)
     torch.testing.assert_close(torch.func.hessian(f)(W), first, rtol=0, atol=0)
-    torch.testing.assert_close(torch.func.grad(f)(W), population_grad(W, W_star, "H", 0.8), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(
+        torch.func.grad(f)(W), population_grad(W, W_star, "H", 0.8), rtol=1e-12, atol=1e-14
+    )
 
 
 def test_hessian_row_major_flattening():
@@ -177,18 +202,25 @@ def test_hessian_row_major_flattening():
     hess = population_hessian(W, W_star, "L")
     E = torch.zeros_like(W)
     E[1, 2] = 1e-6  # entry (i=1, k=2) ↔ index 1·d + 2 = 5
-    col = (population_grad(W + E, W_star, "L") - population_grad(W - E, W_star, "L")).reshape(-1) / 2e-6
+    col = (population_grad(W + E, W_star, "L") - population_grad(W - E, W_star, "L")).reshape(
+        -1
+    ) / 2e-6
     torch.testing.assert_close(hess[:, 5], col, rtol=1e-6, atol=1e-9)
 
 
 # ---- K = 1 explicit formulas -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("d", [2, 3, 7])
 @pytest.mark.parametrize("part", ["L", "J", "H"])
 def test_k1_explicit_hessian_matches_general(d, part):
     w, w_star = rows(1, d, 20 + d), 1.7 * rows(1, d, 30 + d)
-    torch.testing.assert_close(hessian_k1_explicit(w[0], w_star[0], part, 0.6),
-                               population_hessian(w, w_star, part, 0.6), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        hessian_k1_explicit(w[0], w_star[0], part, 0.6),
+        population_hessian(w, w_star, part, 0.6),
+        rtol=1e-10,
+        atol=1e-12,
+    )
 
 
 def test_k1_smallest_eigenvalue_of_H_is_twice_that_of_L():
@@ -204,15 +236,20 @@ def test_quoted_paper_formulas():
     """Quoted L Hessian = ours when |w*| = 1; quoted 'Hessian of H' = Jacobian of E[autodiff ∇H]."""
     w, w_star = rows(1, 5, 42)[0], rows(1, 5, 43)[0]
     u = w_star / w_star.norm()
-    torch.testing.assert_close(hessian_k1_quoted(w, u, "L"), hessian_k1_explicit(w, u, "L"), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(
+        hessian_k1_quoted(w, u, "L"), hessian_k1_explicit(w, u, "L"), rtol=1e-12, atol=1e-14
+    )
     assert not torch.allclose(hessian_k1_quoted(w, 2 * u, "L"), hessian_k1_explicit(w, 2 * u, "L"))
     quoted_H = hessian_k1_quoted(w, u, "H")
-    torch.testing.assert_close(quoted_H, expected_autodiff_jacobian(w[None], u[None], "H"), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(
+        quoted_H, expected_autodiff_jacobian(w[None], u[None], "H"), rtol=1e-12, atol=1e-14
+    )
     assert float((quoted_H - quoted_H.T).abs().max()) > 1e-2
     assert float((quoted_H - population_hessian(w[None], u[None], "H")).abs().max()) > 1e-2
 
 
 # ---- spectra ---------------------------------------------------------------------------------
+
 
 def test_spectrum_condition_number_definitions():
     s = spectrum_of(torch.diag(torch.tensor([0.0, 0.5, 2.0], dtype=torch.float64)))
@@ -231,7 +268,11 @@ def test_angle_scan_marks_degenerate_points_nan():
 def test_scan_of_degenerate_students_only_is_all_nan():
     w_star = rows(2, 3, 49)
     scan = angle_scan(w_star, [0.0, 0.0], "H", generator=torch.Generator().manual_seed(50))
-    assert scan.eigenvalues.shape == (2, 6) and np.isnan(scan.eigenvalues).all() and np.isnan(scan.cond).all()
+    assert (
+        scan.eigenvalues.shape == (2, 6)
+        and np.isnan(scan.eigenvalues).all()
+        and np.isnan(scan.cond).all()
+    )
 
 
 def test_distance_scan_is_the_spectrum_at_scaled_students():
@@ -239,7 +280,9 @@ def test_distance_scan_is_the_spectrum_at_scaled_students():
     e = torch.randn(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(52))
     scan = distance_scan(w_star, [0.5, 2.0], "H", 3.0, angle=0.4, directions=e)
     for k, s in enumerate([0.5, 2.0]):
-        want = torch.linalg.eigvalsh(population_hessian(rotated_students(w_star, 0.4, s, e), w_star, "H", 3.0))
+        want = torch.linalg.eigvalsh(
+            population_hessian(rotated_students(w_star, 0.4, s, e), w_star, "H", 3.0)
+        )
         np.testing.assert_allclose(scan.eigenvalues[k], want.numpy(), rtol=1e-10, atol=1e-12)
         assert scan.lam_max[k] == pytest.approx(float(want[-1]), rel=1e-10)
 
@@ -247,7 +290,9 @@ def test_distance_scan_is_the_spectrum_at_scaled_students():
 def test_mc_standard_error_is_the_unbiased_one_across_chunks():
     """stderr = sqrt(s²/n) with the unbiased s² (ddof = 1), also when chunks are merged (n = 5 in 2 + 2 + 1)."""
     W, W_star = rows(2, 3, 53), rows(1, 3, 54)
-    mean, err = monte_carlo_loss(W, W_star, 5, "H", 0.5, generator=torch.Generator().manual_seed(55), batch_size=2)
+    mean, err = monte_carlo_loss(
+        W, W_star, 5, "H", 0.5, generator=torch.Generator().manual_seed(55), batch_size=2
+    )
     g = torch.Generator().manual_seed(55)
     x = torch.cat([torch.randn(m, 3, dtype=torch.float64, generator=g) for m in (2, 2, 1)])
     g_x = torch.relu(x @ W.T).sum(1) - torch.relu(x @ W_star.T).sum(1)
@@ -259,11 +304,14 @@ def test_mc_standard_error_is_the_unbiased_one_across_chunks():
 
 # ---- gradient flow ---------------------------------------------------------------------------
 
+
 def test_gradient_flow_k1_decreases_and_converges_faster_for_H():
     w_star = rows(1, 5, 46)
     w0 = rotated_students(w_star, 2.0, 0.5, generator=torch.Generator().manual_seed(47))
-    res = {name: gradient_flow(w0, w_star, part, 1.0, 25.0, autodiff=ad, n_eval=120)
-           for name, (part, ad) in {"L": ("L", False), "H": ("H", False), "Hauto": ("H", True)}.items()}
+    res = {
+        name: gradient_flow(w0, w_star, part, 1.0, 25.0, autodiff=ad, n_eval=120)
+        for name, (part, ad) in {"L": ("L", False), "H": ("H", False), "Hauto": ("H", True)}.items()
+    }
     assert np.all(np.diff(res["L"].loss_L) <= 1e-15)
     # H is monotone up to the rounding-off of its kink (kink_tol = 1e-8 in angle, J ∝ angle there).
     assert np.all(np.diff(res["H"].loss_H) <= 1e-7) and res["H"].loss_H[-1] < 1e-7
@@ -288,6 +336,7 @@ def test_parameter_error_matches_rows_up_to_permutation():
 
 
 # ---- errors ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "W,W_star,match",
@@ -326,11 +375,24 @@ def test_bad_options_raise():
 
 # ---- experiment ------------------------------------------------------------------------------
 
-def test_theory_experiment_tiny(tmp_path):
-    from sobolev.experiments import theory
 
-    cfg = theory.Config(dims=(3,), widths=(1, 2), n_mc=20_000, spec_dim=4, spec_width=1, n_angles=4, n_scales=3,
-                        flow_dim=4, flow_widths=(1,), flow_inits=1, flow_t_max=15.0, n_trajectory_spectra=3)
+def test_theory_experiment_tiny(tmp_path):
+    from sobolev_lab.experiments import theory
+
+    cfg = theory.Config(
+        dims=(3,),
+        widths=(1, 2),
+        n_mc=20_000,
+        spec_dim=4,
+        spec_width=1,
+        n_angles=4,
+        n_scales=3,
+        flow_dim=4,
+        flow_widths=(1,),
+        flow_inits=1,
+        flow_t_max=15.0,
+        n_trajectory_spectra=3,
+    )
     summary = theory.run(cfg, tmp_path)
     json.dumps(summary, allow_nan=False)
     for name in summary["figures"] + summary["tables"]:
@@ -341,7 +403,7 @@ def test_theory_experiment_tiny(tmp_path):
 
 @pytest.mark.slow
 def test_theory_experiment_quick(tmp_path):
-    from sobolev.experiments import theory
+    from sobolev_lab.experiments import theory
 
     summary = theory.run(theory.Config.quick(), tmp_path)
     json.dumps(summary, allow_nan=False)

@@ -10,7 +10,16 @@ import textwrap
 import pytest
 import torch
 
-from sobolev import MLP, SobolevLoss, TrainConfig, TrainingInterrupted, derivatives, fit, heldout_evaluator, seed_everything
+from sobolev import (
+    MLP,
+    SobolevLoss,
+    TrainConfig,
+    TrainingInterrupted,
+    derivatives,
+    fit,
+    heldout_evaluator,
+    seed_everything,
+)
 
 
 def _problem(n=64):
@@ -24,14 +33,28 @@ def _model():
 
 
 def _cfg(**kw):
-    base = dict(steps=60, log_every=10, checkpoint_every=20, progress=False, dtype="float64", batch_size=16, seed=3)
+    base = dict(
+        steps=60,
+        log_every=10,
+        checkpoint_every=20,
+        progress=False,
+        dtype="float64",
+        batch_size=16,
+        seed=3,
+    )
     return TrainConfig(**{**base, **kw})
 
 
 def test_fit_reduces_loss_and_logs(tmp_path):
     x, stack = _problem()
-    hist = fit(_model(), SobolevLoss(1), (x, *stack), _cfg(steps=200, lr=1e-2, batch_size=None), out_dir=tmp_path,
-               evaluate=heldout_evaluator(torch.sin, x, 1))
+    hist = fit(
+        _model(),
+        SobolevLoss(1),
+        (x, *stack),
+        _cfg(steps=200, lr=1e-2, batch_size=None),
+        out_dir=tmp_path,
+        evaluate=heldout_evaluator(torch.sin, x, 1),
+    )
     steps, losses = hist.series("loss")
     assert steps[0] == 0 and steps[-1] == 200 and steps[1] == 10
     assert losses[-1] < 0.05 * losses[0]
@@ -43,7 +66,12 @@ def test_fit_reduces_loss_and_logs(tmp_path):
 
 def test_adam_then_lbfgs_and_schedule():
     x, stack = _problem()
-    hist = fit(_model(), SobolevLoss(1), (x, *stack), _cfg(steps=40, lbfgs_at=20, schedule="cosine", batch_size=None, lr=1e-2))
+    hist = fit(
+        _model(),
+        SobolevLoss(1),
+        (x, *stack),
+        _cfg(steps=40, lbfgs_at=20, schedule="cosine", batch_size=None, lr=1e-2),
+    )
     phases = {r["step"]: r["phase"] for r in hist.records}
     assert phases[10] == "adam" and phases[30] == "lbfgs"
     lrs = [r["lr"] for r in hist.records if r["phase"] == "adam"]
@@ -73,12 +101,15 @@ def test_sigint_then_resume_equals_uninterrupted(tmp_path):
     ma, mb = _model(), _model()
     ma.load_state_dict(torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=False)["model"])
     mb.load_state_dict(torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"])
-    assert all(torch.equal(a, b) for a, b in zip(ma.state_dict().values(), mb.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(ma.state_dict().values(), mb.state_dict().values())
+    )
 
 
 def test_sigkill_loses_only_steps_since_checkpoint(tmp_path):
     script = tmp_path / "train.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os, signal, sys, torch
         sys.path.insert(0, {os.path.dirname(os.path.dirname(__file__))!r})
         from tests.test_training import _problem, _model, _cfg
@@ -91,14 +122,19 @@ def test_sigkill_loses_only_steps_since_checkpoint(tmp_path):
                 os.kill(os.getpid(), signal.SIGKILL)
             return {{}}
         fit(_model(), SobolevLoss(1), (x, *stack), _cfg(checkpoint_every=20), out_dir=sys.argv[1], evaluate=killer)
-    """))
+    """)
+    )
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "run")], capture_output=True)
     assert proc.returncode == -signal.SIGKILL
     ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert ck["step"] == 40
     x, stack = _problem()
-    resumed = fit(_model(), SobolevLoss(1), (x, *stack), _cfg(checkpoint_every=20), out_dir=tmp_path / "run")
-    ref = fit(_model(), SobolevLoss(1), (x, *stack), _cfg(checkpoint_every=20), out_dir=tmp_path / "ref")
+    resumed = fit(
+        _model(), SobolevLoss(1), (x, *stack), _cfg(checkpoint_every=20), out_dir=tmp_path / "run"
+    )
+    ref = fit(
+        _model(), SobolevLoss(1), (x, *stack), _cfg(checkpoint_every=20), out_dir=tmp_path / "ref"
+    )
     assert resumed.resumed_from == 40
     assert [r["loss"] for r in resumed.records] == [r["loss"] for r in ref.records]
 
@@ -128,16 +164,28 @@ def test_resume_refuses_a_different_run(tmp_path):
     x, stack = _problem()
     fit(_model(), SobolevLoss(1), (x, *stack), _cfg(steps=20), out_dir=tmp_path)
     with pytest.raises(ValueError, match=r"differs from the checkpoint's in \['lr', 'optimizer'\]"):
-        fit(_model(), SobolevLoss(1), (x, *stack), _cfg(steps=40, optimizer="sgd", lr=5.0), out_dir=tmp_path)
+        fit(
+            _model(),
+            SobolevLoss(1),
+            (x, *stack),
+            _cfg(steps=40, optimizer="sgd", lr=5.0),
+            out_dir=tmp_path,
+        )
     with pytest.raises(ValueError, match="at step 20 > steps=10"):
         fit(_model(), SobolevLoss(1), (x, *stack), _cfg(steps=10), out_dir=tmp_path)
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(steps=2.5), "steps"), (dict(schedule="step", step_size=0), "step_size"),
-    (dict(checkpoint_every=-1), "checkpoint_every"), (dict(lbfgs_at=100, steps=50), "lbfgs_at"),
-    (dict(optimizer="lbfgs", schedule="cosine"), "schedule applies"), (dict(grad_clip=0.0), "grad_clip"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(steps=2.5), "steps"),
+        (dict(schedule="step", step_size=0), "step_size"),
+        (dict(checkpoint_every=-1), "checkpoint_every"),
+        (dict(lbfgs_at=100, steps=50), "lbfgs_at"),
+        (dict(optimizer="lbfgs", schedule="cosine"), "schedule applies"),
+        (dict(grad_clip=0.0), "grad_clip"),
+    ],
+)
 def test_config_errors_name_the_field(kw, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kw)

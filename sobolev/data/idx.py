@@ -21,8 +21,18 @@ import torch
 from torch import Tensor
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 SPLITS = {"train": "train", "test": "t10k"}
 _UBYTE = 0x08
 
@@ -40,9 +50,13 @@ def read_idx(path: str | Path) -> Tensor:
         except (OSError, EOFError) as e:
             raise ValueError(f"{path}: not a valid gzip file ({e})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{path}: not an IDX file (the magic number must start with two zero bytes)")
+        raise ValueError(
+            f"{path}: not an IDX file (the magic number must start with two zero bytes)"
+        )
     if raw[2] != _UBYTE:
-        raise ValueError(f"{path}: IDX type code 0x{raw[2]:02x} is not supported (expected 0x08, unsigned byte)")
+        raise ValueError(
+            f"{path}: IDX type code 0x{raw[2]:02x} is not supported (expected 0x08, unsigned byte)"
+        )
     ndim = raw[3]
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
@@ -50,8 +64,10 @@ def read_idx(path: str | Path) -> Tensor:
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     expected = int(np.prod(shape))
     if len(raw) - header != expected:
-        raise ValueError(f"{path}: IDX header declares shape {shape} ({expected} bytes of data) "
-                         f"but the file holds {len(raw) - header}")
+        raise ValueError(
+            f"{path}: IDX header declares shape {shape} ({expected} bytes of data) "
+            f"but the file holds {len(raw) - header}"
+        )
     return torch.from_numpy(np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy())
 
 
@@ -77,12 +93,18 @@ def read_idx_split(folder: str | Path, split: str) -> tuple[Tensor, Tensor]:
     files = {kind: idx_file(folder, split, kind) for kind in ("images", "labels")}
     missing = [k for k, f in files.items() if f is None]
     if missing:
-        names = ", ".join(f"{SPLITS[split]}-{k}-idx{3 if k == 'images' else 1}-ubyte[.gz]" for k in missing)
+        names = ", ".join(
+            f"{SPLITS[split]}-{k}-idx{3 if k == 'images' else 1}-ubyte[.gz]" for k in missing
+        )
         raise ValueError(f"IDX folder {str(folder)!r} lacks {names}")
     images, labels = read_idx(files["images"]), read_idx(files["labels"])
     if images.ndim != 3:
-        raise ValueError(f"{files['images']}: expected images of shape (N, H, W), got {tuple(images.shape)}")
+        raise ValueError(
+            f"{files['images']}: expected images of shape (N, H, W), got {tuple(images.shape)}"
+        )
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-        raise ValueError(f"{files['labels']}: expected {images.shape[0]} labels (one per image in "
-                         f"{files['images'].name}), got shape {tuple(labels.shape)}")
+        raise ValueError(
+            f"{files['labels']}: expected {images.shape[0]} labels (one per image in "
+            f"{files['images'].name}), got shape {tuple(labels.shape)}"
+        )
     return images.unsqueeze(1).float() / 255.0, labels.long()

@@ -45,32 +45,42 @@ class ImageSet:
     def batches_per_epoch(self, batch_size: int) -> int:
         """Whole minibatches of ``batch_size`` in one pass over the images (at least one)."""
         if not 1 <= batch_size <= len(self):
-            raise ValueError(f"batch_size must be in [1, {len(self)}] (the number of images), got {batch_size}")
+            raise ValueError(
+                f"batch_size must be in [1, {len(self)}] (the number of images), got {batch_size}"
+            )
         return len(self) // batch_size
 
-    def pick(self, idx: Tensor) -> "ImageSet":
+    def pick(self, idx: Tensor) -> ImageSet:
         """The images at indices ``idx``."""
         return ImageSet(self.images[idx], self.labels[idx], self.classes, self.source)
 
-    def split(self, n_test: int, seed: int = 0) -> tuple["ImageSet", "ImageSet"]:
+    def split(self, n_test: int, seed: int = 0) -> tuple[ImageSet, ImageSet]:
         """A seeded random (train, test) split with ``n_test`` test images."""
         if len(self) < 2:
-            raise ValueError(f"{self.source} holds {len(self)} image(s); at least 2 are needed "
-                             "(one to train on and one to test on)")
+            raise ValueError(
+                f"{self.source} holds {len(self)} image(s); at least 2 are needed "
+                "(one to train on and one to test on)"
+            )
         if not 0 < n_test < len(self):
-            raise ValueError(f"n_test must be in [1, {len(self) - 1}] for the {len(self)} images of "
-                             f"{self.source}, got {n_test}")
+            raise ValueError(
+                f"n_test must be in [1, {len(self) - 1}] for the {len(self)} images of "
+                f"{self.source}, got {n_test}"
+            )
         perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
         return self.pick(perm[n_test:]), self.pick(perm[:n_test])
 
-    def subset(self, n: int | None, name: str, seed: int = 0) -> "ImageSet":
+    def subset(self, n: int | None, name: str, seed: int = 0) -> ImageSet:
         """``n`` images drawn without replacement by a seeded permutation (all of them when n is
         ``None``); ``name`` is the argument named in the error."""
         if n is None:
             return self
         if not 0 < n <= len(self):
-            raise ValueError(f"{name} must be in [1, {len(self)}] (or None: all) for {self.source}, got {n}")
-        return self.pick(torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n])
+            raise ValueError(
+                f"{name} must be in [1, {len(self)}] (or None: all) for {self.source}, got {n}"
+            )
+        return self.pick(
+            torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        )
 
 
 @dataclass
@@ -83,8 +93,12 @@ class DataSplit:
 
     def info(self) -> dict:
         """``{"name", "shape": [C, H, W], "n_train", "n_test"}`` for ``summary.json``."""
-        return {"name": self.name, "shape": list(self.train.images.shape[1:]),
-                "n_train": len(self.train), "n_test": len(self.test)}
+        return {
+            "name": self.name,
+            "shape": list(self.train.images.shape[1:]),
+            "n_train": len(self.train),
+            "n_test": len(self.test),
+        }
 
 
 def _check_size(size: int) -> None:
@@ -96,7 +110,9 @@ def resize(images: Tensor, size: int) -> Tensor:
     """Bilinear (antialiased) resize of (N, C, H, W) to (N, C, size, size), clamped to [0, 1]."""
     if images.shape[-2:] == (size, size):
         return images
-    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    return F.interpolate(
+        images, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    ).clamp(0, 1)
 
 
 def digits(size: int = DIGITS_SIZE, dtype: torch.dtype = torch.float32) -> ImageSet:
@@ -106,8 +122,12 @@ def digits(size: int = DIGITS_SIZE, dtype: torch.dtype = torch.float32) -> Image
 
     d = load_digits()
     images = torch.as_tensor(d.images, dtype=dtype).unsqueeze(1) / 16.0
-    return ImageSet(resize(images, size), torch.as_tensor(d.target, dtype=torch.long),
-                    tuple(str(c) for c in d.target_names), "sklearn digits (UCI optdigits, 8×8)")
+    return ImageSet(
+        resize(images, size),
+        torch.as_tensor(d.target, dtype=torch.long),
+        tuple(str(c) for c in d.target_names),
+        "sklearn digits (UCI optdigits, 8×8)",
+    )
 
 
 def _read_image(p: Path, mode: str):
@@ -120,7 +140,9 @@ def _read_image(p: Path, mode: str):
         raise ValueError(f"{p}: not a readable PNG/JPEG image ({type(e).__name__})") from None
 
 
-def image_folder(path: str | Path, size: int | None = None, channels: int = 1, dtype: torch.dtype = torch.float32) -> ImageSet:
+def image_folder(
+    path: str | Path, size: int | None = None, channels: int = 1, dtype: torch.dtype = torch.float32
+) -> ImageSet:
     """All PNG/JPEG files under ``path`` (recursively) as (N, channels, S, S) in [0, 1].
 
     Resize rule: ``size=None`` keeps the images' own size, which must be square and the same for
@@ -137,11 +159,15 @@ def image_folder(path: str | Path, size: int | None = None, channels: int = 1, d
         raise ValueError(f"channels must be 1 (greyscale) or 3 (RGB), got {channels!r}")
     root = Path(path)
     if not root.is_dir():
-        raise ValueError(f"data must be 'fashion-mnist', 'digits' or an existing folder, got {str(path)!r}")
+        raise ValueError(
+            f"data must be 'fashion-mnist', 'digits' or an existing folder, got {str(path)!r}"
+        )
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise ValueError(f"no PNG/JPEG images (nor IDX files) found under {str(path)!r}")
-    class_of = [p.relative_to(root).parts[0] if len(p.relative_to(root).parts) > 1 else "." for p in files]
+    class_of = [
+        p.relative_to(root).parts[0] if len(p.relative_to(root).parts) > 1 else "." for p in files
+    ]
     classes = tuple(sorted(set(class_of)))
     mode = "L" if channels == 1 else "RGB"
     arrays: list[Tensor] = []
@@ -153,30 +179,48 @@ def image_folder(path: str | Path, size: int | None = None, channels: int = 1, d
         elif first is None:
             first = (p, im.size)
             if im.size[0] != im.size[1]:
-                raise ValueError(f"{p} is {im.size[0]}×{im.size[1]}, not square; set image_size=N to resize every image to N×N")
+                raise ValueError(
+                    f"{p} is {im.size[0]}×{im.size[1]}, not square; set image_size=N to resize every image to N×N"
+                )
         elif im.size != first[1]:
-            raise ValueError(f"images under {str(path)!r} differ in size ({first[0].name}: {first[1][0]}×{first[1][1]}, "
-                             f"{p.name}: {im.size[0]}×{im.size[1]}); set image_size=N to resize every image to N×N")
+            raise ValueError(
+                f"images under {str(path)!r} differ in size ({first[0].name}: {first[1][0]}×{first[1][1]}, "
+                f"{p.name}: {im.size[0]}×{im.size[1]}); set image_size=N to resize every image to N×N"
+            )
         w, h = im.size
-        arrays.append(torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).reshape(h, w, channels).permute(2, 0, 1))
+        arrays.append(
+            torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+            .reshape(h, w, channels)
+            .permute(2, 0, 1)
+        )
     images = torch.stack(arrays).to(dtype) / 255.0
     labels = torch.tensor([classes.index(c) for c in class_of], dtype=torch.long)
     return ImageSet(images, labels, classes, f"image folder {root}")
 
 
-def _idx_split(folder: Path, image_size: int | None, channels: int, name: str, classes: tuple[str, ...] | None) -> DataSplit:
+def _idx_split(
+    folder: Path, image_size: int | None, channels: int, name: str, classes: tuple[str, ...] | None
+) -> DataSplit:
     if channels != 1:
         raise ValueError(f"IDX data ({name}) have one channel, got channels={channels}")
     sets = []
     for split in ("train", "test"):
         images, labels = read_idx_split(folder, split)
         names = classes or tuple(str(c) for c in range(int(labels.max()) + 1))
-        sets.append(ImageSet(resize(images, image_size) if image_size else images, labels, names, name))
+        sets.append(
+            ImageSet(resize(images, image_size) if image_size else images, labels, names, name)
+        )
     return DataSplit(sets[0], sets[1], name)
 
 
-def load_data(data: str, *, image_size: int | None = None, channels: int = 1, n_train: int | None = None,
-              n_test: int | None = None) -> DataSplit:
+def load_data(
+    data: str,
+    *,
+    image_size: int | None = None,
+    channels: int = 1,
+    n_train: int | None = None,
+    n_test: int | None = None,
+) -> DataSplit:
     """Train/test images of ``data``: ``"fashion-mnist"``, ``"digits"`` or a folder (IDX or PNG/JPEG).
 
     ``image_size``: ``None`` keeps the native size (digits: :data:`DIGITS_SIZE`), N resizes to
@@ -194,10 +238,14 @@ def load_data(data: str, *, image_size: int | None = None, channels: int = 1, n_
         _check_size(image_size)
     if data == "fashion-mnist":
         if not is_idx_folder(FASHION_MNIST_DIR):
-            raise ValueError(f"data=fashion-mnist needs the IDX files in {FASHION_MNIST_DIR}: install the Debian package "
-                             "dataset-fashion-mnist (`make data`), or pass --set data=PATH (a folder of IDX or PNG/JPEG "
-                             "files) or data=digits")
-        split = _idx_split(FASHION_MNIST_DIR, image_size, channels, "fashion-mnist", FASHION_MNIST_CLASSES)
+            raise ValueError(
+                f"data=fashion-mnist needs the IDX files in {FASHION_MNIST_DIR}: install the Debian package "
+                "dataset-fashion-mnist (`make data`), or pass --set data=PATH (a folder of IDX or PNG/JPEG "
+                "files) or data=digits"
+            )
+        split = _idx_split(
+            FASHION_MNIST_DIR, image_size, channels, "fashion-mnist", FASHION_MNIST_CLASSES
+        )
         test = split.test.subset(n_test, "n_test")
     elif data != "digits" and is_idx_folder(data):
         split = _idx_split(Path(data), image_size, channels, f"IDX folder {data}", None)
@@ -214,8 +262,13 @@ def load_data(data: str, *, image_size: int | None = None, channels: int = 1, n_
     return DataSplit(split.train.subset(n_train, "n_train"), test, split.name)
 
 
-def sinusoid_pattern(height: int, width: int, amplitude: float = 0.3, frequency: float = 2 * math.pi,
-                     grid: str = "periodic") -> Tensor:
+def sinusoid_pattern(
+    height: int,
+    width: int,
+    amplitude: float = 0.3,
+    frequency: float = 2 * math.pi,
+    grid: str = "periodic",
+) -> Tensor:
     """The paper's fixed corruption ``amplitude·sin(frequency·(x + y))``, (H, W), on the grid
     ``"periodic"`` (x = j/W, y = i/H) or ``"linspace"`` (x = j/(W−1), y = i/(H−1): the official
     code's ``torch.linspace(0, 1, W)``). The official training noise has frequency 2π; its
@@ -224,19 +277,35 @@ def sinusoid_pattern(height: int, width: int, amplitude: float = 0.3, frequency:
         raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
 
     def axis(n: int) -> Tensor:
-        return torch.linspace(0, 1, n, dtype=torch.float64) if grid == "linspace" else torch.arange(n, dtype=torch.float64) / n
+        return (
+            torch.linspace(0, 1, n, dtype=torch.float64)
+            if grid == "linspace"
+            else torch.arange(n, dtype=torch.float64) / n
+        )
 
     return amplitude * torch.sin(frequency * (axis(width)[None, :] + axis(height)[:, None]))
 
 
-def corrupt(images: Tensor, kind: str, level: float, generator: torch.Generator | None = None, *,
-            frequency: float = 2 * math.pi, grid: str = "periodic") -> Tensor:
+def corrupt(
+    images: Tensor,
+    kind: str,
+    level: float,
+    generator: torch.Generator | None = None,
+    *,
+    frequency: float = 2 * math.pi,
+    grid: str = "periodic",
+) -> Tensor:
     """Corrupted copy of images (B, C, H, W): ``"sinusoid"`` adds :func:`sinusoid_pattern` of
     amplitude ``level`` (``frequency``, ``grid``); ``"gaussian"`` adds N(0, level²) noise drawn
     from ``generator`` (default: torch's global generator). Not clipped."""
     if kind == "sinusoid":
         return images + sinusoid_pattern(*images.shape[-2:], level, frequency, grid).to(images)
     if kind == "gaussian":
-        noise = torch.randn(images.shape, generator=generator, dtype=images.dtype, device="cpu" if generator else images.device)
+        noise = torch.randn(
+            images.shape,
+            generator=generator,
+            dtype=images.dtype,
+            device="cpu" if generator else images.device,
+        )
         return images + level * noise.to(images.device)
     raise ValueError(f"corruption must be one of {CORRUPTIONS}, got {kind!r}")

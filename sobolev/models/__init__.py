@@ -7,6 +7,14 @@ from .mlp import ACTIVATIONS, MLP, SIREN, Sine, TwoLayer
 from .unet import UNet
 
 __all__ = [
-    "ACTIVATIONS", "ConvAutoencoder", "ConvClassifier", "FourierFeatureMLP", "FourierFeatures", "MLP", "SIREN",
-    "Sine", "TwoLayer", "UNet",
+    "ACTIVATIONS",
+    "MLP",
+    "SIREN",
+    "ConvAutoencoder",
+    "ConvClassifier",
+    "FourierFeatureMLP",
+    "FourierFeatures",
+    "Sine",
+    "TwoLayer",
+    "UNet",
 ]

@@ -26,14 +26,23 @@ class ConvAutoencoder(nn.Module):
         self.shape = (2 * width, size // 4, size // 4)
         flat = 2 * width * (size // 4) ** 2
         self.encoder = nn.Sequential(
-            nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(flat, z_dim),
+            nn.Conv2d(channels, width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(flat, z_dim),
         )
         self.decoder = nn.Sequential(
-            nn.Linear(z_dim, flat), nn.ReLU(), nn.Unflatten(1, self.shape),
-            nn.Upsample(scale_factor=2), nn.Conv2d(2 * width, width, 3, padding=1), nn.ReLU(),
-            nn.Upsample(scale_factor=2), nn.Conv2d(width, channels, 3, padding=1), nn.Sigmoid(),
+            nn.Linear(z_dim, flat),
+            nn.ReLU(),
+            nn.Unflatten(1, self.shape),
+            nn.Upsample(scale_factor=2),
+            nn.Conv2d(2 * width, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Upsample(scale_factor=2),
+            nn.Conv2d(width, channels, 3, padding=1),
+            nn.Sigmoid(),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -43,16 +52,28 @@ class ConvAutoencoder(nn.Module):
 class ConvClassifier(nn.Module):
     """Two conv–ReLU–pool stages → ``feature_dim`` features (:meth:`features`) → class logits."""
 
-    def __init__(self, channels: int = 1, size: int = 16, n_classes: int = 10, width: int = 32,
-                 feature_dim: int = 32) -> None:
+    def __init__(
+        self,
+        channels: int = 1,
+        size: int = 16,
+        n_classes: int = 10,
+        width: int = 32,
+        feature_dim: int = 32,
+    ) -> None:
         super().__init__()
         _check(channels, size)
         if n_classes < 2:
             raise ValueError(f"n_classes must be ≥ 2, got {n_classes}")
         self.body = nn.Sequential(
-            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(2 * width * (size // 4) ** 2, feature_dim), nn.ReLU(),
+            nn.Conv2d(channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(2 * width * (size // 4) ** 2, feature_dim),
+            nn.ReLU(),
         )
         self.head = nn.Linear(feature_dim, n_classes)
 
@@ -77,15 +98,24 @@ class PaperAutoencoder(nn.Module):
         q = size // 4
         act = nn.LeakyReLU
         self.encoder = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), act(),
-            nn.Conv2d(32, 64, 3, padding=1, stride=2), act(),
-            nn.Conv2d(64, 64, 3, padding=1, stride=2), act(),
-            nn.Flatten(), nn.Linear(64 * q * q, z_dim), act(),
+            nn.Conv2d(channels, 32, 3, padding=1),
+            act(),
+            nn.Conv2d(32, 64, 3, padding=1, stride=2),
+            act(),
+            nn.Conv2d(64, 64, 3, padding=1, stride=2),
+            act(),
+            nn.Flatten(),
+            nn.Linear(64 * q * q, z_dim),
+            act(),
         )
         self.decoder = nn.Sequential(
-            nn.Linear(z_dim, 64 * q * q), nn.Unflatten(1, (64, q, q)), act(),
-            nn.ConvTranspose2d(64, 64, 3, padding=1, output_padding=1, stride=2), act(),
-            nn.ConvTranspose2d(64, 32, 3, padding=1, output_padding=1, stride=2), act(),
+            nn.Linear(z_dim, 64 * q * q),
+            nn.Unflatten(1, (64, q, q)),
+            act(),
+            nn.ConvTranspose2d(64, 64, 3, padding=1, output_padding=1, stride=2),
+            act(),
+            nn.ConvTranspose2d(64, 32, 3, padding=1, output_padding=1, stride=2),
+            act(),
             nn.ConvTranspose2d(32, channels, 3, padding=1),
         )
 

@@ -16,8 +16,14 @@ class FourierFeatures(nn.Module):
     ``B`` (n_features, d) ~ N(0, σ²) is a fixed buffer (not trained; saved in the state dict).
     """
 
-    def __init__(self, d_in: int, n_features: int = 64, sigma: float = 1.0, *,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        d_in: int,
+        n_features: int = 64,
+        sigma: float = 1.0,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         for name, v in (("d_in", d_in), ("n_features", n_features)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -35,8 +41,18 @@ class FourierFeatures(nn.Module):
 class FourierFeatureMLP(nn.Module):
     """:class:`FourierFeatures` followed by an :class:`MLP` on the 2·n_features embedding, (B, d_in) → (B, d_out)."""
 
-    def __init__(self, d_in: int, d_out: int = 1, n_features: int = 64, sigma: float = 1.0, width: int = 64,
-                 depth: int = 3, activation: str = "tanh", *, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        d_in: int,
+        d_out: int = 1,
+        n_features: int = 64,
+        sigma: float = 1.0,
+        width: int = 64,
+        depth: int = 3,
+        activation: str = "tanh",
+        *,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         self.features = FourierFeatures(d_in, n_features, sigma, generator=generator)
         self.mlp = MLP(2 * n_features, d_out, width, depth, activation)

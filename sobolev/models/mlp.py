@@ -7,7 +7,7 @@ All map (B, d_in) → (B, d_out) treating rows independently, so they work with 
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -59,8 +59,17 @@ class MLP(nn.Module):
     n, so that each hidden pre-activation ω₀Wx has unit variance and the output starts small.
     """
 
-    def __init__(self, d_in: int, d_out: int = 1, width: int = 64, depth: int = 3,
-                 activation: str = "tanh", w0: float = 30.0, *, widths: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        d_in: int,
+        d_out: int = 1,
+        width: int = 64,
+        depth: int = 3,
+        activation: str = "tanh",
+        w0: float = 30.0,
+        *,
+        widths: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
         _check_activation(activation)
         _check_sizes(d_in=d_in, d_out=d_out, width=width, depth=depth)
@@ -68,7 +77,9 @@ class MLP(nn.Module):
             raise ValueError(f"w0 must be positive, got {w0!r}")
         if widths is not None:
             if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or not widths:
-                raise ValueError(f"widths must be a non-empty list of positive integers, got {widths!r}")
+                raise ValueError(
+                    f"widths must be a non-empty list of positive integers, got {widths!r}"
+                )
             _check_sizes(**{f"widths[{i}]": w for i, w in enumerate(widths)})
             if (width, depth) != (64, 3):
                 raise ValueError("pass either widths or width/depth, not both")
@@ -76,7 +87,10 @@ class MLP(nn.Module):
         dims = [d_in] + (list(widths) if widths is not None else [width] * depth)
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
-            layers += [nn.Linear(a, b), Sine(w0) if activation == "sine" else ACTIVATIONS[activation]()]
+            layers += [
+                nn.Linear(a, b),
+                Sine(w0) if activation == "sine" else ACTIVATIONS[activation](),
+            ]
         layers.append(nn.Linear(dims[-1], d_out))
         self.net = nn.Sequential(*layers)
         if activation == "sine":
@@ -97,7 +111,9 @@ class MLP(nn.Module):
 class SIREN(MLP):
     """SIREN: an :class:`MLP` with sine activations sin(ω₀ ·) and SIREN's initialisation."""
 
-    def __init__(self, d_in: int, d_out: int = 1, width: int = 64, depth: int = 3, w0: float = 30.0) -> None:
+    def __init__(
+        self, d_in: int, d_out: int = 1, width: int = 64, depth: int = 3, w0: float = 30.0
+    ) -> None:
         super().__init__(d_in, d_out, width, depth, "sine", w0)
 
 
@@ -109,8 +125,15 @@ class TwoLayer(nn.Module):
     is a parameter initialised to 1/√K·(±1). For ``"sine"``, σ = sin (ω₀ = 1).
     """
 
-    def __init__(self, d_in: int, width: int, activation: str = "relu", *, train_output: bool = False,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        d_in: int,
+        width: int,
+        activation: str = "relu",
+        *,
+        train_output: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         _check_activation(activation)
         _check_sizes(d_in=d_in, width=width)

@@ -11,7 +11,9 @@ from torch import Tensor, nn
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
     """Sinusoidal embedding (B, dim) of integer or real timesteps t (B,) (Transformer / DDPM style)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half
+    )
     args = t.float()[:, None] * freqs[None, :]
     emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
     return nn.functional.pad(emb, (0, dim % 2))
@@ -43,7 +45,9 @@ class UNet(nn.Module):
     up-sampling, skip connections by concatenation. H and W must be divisible by 2^(len(mults)−1).
     """
 
-    def __init__(self, channels: int = 1, base: int = 32, mults: tuple[int, ...] = (1, 2, 2), t_dim: int = 64) -> None:
+    def __init__(
+        self, channels: int = 1, base: int = 32, mults: tuple[int, ...] = (1, 2, 2), t_dim: int = 64
+    ) -> None:
         super().__init__()
         if not mults or any(m < 1 for m in mults):
             raise ValueError(f"mults must be a non-empty tuple of positive ints, got {mults!r}")
@@ -66,7 +70,9 @@ class UNet(nn.Module):
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         factor = 2 ** (self.levels - 1)
         if x.shape[-1] % factor or x.shape[-2] % factor:
-            raise ValueError(f"image sides must be divisible by {factor}, got {tuple(x.shape[-2:])}")
+            raise ValueError(
+                f"image sides must be divisible by {factor}, got {tuple(x.shape[-2:])}"
+            )
         temb = self.time_mlp(timestep_embedding(t, self.t_dim).to(x.dtype))
         h = self.inp(x)
         skips = []

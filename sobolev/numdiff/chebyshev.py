@@ -53,7 +53,9 @@ def chebyshev_derivative(
     if not (np.isfinite(a) and np.isfinite(b) and b > a):
         raise ValueError(f"domain must be a finite interval (a, b) with a < b, got {domain!r}")
     if values.shape[axis] < 2:
-        raise ValueError(f"values needs at least 2 Chebyshev points along axis {axis}, got {values.shape[axis]}")
+        raise ValueError(
+            f"values needs at least 2 Chebyshev points along axis {axis}, got {values.shape[axis]}"
+        )
     return apply_chebyshev(values, order, axis, (a, b), method)
 
 
@@ -81,7 +83,11 @@ def chebyshev_matrix(n: int, order: int) -> np.ndarray:
     big_n = n - 1
     theta = np.pi * np.arange(n) / big_n
     # y_i - y_j = 2 sin((t_i + t_j)/2) sin((t_j - t_i)/2): no cancellation near the ends.
-    dy = 2.0 * np.sin((theta[:, None] + theta[None, :]) / 2) * np.sin((theta[None, :] - theta[:, None]) / 2)
+    dy = (
+        2.0
+        * np.sin((theta[:, None] + theta[None, :]) / 2)
+        * np.sin((theta[None, :] - theta[:, None]) / 2)
+    )
     np.fill_diagonal(dy, 1.0)
     inv_dy = 1.0 / dy
     np.fill_diagonal(inv_dy, 0.0)
@@ -125,7 +131,9 @@ def _fft_derivative(lines: torch.Tensor, order: int) -> torch.Tensor:
     return _dct1(coeffs * inner)
 
 
-def _differentiate_coefficients(a: torch.Tensor, k: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+def _differentiate_coefficients(
+    a: torch.Tensor, k: torch.Tensor, first: torch.Tensor
+) -> torch.Tensor:
     """Chebyshev coefficients of u' from those of u (last axis, length n, result's last entry 0).
 
     ``b_j = (2/c_j) * sum_{p > j, p - j odd} p a_p`` with ``c_0 = 2``: a reverse cumulative sum over

@@ -8,7 +8,6 @@ few offsets. Gradients flow to ``values`` (not to the coordinates).
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
@@ -27,7 +26,9 @@ Spacing = float | torch.Tensor
 """Grid along the axis: a uniform spacing ``h > 0``, or the 1-D tensor of its coordinates."""
 
 
-def resolve_spacing(coords_or_spacing: float | torch.Tensor, n: int, name: str = "coords_or_spacing") -> Spacing:
+def resolve_spacing(
+    coords_or_spacing: float | torch.Tensor, n: int, name: str = "coords_or_spacing"
+) -> Spacing:
     """Validated grid: ``float`` spacing if uniform (detected from coordinates), else float64 coordinates."""
     if isinstance(coords_or_spacing, torch.Tensor) and coords_or_spacing.ndim == 1:
         coords = check_coords(coords_or_spacing, n, name)
@@ -37,9 +38,13 @@ def resolve_spacing(coords_or_spacing: float | torch.Tensor, n: int, name: str =
         coords_or_spacing = float(coords_or_spacing)
     if isinstance(coords_or_spacing, (int, float)) and not isinstance(coords_or_spacing, bool):
         if not (np.isfinite(coords_or_spacing) and coords_or_spacing > 0):
-            raise ValueError(f"{name} as a spacing must be a finite number > 0, got {coords_or_spacing!r}")
+            raise ValueError(
+                f"{name} as a spacing must be a finite number > 0, got {coords_or_spacing!r}"
+            )
         return float(coords_or_spacing)
-    raise ValueError(f"{name} must be a spacing h > 0 or a 1-D tensor of {n} coordinates, got {coords_or_spacing!r}")
+    raise ValueError(
+        f"{name} must be a spacing h > 0 or a 1-D tensor of {n} coordinates, got {coords_or_spacing!r}"
+    )
 
 
 def fd_half_width(order: int, accuracy: int, uniform: bool = True) -> int:
@@ -82,7 +87,9 @@ def fd_derivative(
     return apply_fd(values, grid, order, axis, accuracy, boundary)
 
 
-def apply_fd(values: torch.Tensor, grid: Spacing, order: int, axis: int, accuracy: int, boundary: str) -> torch.Tensor:
+def apply_fd(
+    values: torch.Tensor, grid: Spacing, order: int, axis: int, accuracy: int, boundary: str
+) -> torch.Tensor:
     """:func:`fd_derivative` on already validated arguments (``axis`` non-negative)."""
     if order == 0:
         return values
@@ -109,7 +116,9 @@ def apply_fd(values: torch.Tensor, grid: Spacing, order: int, axis: int, accurac
         center = [w.reshape(-1, *trailing) for w in weights]
 
     if boundary == "periodic":
-        padded = torch.cat([values.narrow(axis, n - s, s), values, values.narrow(axis, 0, s)], dim=axis)
+        padded = torch.cat(
+            [values.narrow(axis, n - s, s), values, values.narrow(axis, 0, s)], dim=axis
+        )
         return _shifted_sum(padded, axis, center, n)
     interior = _shifted_sum(values, axis, center, n - 2 * s)
     if boundary == "interior":
@@ -146,7 +155,10 @@ def _edge_tensors(
     order: int, accuracy: int, scale: float, dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     stencil = uniform_stencil(order, accuracy)
-    return tuple(torch.as_tensor(m * scale, dtype=dtype, device=device) for m in (stencil.left, stencil.right))
+    return tuple(
+        torch.as_tensor(m * scale, dtype=dtype, device=device)
+        for m in (stencil.left, stencil.right)
+    )
 
 
 def _nonuniform_tensors(
@@ -156,4 +168,6 @@ def _nonuniform_tensors(
     fresh tensors of the cached NumPy stencils on every call (a tensor cached inside one torch.func
     transform would trip the next one)."""
     center, left, right = nonuniform_stencil(order, accuracy, grid)
-    return tuple(torch.as_tensor(m, dtype=dtype, device=device) for m in (center.T.copy(), left, right))
+    return tuple(
+        torch.as_tensor(m, dtype=dtype, device=device) for m in (center.T.copy(), left, right)
+    )

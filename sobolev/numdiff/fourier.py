@@ -33,7 +33,9 @@ def apply_fourier(values: torch.Tensor, order: int, axis: int, period: float) ->
     if order == 0:
         return values
     n = values.shape[axis]
-    wavenumbers = torch.arange(n // 2 + 1, dtype=values.dtype, device=values.device) * (2 * math.pi / period)
+    wavenumbers = torch.arange(n // 2 + 1, dtype=values.dtype, device=values.device) * (
+        2 * math.pi / period
+    )
     multiplier = wavenumbers**order
     if order % 2 == 1 and n % 2 == 0:
         multiplier[-1] = 0.0

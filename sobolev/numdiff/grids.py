@@ -16,7 +16,12 @@ from sobolev.numdiff.validation import check_coords
 
 
 def chebyshev_grid(
-    n: int, a: float = -1.0, b: float = 1.0, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+    n: int,
+    a: float = -1.0,
+    b: float = 1.0,
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """The ``n`` Chebyshev–Gauss–Lobatto points on ``[a, b]`` in ascending order, shape ``(n,)``.
 
@@ -78,7 +83,9 @@ def check_uniform(coords: torch.Tensor, name: str, method: str) -> float:
     check_coords(coords, None, name)
     h = uniform_spacing(coords)
     if h is None:
-        raise ValueError(f"{name} must be uniformly spaced for {method}; use method='fd' for non-uniform grids")
+        raise ValueError(
+            f"{name} must be uniformly spaced for {method}; use method='fd' for non-uniform grids"
+        )
     return h
 
 

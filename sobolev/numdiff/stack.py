@@ -16,10 +16,21 @@ from collections.abc import Callable, Sequence
 import torch
 
 from sobolev.numdiff.chebyshev import apply_chebyshev
-from sobolev.numdiff.finite_differences import apply_fd, fd_half_width, fd_points_needed, resolve_spacing
+from sobolev.numdiff.finite_differences import (
+    apply_fd,
+    fd_half_width,
+    fd_points_needed,
+    resolve_spacing,
+)
 from sobolev.numdiff.fourier import apply_fourier
 from sobolev.numdiff.grids import check_chebyshev, check_uniform
-from sobolev.numdiff.validation import check_accuracy, check_boundary, check_coords, check_order, check_values
+from sobolev.numdiff.validation import (
+    check_accuracy,
+    check_boundary,
+    check_coords,
+    check_order,
+    check_values,
+)
 
 METHODS = ("fd", "chebyshev", "fourier")
 
@@ -34,7 +45,9 @@ def grid_points(grid: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack(torch.meshgrid(*grid, indexing="ij"), dim=-1).reshape(-1, len(grid))
 
 
-def interior_grid(grid: Sequence[torch.Tensor], order: int = 1, accuracy: int = 4) -> list[torch.Tensor]:
+def interior_grid(
+    grid: Sequence[torch.Tensor], order: int = 1, accuracy: int = 4
+) -> list[torch.Tensor]:
     """The coordinates kept by ``grid_derivatives(..., method="fd", boundary="interior")``.
 
     Along each axis ``fd_half_width(order, accuracy, uniform)`` points are dropped at both ends
@@ -98,8 +111,13 @@ def grid_derivatives(
         op, margins = _fd_operator(grid, order, accuracy, boundary)
     else:
         if boundary is not None:
-            raise ValueError(f"boundary applies to method='fd' only; got boundary={boundary!r} with method={method!r}")
-        op, margins = (_chebyshev_operator if method == "chebyshev" else _fourier_operator)(grid), [0] * d
+            raise ValueError(
+                f"boundary applies to method='fd' only; got boundary={boundary!r} with method={method!r}"
+            )
+        op, margins = (
+            (_chebyshev_operator if method == "chebyshev" else _fourier_operator)(grid),
+            [0] * d,
+        )
 
     stack = _derivative_stack(values, op, order, margins)
     if not return_points:
@@ -110,8 +128,12 @@ def grid_derivatives(
 
 def _check_grid(grid: Sequence[torch.Tensor], descending_ok: bool = False) -> list[torch.Tensor]:
     if isinstance(grid, torch.Tensor) or not isinstance(grid, Sequence) or len(grid) == 0:
-        raise ValueError("grid must be a non-empty sequence (list/tuple) of 1-D coordinate tensors, one per axis")
-    return [check_coords(g, None, f"grid[{i}]", descending_ok=descending_ok) for i, g in enumerate(grid)]
+        raise ValueError(
+            "grid must be a non-empty sequence (list/tuple) of 1-D coordinate tensors, one per axis"
+        )
+    return [
+        check_coords(g, None, f"grid[{i}]", descending_ok=descending_ok) for i, g in enumerate(grid)
+    ]
 
 
 def _interior_margin(coords: torch.Tensor, order: int, accuracy: int) -> int:
@@ -124,12 +146,22 @@ def _fd_operator(
 ) -> tuple[AxisOperator, list[int]]:
     spacings = [resolve_spacing(g, g.shape[0], f"grid[{i}]") for i, g in enumerate(grid)]
     for i, (g, h) in enumerate(zip(grid, spacings)):  # the widest stencil over the orders 1..order
-        needed = max((fd_points_needed(k, accuracy, isinstance(h, float), boundary) for k in range(1, order + 1)), default=1)
+        needed = max(
+            (
+                fd_points_needed(k, accuracy, isinstance(h, float), boundary)
+                for k in range(1, order + 1)
+            ),
+            default=1,
+        )
         if g.shape[0] < needed:
-            raise ValueError(f"grid[{i}] has {g.shape[0]} points, but order={order}, accuracy={accuracy} with "
-                             f"boundary={boundary!r} needs at least {needed} per axis")
+            raise ValueError(
+                f"grid[{i}] has {g.shape[0]} points, but order={order}, accuracy={accuracy} with "
+                f"boundary={boundary!r} needs at least {needed} per axis"
+            )
     if boundary != "interior":
-        return (lambda v, k, axis: apply_fd(v, spacings[axis], k, axis, accuracy, boundary)), [0] * len(grid)
+        return (lambda v, k, axis: apply_fd(v, spacings[axis], k, axis, accuracy, boundary)), [
+            0
+        ] * len(grid)
     margins = [fd_half_width(order, accuracy, isinstance(h, float)) for h in spacings]
 
     def op(v: torch.Tensor, k: int, axis: int) -> torch.Tensor:
@@ -148,13 +180,17 @@ def _chebyshev_operator(grid: list[torch.Tensor]) -> AxisOperator:
         a, b, descending = checked[axis]
         if not descending:
             return apply_chebyshev(v, k, axis, (a, b), "auto")
-        return apply_chebyshev(v.flip(axis), k, axis, (a, b), "auto").flip(axis)  # same derivative, stored reversed
+        return apply_chebyshev(v.flip(axis), k, axis, (a, b), "auto").flip(
+            axis
+        )  # same derivative, stored reversed
 
     return op
 
 
 def _fourier_operator(grid: list[torch.Tensor]) -> AxisOperator:
-    periods = [g.shape[0] * check_uniform(g, f"grid[{i}]", "method='fourier'") for i, g in enumerate(grid)]
+    periods = [
+        g.shape[0] * check_uniform(g, f"grid[{i}]", "method='fourier'") for i, g in enumerate(grid)
+    ]
     return lambda v, k, axis: apply_fourier(v, k, axis, periods[axis])
 
 
@@ -173,7 +209,9 @@ def _derivative_stack(
             if k > 0:
                 cache[alpha] = op(prev, k, axis)
             else:
-                cache[alpha] = prev.narrow(axis, margins[axis], prev.shape[axis] - 2 * margins[axis])
+                cache[alpha] = prev.narrow(
+                    axis, margins[axis], prev.shape[axis] - 2 * margins[axis]
+                )
         return cache[alpha]
 
     m = values.shape[-1]
@@ -184,6 +222,9 @@ def _derivative_stack(
             idx: partial(tuple(idx.count(i) for i in range(d)))
             for idx in itertools.combinations_with_replacement(range(d), j)
         }
-        entries = [by_index[tuple(sorted(idx))].reshape(n_points, m) for idx in itertools.product(range(d), repeat=j)]
+        entries = [
+            by_index[tuple(sorted(idx))].reshape(n_points, m)
+            for idx in itertools.product(range(d), repeat=j)
+        ]
         stack.append(torch.stack(entries, dim=-1).reshape(n_points, m, *(d,) * j))
     return tuple(stack)

@@ -6,18 +6,18 @@ Layout shared by uniform and non-uniform grids, for a grid of ``n`` points:
 * each of the ``s`` points at either edge uses the ``p`` grid points nearest that edge, which
   include the point itself (a one-sided or skewed stencil), ``p`` chosen for the same accuracy.
 
-Uniform grids: coefficients from :func:`findiff.coefficients` (Fornberg's algorithm) at unit
-spacing. Non-uniform grids: a vectorised Fornberg algorithm over all points at once. Stencil sizes
+Uniform grids: coefficients at unit spacing from the Vandermonde system of the integer offsets,
+solved in float64 exactly as :func:`findiff.coefficients` solves it (the tests compare the two). Non-uniform grids: a vectorised Fornberg algorithm over all points at once. Stencil sizes
 follow findiff: a non-uniform central stencil has as many points as a one-sided one (no symmetry
 bonus), so its half width can exceed the uniform one by one for even derivative orders.
 """
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import NamedTuple
 
-import findiff
 import numpy as np
 
 
@@ -41,15 +41,21 @@ def stencil_sizes(order: int, accuracy: int, uniform: bool) -> tuple[int, int]:
     return (central // 2 if uniform else edge // 2), edge
 
 
+def offset_weights(order: int, offsets: list[int]) -> np.ndarray:
+    """Weights of the ``order``-th derivative at 0 from values at integer ``offsets`` (unit
+    spacing): the solution of ``Σ_j w_j o_j^i = order! δ_{i,order}`` for ``i < len(offsets)``."""
+    vandermonde = np.array([[o**i for o in offsets] for i in range(len(offsets))], dtype=np.float64)
+    rhs = np.zeros(len(offsets))
+    rhs[order] = math.factorial(order)
+    return np.linalg.solve(vandermonde, rhs)
+
+
 @lru_cache(maxsize=128)
 def uniform_stencil(order: int, accuracy: int) -> Stencil:
     """Unit-spacing stencil for derivative ``order`` with error ``O(h**accuracy)``."""
     s, p = stencil_sizes(order, accuracy, uniform=True)
-    center = np.asarray(findiff.coefficients(order, accuracy)["center"]["coefficients"], dtype=np.float64)
-    left = np.array(
-        [findiff.coefficients(order, offsets=list(range(-i, p - i)))["coefficients"] for i in range(s)],
-        dtype=np.float64,
-    ).reshape(s, p)
+    center = offset_weights(order, list(range(-s, s + 1)))
+    left = np.array([offset_weights(order, list(range(-i, p - i))) for i in range(s)]).reshape(s, p)
     # Right edge is the mirror image: d^k/dx^k picks up (-1)^k under x -> -x.
     right = (-1) ** order * left[::-1, ::-1].copy()
     return Stencil(center, left, right)
@@ -91,7 +97,7 @@ class GridKey:
     makes hashing O(1), and equality still checks every value, so a hash collision is harmless.
     """
 
-    __slots__ = ("coords", "_hash")
+    __slots__ = ("_hash", "coords")
 
     def __init__(self, coords: np.ndarray) -> None:
         self.coords = coords

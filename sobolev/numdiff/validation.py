@@ -15,7 +15,9 @@ def check_values(values: torch.Tensor, name: str = "values") -> None:
     if not isinstance(values, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(values).__name__}")
     if not values.is_floating_point():
-        raise ValueError(f"{name} must have a real floating dtype (float32/float64), got {values.dtype}")
+        raise ValueError(
+            f"{name} must have a real floating dtype (float32/float64), got {values.dtype}"
+        )
     if values.ndim == 0:
         raise ValueError(f"{name} must have at least one axis, got a 0-d tensor")
     # One cheap reduction first; only if it is non-finite do the exact element-wise check
@@ -41,7 +43,9 @@ def check_accuracy(accuracy: int) -> int:
 def check_axis(axis: int, ndim: int) -> int:
     """Return ``axis`` normalised to ``0 <= axis < ndim``."""
     if isinstance(axis, bool) or not isinstance(axis, int) or not -ndim <= axis < ndim:
-        raise ValueError(f"axis must be an integer in [{-ndim}, {ndim - 1}] for a {ndim}-d tensor, got {axis!r}")
+        raise ValueError(
+            f"axis must be an integer in [{-ndim}, {ndim - 1}] for a {ndim}-d tensor, got {axis!r}"
+        )
     return axis % ndim
 
 
@@ -52,11 +56,15 @@ def check_boundary(boundary: str) -> str:
     return boundary
 
 
-def check_coords(coords: torch.Tensor, n: int | None, name: str = "coords", *, descending_ok: bool = False) -> torch.Tensor:
+def check_coords(
+    coords: torch.Tensor, n: int | None, name: str = "coords", *, descending_ok: bool = False
+) -> torch.Tensor:
     """Require a finite, strictly increasing 1-D coordinate tensor (of length ``n`` unless None);
     with ``descending_ok`` strictly decreasing is accepted too."""
     if not isinstance(coords, torch.Tensor):
-        raise ValueError(f"{name} must be a 1-D torch.Tensor of coordinates, got {type(coords).__name__}")
+        raise ValueError(
+            f"{name} must be a 1-D torch.Tensor of coordinates, got {type(coords).__name__}"
+        )
     if coords.ndim != 1 or (n is not None and coords.shape[0] != n):
         expected = "1-D" if n is None else f"1-D with {n} entries to match values"
         raise ValueError(f"{name} must be {expected}, got shape {tuple(coords.shape)}")
@@ -65,8 +73,17 @@ def check_coords(coords: torch.Tensor, n: int | None, name: str = "coords", *, d
     x = coords.detach()
     steps = torch.diff(x)
     # Cheap reductions first: a NaN/Inf coordinate makes the sum of steps non-finite.
-    if not (bool(torch.isfinite(x[0])) and bool(torch.isfinite(steps.sum()))) and not bool(torch.isfinite(x).all()):
+    if not (bool(torch.isfinite(x[0])) and bool(torch.isfinite(steps.sum()))) and not bool(
+        torch.isfinite(x).all()
+    ):
         raise ValueError(f"{name} contains NaN or Inf entries")
-    if steps.numel() and not float(steps.min()) > 0 and not (descending_ok and float(steps.max()) < 0):
-        raise ValueError(f"{name} must be strictly increasing" + (" or strictly decreasing" if descending_ok else ""))
+    if (
+        steps.numel()
+        and not float(steps.min()) > 0
+        and not (descending_ok and float(steps.max()) < 0)
+    ):
+        raise ValueError(
+            f"{name} must be strictly increasing"
+            + (" or strictly decreasing" if descending_ok else "")
+        )
     return coords

@@ -61,8 +61,18 @@ def parameter_error(W, W_star) -> float:
 
 
 def gradient_flow(
-    W0, W_star, part: str = "L", lam: float = 1.0, t_max: float = 20.0, *, autodiff: bool = False,
-    n_eval: int = 300, rtol: float = 1e-8, atol: float = 1e-12, method: str = "LSODA", kink_tol: float = 1e-6,
+    W0,
+    W_star,
+    part: str = "L",
+    lam: float = 1.0,
+    t_max: float = 20.0,
+    *,
+    autodiff: bool = False,
+    n_eval: int = 300,
+    rtol: float = 1e-8,
+    atol: float = 1e-12,
+    method: str = "LSODA",
+    kink_tol: float = 1e-6,
 ) -> FlowResult:
     """Integrate dW/dτ = −∇(part) (or −E[autodiff ∇(part)]) on [0, t_max], sampled at n_eval times.
 
@@ -86,16 +96,32 @@ def gradient_flow(
         return -grad.reshape(-1).numpy()
 
     times = np.linspace(0.0, t_max, n_eval)
-    with warnings.catch_warnings(record=True) as caught:  # LSODA reports convergence failures as warnings
+    with warnings.catch_warnings(
+        record=True
+    ) as caught:  # LSODA reports convergence failures as warnings
         warnings.simplefilter("always")
-        sol = solve_ivp(rhs, (0.0, t_max), W0.reshape(-1).numpy(), method=method, t_eval=times, rtol=rtol, atol=atol)
+        sol = solve_ivp(
+            rhs,
+            (0.0, t_max),
+            W0.reshape(-1).numpy(),
+            method=method,
+            t_eval=times,
+            rtol=rtol,
+            atol=atol,
+        )
     problems = [str(w.message) for w in caught]
     Ws = sol.y.T.reshape(-1, *shape)
     loss_L, loss_J = (np.array([float(population_loss(W, W_star, p)) for W in Ws]) for p in "LJ")
     return FlowResult(
-        times=sol.t, W=Ws, loss_L=loss_L, loss_J=loss_J, loss_H=loss_L + lam * loss_J,
+        times=sol.t,
+        W=Ws,
+        loss_L=loss_L,
+        loss_J=loss_J,
+        loss_H=loss_L + lam * loss_J,
         param_error=np.array([parameter_error(W, W_star) for W in Ws]),
-        nfev=int(sol.nfev), success=bool(sol.success) and not problems, message="; ".join([str(sol.message), *problems]),
+        nfev=int(sol.nfev),
+        success=bool(sol.success) and not problems,
+        message="; ".join([str(sol.message), *problems]),
     )
 
 
@@ -106,7 +132,9 @@ def time_to_tolerance(times, values, tol: float, *, relative: bool = True) -> fl
     """
     times, values = np.asarray(times, dtype=float), np.asarray(values, dtype=float)
     if times.shape != values.shape or times.ndim != 1 or times.size == 0:
-        raise ValueError(f"times and values must be 1-D of equal length, got {times.shape} and {values.shape}")
+        raise ValueError(
+            f"times and values must be 1-D of equal length, got {times.shape} and {values.shape}"
+        )
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol}")
     target = tol * values[0] if relative else tol

@@ -50,12 +50,16 @@ def _frame(w, w_star) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Validated (d,) vectors → (u, v, cos t, sin t, |w|, |w*|); raises at t ∈ {0, π}."""
     w, w_star = as_weights(w, "w", ndim=1), as_weights(w_star, "w_star", ndim=1)
     if w.shape != w_star.shape:
-        raise ValueError(f"w and w_star must have the same shape (d,), got {tuple(w.shape)} and {tuple(w_star.shape)}")
+        raise ValueError(
+            f"w and w_star must have the same shape (d,), got {tuple(w.shape)} and {tuple(w_star.shape)}"
+        )
     nw, ns = torch.linalg.vector_norm(w), torch.linalg.vector_norm(w_star)
     u, v = w_star / ns, w / nw
     t = 2 * torch.atan2(torch.linalg.vector_norm(u - v), torch.linalg.vector_norm(u + v))
     if torch.sin(t) <= DEGENERATE_SINE:
-        raise ValueError("w and w_star are aligned or opposite (t ∈ {0, π}): the K = 1 Hessian formulas need 0 < t < π")
+        raise ValueError(
+            "w and w_star are aligned or opposite (t ∈ {0, π}): the K = 1 Hessian formulas need 0 < t < π"
+        )
     return u, v, torch.cos(t), torch.sin(t), nw, ns
 
 
@@ -83,4 +87,6 @@ def hessian_k1_quoted(w, w_star, part: str = "L") -> Tensor:
     alpha = ns**2 / (2 * math.pi * nw * s)
     eye = torch.eye(v.numel(), dtype=v.dtype)
     k, base = (1.0, 0.5) if part == "L" else (2.0, 1.0)
-    return base * eye - alpha * (k * torch.outer(u, u) - c * torch.outer(v, u) + s**2 * eye) @ (eye - torch.outer(v, v))
+    return base * eye - alpha * (k * torch.outer(u, u) - c * torch.outer(v, u) + s**2 * eye) @ (
+        eye - torch.outer(v, v)
+    )

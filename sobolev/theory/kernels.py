@@ -36,7 +36,9 @@ def _unit(a: Tensor) -> Tensor:
 def pair_angles(a: Tensor, b: Tensor) -> Tensor:
     """Angles t ∈ [0, π] between a and b, shape (...), by Kahan's stable formula."""
     ua, ub = _unit(a), _unit(b)
-    return 2 * torch.atan2(torch.linalg.vector_norm(ua - ub, dim=-1), torch.linalg.vector_norm(ua + ub, dim=-1))
+    return 2 * torch.atan2(
+        torch.linalg.vector_norm(ua - ub, dim=-1), torch.linalg.vector_norm(ua + ub, dim=-1)
+    )
 
 
 def relu_kernel(a: Tensor, b: Tensor) -> Tensor:

@@ -15,7 +15,7 @@ The gradient is what torch autograd gives for the per-sample loss (σ′(0) = 0,
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
@@ -49,7 +49,9 @@ class _Moments:
         return self.mean, (var / self.n).sqrt()
 
 
-def _chunks(W: Tensor, W_star: Tensor, n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[tuple]:
+def _chunks(
+    W: Tensor, W_star: Tensor, n: int, batch_size: int, generator: torch.Generator | None
+) -> Iterator[tuple]:
     """Yield (x, r, a, D) per chunk: inputs (m, d), residual (m,), indicators (m, K), ∇_x residual (m, d)."""
     d = W.shape[1]
     for start in range(0, n, batch_size):
@@ -63,11 +65,23 @@ def _chunks(W: Tensor, W_star: Tensor, n: int, batch_size: int, generator: torch
 def _setup(W, W_star, n, part, lam, batch_size) -> tuple[Tensor, Tensor, int, int, float, float]:
     c_L, c_J = part_weights(part, lam)
     W, W_star = as_pair(W, W_star)
-    return W.detach(), W_star.detach(), check_positive_int(n, "n"), check_positive_int(batch_size, "batch_size"), c_L, c_J
+    return (
+        W.detach(),
+        W_star.detach(),
+        check_positive_int(n, "n"),
+        check_positive_int(batch_size, "batch_size"),
+        c_L,
+        c_J,
+    )
 
 
 def monte_carlo_loss(
-    W, W_star, n: int, part: str = "L", lam: float = 1.0, generator: torch.Generator | None = None,
+    W,
+    W_star,
+    n: int,
+    part: str = "L",
+    lam: float = 1.0,
+    generator: torch.Generator | None = None,
     batch_size: int = DEFAULT_BATCH,
 ) -> tuple[float, float]:
     """(mean, stderr) of the per-sample loss ½r² (L), ½|D|² (J) or their sum with weight λ (H)."""
@@ -81,7 +95,12 @@ def monte_carlo_loss(
 
 
 def monte_carlo_grad(
-    W, W_star, n: int, part: str = "L", lam: float = 1.0, generator: torch.Generator | None = None,
+    W,
+    W_star,
+    n: int,
+    part: str = "L",
+    lam: float = 1.0,
+    generator: torch.Generator | None = None,
     batch_size: int = DEFAULT_BATCH,
 ) -> tuple[Tensor, Tensor]:
     """(mean, stderr), each (K, d), of the per-sample autodiff gradient a_i (c_L r x + c_J D)."""

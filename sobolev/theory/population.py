@@ -51,7 +51,7 @@ Inputs: tensors, arrays or nested lists; outputs: float64 torch tensors.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -73,7 +73,9 @@ def _offdiag(K: int, upper: bool) -> tuple[Tensor, Tensor]:
     return i[keep], j[keep]
 
 
-def _gram_sum(kernel: Callable[[Tensor, Tensor], Tensor], A: Tensor, B: Tensor | None = None) -> Tensor:
+def _gram_sum(
+    kernel: Callable[[Tensor, Tensor], Tensor], A: Tensor, B: Tensor | None = None
+) -> Tensor:
     """Σ_{i,j} kernel(a_i, b_j); with B None, Σ_{i,j} kernel(a_i, a_j) with self terms |a_i|²/2."""
     if B is None:
         i, j = _offdiag(A.shape[0], upper=True)
@@ -86,7 +88,9 @@ def _loss(W: Tensor, W_star: Tensor, c_L: float, c_J: float) -> Tensor:
     total = W.new_zeros(())
     for c, kernel in ((c_L, relu_kernel), (c_J, grad_kernel)):
         if c:
-            total = total + c * 0.5 * (_gram_sum(kernel, W) - 2 * _gram_sum(kernel, W, W_star) + _gram_sum(kernel, W_star))
+            total = total + c * 0.5 * (
+                _gram_sum(kernel, W) - 2 * _gram_sum(kernel, W, W_star) + _gram_sum(kernel, W_star)
+            )
     return total
 
 
@@ -101,7 +105,9 @@ def _field_sum(field: Field, W: Tensor, W_star: Tensor) -> Tensor:
 def _relu_field(a: Tensor, b: Tensor) -> Tensor:
     """∇_a relu_kernel(a, b) = [(π − t) b + |b| sin t â] / (2π)."""
     t = pair_angles(a, b)[..., None]
-    scale = torch.linalg.vector_norm(b, dim=-1, keepdim=True) / torch.linalg.vector_norm(a, dim=-1, keepdim=True)
+    scale = torch.linalg.vector_norm(b, dim=-1, keepdim=True) / torch.linalg.vector_norm(
+        a, dim=-1, keepdim=True
+    )
     return ((math.pi - t) * b + scale * torch.sin(t) * a) / (2 * math.pi)
 
 
@@ -144,7 +150,9 @@ def population_loss(W, W_star, part: str = "L", lam: float = 1.0) -> Tensor:
     return _loss(W, W_star, c_L, c_J)
 
 
-def population_grad(W, W_star, part: str = "L", lam: float = 1.0, *, kink_tol: float = DEGENERATE_SINE) -> Tensor:
+def population_grad(
+    W, W_star, part: str = "L", lam: float = 1.0, *, kink_tol: float = DEGENERATE_SINE
+) -> Tensor:
     """Exact gradient ∇_W of L, J or H_λ, shape (K, d).
 
     J has a kink where two rows are aligned or opposite (sin t = 0); pairs with sin t < ``kink_tol``
@@ -178,7 +186,9 @@ def min_pair_sine(W, W_star) -> float:
     """Smallest sin t over student–student (i ≠ j) and student–teacher row pairs (1.0 if none)."""
     W, W_star = as_pair(W, W_star)
     i, j = _offdiag(W.shape[0], upper=True)
-    t = torch.cat([pair_angles(W[i], W[j]), pair_angles(W[:, None, :], W_star[None, :, :]).flatten()])
+    t = torch.cat(
+        [pair_angles(W[i], W[j]), pair_angles(W[:, None, :], W_star[None, :, :]).flatten()]
+    )
     return float(torch.sin(t.detach()).min())
 
 
@@ -242,6 +252,5 @@ def expected_autodiff_jacobian(W, W_star, part: str = "L", lam: float = 1.0) -> 
     W, W_star = as_pair(W, W_star)
     W, W_star = W.detach(), W_star.detach()
     _check_nondegenerate(W, W_star, "Jacobian")
-    fn = lambda w: _expected_autodiff_grad(w.reshape(W.shape), W_star, c_L, c_J).reshape(-1)  # noqa: E731
+    fn = lambda w: _expected_autodiff_grad(w.reshape(W.shape), W_star, c_L, c_J).reshape(-1)
     return torch.func.jacfwd(fn)(W.reshape(-1))
-

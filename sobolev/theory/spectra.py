@@ -14,8 +14,8 @@ is about twice that of L. Scans put NaN at degenerate configurations, where it i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -50,7 +50,9 @@ def spectrum_of(hess: torch.Tensor, *, rtol: float = 1e-10) -> Spectrum:
     )
 
 
-def hessian_spectrum(W, W_star, part: str = "L", lam: float = 1.0, *, rtol: float = 1e-10) -> Spectrum:
+def hessian_spectrum(
+    W, W_star, part: str = "L", lam: float = 1.0, *, rtol: float = 1e-10
+) -> Spectrum:
     """Spectrum of ``population_hessian(W, W_star, part, lam)``."""
     return spectrum_of(population_hessian(W, W_star, part, lam), rtol=rtol)
 
@@ -75,16 +77,23 @@ def spectrum_scan(Ws: Sequence, W_star, part: str = "L", lam: float = 1.0) -> Sp
             spectra.append(None)
         else:
             spectra.append(hessian_spectrum(W, W_star, part, lam))
-    size = next((s.eigenvalues.size for s in spectra if s is not None), as_weights(Ws[0], "Ws[0]").numel())
+    size = next(
+        (s.eigenvalues.size for s in spectra if s is not None), as_weights(Ws[0], "Ws[0]").numel()
+    )
     nan = Spectrum(np.full(size, np.nan), *([math.nan] * 4))
     spectra = [s or nan for s in spectra]
     return SpectrumScan(
         eigenvalues=np.stack([s.eigenvalues for s in spectra]),
-        **{f: np.array([getattr(s, f) for s in spectra]) for f in ("lam_min", "lam_max", "cond", "cond_positive")},
+        **{
+            f: np.array([getattr(s, f) for s in spectra])
+            for f in ("lam_min", "lam_max", "cond", "cond_positive")
+        },
     )
 
 
-def _directions(W_star: torch.Tensor, directions, generator: torch.Generator | None) -> torch.Tensor:
+def _directions(
+    W_star: torch.Tensor, directions, generator: torch.Generator | None
+) -> torch.Tensor:
     """Unit vectors e_i ⊥ w*_i, shape (K*, d): from ``directions`` or random."""
     u = W_star / W_star.norm(dim=1, keepdim=True)
     if directions is None:
@@ -96,13 +105,20 @@ def _directions(W_star: torch.Tensor, directions, generator: torch.Generator | N
     norm = perp.norm(dim=1, keepdim=True)
     parallel = (norm <= 1e-12 * e.norm(dim=1, keepdim=True))[:, 0]
     if parallel.any():
-        raise ValueError(f"directions rows {parallel.nonzero().flatten().tolist()} are parallel to their W_star "
-                         "rows: no component ⊥ W_star to rotate towards")
+        raise ValueError(
+            f"directions rows {parallel.nonzero().flatten().tolist()} are parallel to their W_star "
+            "rows: no component ⊥ W_star to rotate towards"
+        )
     return perp / norm
 
 
-def rotated_students(W_star, angle: float, scale: float = 1.0, directions=None,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def rotated_students(
+    W_star,
+    angle: float,
+    scale: float = 1.0,
+    directions=None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Students w_i = scale·|w*_i|·(cos(angle) u_i + sin(angle) e_i), shape (K*, d).
 
     u_i = w*_i/|w*_i|; e_i ⊥ u_i unit vectors: from ``directions`` (K*, d) after removing their u_i
@@ -114,16 +130,32 @@ def rotated_students(W_star, angle: float, scale: float = 1.0, directions=None,
     return scale * W_star.norm(dim=1, keepdim=True) * (math.cos(angle) * u + math.sin(angle) * e)
 
 
-def angle_scan(W_star, angles: Sequence[float], part: str = "L", lam: float = 1.0, *, scale: float = 1.0,
-               directions=None, generator: torch.Generator | None = None) -> SpectrumScan:
+def angle_scan(
+    W_star,
+    angles: Sequence[float],
+    part: str = "L",
+    lam: float = 1.0,
+    *,
+    scale: float = 1.0,
+    directions=None,
+    generator: torch.Generator | None = None,
+) -> SpectrumScan:
     """Spectra at ``rotated_students(W_star, t, scale, e)`` for t in ``angles`` (same e for all)."""
     W_star = as_weights(W_star, "W_star")
     e = _directions(W_star, directions, generator)
     return spectrum_scan([rotated_students(W_star, t, scale, e) for t in angles], W_star, part, lam)
 
 
-def distance_scan(W_star, scales: Sequence[float], part: str = "L", lam: float = 1.0, *, angle: float = 0.5,
-                  directions=None, generator: torch.Generator | None = None) -> SpectrumScan:
+def distance_scan(
+    W_star,
+    scales: Sequence[float],
+    part: str = "L",
+    lam: float = 1.0,
+    *,
+    angle: float = 0.5,
+    directions=None,
+    generator: torch.Generator | None = None,
+) -> SpectrumScan:
     """Spectra at ``rotated_students(W_star, angle, s, e)`` for norm ratios s in ``scales``."""
     W_star = as_weights(W_star, "W_star")
     e = _directions(W_star, directions, generator)

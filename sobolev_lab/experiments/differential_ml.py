@@ -24,28 +24,43 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..derivatives import DerivativeStack, derivatives
-from ..finance import HeldOutSet, PricingModel, pricing_model
-from ..losses import SobolevLoss, sobolev_loss
-from ..models import MLP
-from ..normalize import Normalizer, Surrogate
-from ..report import fmt, json_safe, markdown_table, save, spread_cell, style_axes, subplots, wins_cell
+from sobolev.derivatives import DerivativeStack, derivatives
+from sobolev.finance import HeldOutSet, PricingModel, pricing_model
+from sobolev.losses import SobolevLoss, sobolev_loss
+from sobolev.models import MLP
+from sobolev.normalize import Normalizer, Surrogate
+from sobolev.training import TrainConfig, fit, seed_everything
+
+from ..report import (
+    fmt,
+    json_safe,
+    markdown_table,
+    save,
+    spread_cell,
+    style_axes,
+    subplots,
+    wins_cell,
+)
 from ..seeds import over_seeds, paired_wins
-from ..training import TrainConfig, fit, seed_everything
 
 #: training methods of the main comparison: name -> Sobolev order
 METHODS = {"standard": 0, "differential": 1}
 #: label variants of the high-dimensional case
 HIGH_D_VARIANTS = ("standard", "differential", "directional labels", "random direction per step")
-COLORS = {"standard": "tab:blue", "differential": "tab:orange", "directional labels": "tab:green",
-          "random direction per step": "tab:red"}
+COLORS = {
+    "standard": "tab:blue",
+    "differential": "tab:orange",
+    "directional labels": "tab:green",
+    "random direction per step": "tab:red",
+}
 METRICS = {"price_rmse": "test price RMSE", "delta_rmse": "test delta RMSE"}
 
 
@@ -77,15 +92,27 @@ class Config:
     device: str = "cpu"
 
     @classmethod
-    def quick(cls) -> "Config":
-        return cls(dims=(1, 7), sizes=(1024, 4096), match_at=(1024,), seeds=2, max_steps=400,
-                   n_test=1024, high_d=20, high_d_sizes=(1024,))
+    def quick(cls) -> Config:
+        return cls(
+            dims=(1, 7),
+            sizes=(1024, 4096),
+            match_at=(1024,),
+            seeds=2,
+            max_steps=400,
+            n_test=1024,
+            high_d=20,
+            high_d_sizes=(1024,),
+        )
 
     def __post_init__(self) -> None:
         for name in ("dims", "sizes", "high_d_sizes"):
             vals = getattr(self, name)
-            if not vals or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in vals):
-                raise ValueError(f"{name} must be a non-empty tuple of positive integers, got {vals!r}")
+            if not vals or any(
+                isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in vals
+            ):
+                raise ValueError(
+                    f"{name} must be a non-empty tuple of positive integers, got {vals!r}"
+                )
         if list(self.sizes) != sorted(set(self.sizes)) or self.sizes[0] < 2:
             raise ValueError(f"sizes must be increasing and ≥ 2, got {self.sizes!r}")
         if any(n not in self.sizes for n in self.match_at):
@@ -102,7 +129,9 @@ class Config:
         return bs, min(self.epochs * math.ceil(n / bs), self.max_steps)
 
 
-def directional_objective(d: int) -> Callable[[nn.Module, tuple[Tensor, ...]], tuple[Tensor, dict[str, Tensor]]]:
+def directional_objective(
+    d: int,
+) -> Callable[[nn.Module, tuple[Tensor, ...]], tuple[Tensor, dict[str, Tensor]]]:
     """H1 objective on labels given along one fixed direction per sample: batch ``(x, y, w, dw)``
     with x, w (B, d), y (B, 1), dw (B, 1, 1) = ∂y/∂x·w; divided by 1 + d like
     ``SobolevLoss(weighting="dimension")`` (E(e·w)² = ‖e‖² for w ~ N(0, I))."""
@@ -110,7 +139,9 @@ def directional_objective(d: int) -> Callable[[nn.Module, tuple[Tensor, ...]], t
     def objective(model: nn.Module, batch: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, Tensor]]:
         x, y, w, dw = batch
         V = w[None, None]  # (S=1, k=1, B, d)
-        total, terms = sobolev_loss(derivatives(model, x, 1, directions=V), DerivativeStack((y, dw), V))
+        total, terms = sobolev_loss(
+            derivatives(model, x, 1, directions=V), DerivativeStack((y, dw), V)
+        )
         return total / (1 + d), terms
 
     return objective
@@ -119,8 +150,10 @@ def directional_objective(d: int) -> Callable[[nn.Module, tuple[Tensor, ...]], t
 def heldout_errors(surrogate: Surrogate, test: HeldOutSet) -> dict[str, float]:
     """RMSE of the surrogate's price and deltas (all entries) against the closed form."""
     price, delta = surrogate.predict(test.x)
-    return {"price_rmse": float((price.double() - test.price).square().mean().sqrt()),
-            "delta_rmse": float((delta.double() - test.delta).square().mean().sqrt())}
+    return {
+        "price_rmse": float((price.double() - test.price).square().mean().sqrt()),
+        "delta_rmse": float((delta.double() - test.delta).square().mean().sqrt()),
+    }
 
 
 def match_size(sizes: tuple[int, ...], errors: list[float], target: float) -> float | None:
@@ -149,14 +182,26 @@ def power_law_size(sizes: tuple[int, ...], errors: list[float], target: float) -
     return math.exp(mx + (math.log(target) - my) / slope) if slope < 0 else None
 
 
-def _train(cfg: Config, d: int, seed: int, objective: Any, data: tuple[Tensor, ...]) -> tuple[nn.Module, float]:
+def _train(
+    cfg: Config, d: int, seed: int, objective: Any, data: tuple[Tensor, ...]
+) -> tuple[nn.Module, float]:
     """A fresh network (initialised from ``seed``) trained on ``data``; returns it and its training seconds."""
     seed_everything(seed)
     net = MLP(d, 1, cfg.width, cfg.depth, cfg.activation)
     bs, steps = cfg.plan(data[0].shape[0])
-    tc = TrainConfig(steps=steps, lr=cfg.lr, schedule="cosine", lr_min_factor=cfg.lr_min_factor, batch_size=bs,
-                     log_every=max(steps, 1), checkpoint_every=0, seed=seed, dtype=cfg.dtype, device=cfg.device,
-                     progress=False)
+    tc = TrainConfig(
+        steps=steps,
+        lr=cfg.lr,
+        schedule="cosine",
+        lr_min_factor=cfg.lr_min_factor,
+        batch_size=bs,
+        log_every=max(steps, 1),
+        checkpoint_every=0,
+        seed=seed,
+        dtype=cfg.dtype,
+        device=cfg.device,
+        progress=False,
+    )
     hist = fit(net, objective, data, tc)
     return net.cpu(), hist.records[-1]["time"]
 
@@ -176,7 +221,9 @@ def _compare(cfg: Config, d: int) -> dict[str, Any]:
     """Standard vs differential for one dimension: errors per method and size, and sample efficiency."""
     model = pricing_model(d, seed=cfg.basket_seed)
     test = model.test_set(cfg.n_test, torch.Generator().manual_seed(7))
-    per: dict[str, dict[int, list[dict[str, float]]]] = {m: {n: [] for n in cfg.sizes} for m in METHODS}
+    per: dict[str, dict[int, list[dict[str, float]]]] = {
+        m: {n: [] for n in cfg.sizes} for m in METHODS
+    }
     for s in range(cfg.seeds):
         x, z = _paths(model, max(cfg.sizes), s)
         model.labels(x[:2], z[:2])  # warm-up: time the simulation, not the first call's set-up
@@ -185,9 +232,14 @@ def _compare(cfg: Config, d: int) -> dict[str, Any]:
             norm = Normalizer.fit(x[:n], y[:n])
             data = norm.transform(x[:n], y[:n], dydx[:n])
             for name, k in METHODS.items():
-                net, secs = _train(cfg, d, s, SobolevLoss(k, weighting="dimension"), data[:2 + k])
-                per[name][n].append({**heldout_errors(norm.wrap(net), test), "train_time_s": secs,
-                                     "label_time_s": label_s * n / max(cfg.sizes)})
+                net, secs = _train(cfg, d, s, SobolevLoss(k, weighting="dimension"), data[: 2 + k])
+                per[name][n].append(
+                    {
+                        **heldout_errors(norm.wrap(net), test),
+                        "train_time_s": secs,
+                        "label_time_s": label_s * n / max(cfg.sizes),
+                    }
+                )
     res: dict[str, Any] = {m: {str(n): over_seeds(per[m][n]) for n in cfg.sizes} for m in METHODS}
     eff: dict[str, Any] = {}
     for metric in METRICS:
@@ -198,8 +250,13 @@ def _compare(cfg: Config, d: int) -> dict[str, Any]:
                 std = [per["standard"][n][s][metric] for n in cfg.sizes]
                 target = per["differential"][n0][s][metric]
                 hit = match_size(cfg.sizes, std, target)
-                rows.append({"standard_size": hit, "ratio": None if hit is None else hit / n0,
-                             "power_law_size": power_law_size(cfg.sizes, std, target)})
+                rows.append(
+                    {
+                        "standard_size": hit,
+                        "ratio": None if hit is None else hit / n0,
+                        "power_law_size": power_law_size(cfg.sizes, std, target),
+                    }
+                )
             r = over_seeds(rows)
             r["reached"] = sum(row["standard_size"] is not None for row in rows)
             eff[metric][str(n0)] = r
@@ -213,7 +270,9 @@ def _high_d(cfg: Config) -> dict[str, Any]:
     d = cfg.high_d
     model = pricing_model(d, seed=cfg.basket_seed)
     test = model.test_set(cfg.n_test, torch.Generator().manual_seed(7))
-    per: dict[str, dict[int, list[dict[str, float]]]] = {v: {n: [] for n in cfg.high_d_sizes} for v in HIGH_D_VARIANTS}
+    per: dict[str, dict[int, list[dict[str, float]]]] = {
+        v: {n: [] for n in cfg.high_d_sizes} for v in HIGH_D_VARIANTS
+    }
     for s in range(cfg.seeds):
         x, z = _paths(model, max(cfg.high_d_sizes), s)
         model.labels(x[:2], z[:2])  # warm-up of both modes, as above
@@ -231,13 +290,21 @@ def _high_d(cfg: Config) -> dict[str, Any]:
                 "standard": (SobolevLoss(0, weighting="dimension"), (x_n, y_n), full_s),
                 "differential": (SobolevLoss(1, weighting="dimension"), (x_n, y_n, g_n), full_s),
                 "directional labels": (directional_objective(d), (x_n, y_n, w_n, dv_n), dir_s),
-                "random direction per step": (SobolevLoss(1, weighting="dimension", directions=1),
-                                              (x_n, y_n, g_n), full_s),
+                "random direction per step": (
+                    SobolevLoss(1, weighting="dimension", directions=1),
+                    (x_n, y_n, g_n),
+                    full_s,
+                ),
             }
             for v, (obj, data, label_s) in runs.items():
                 net, secs = _train(cfg, d, s, obj, data)
-                per[v][n].append({**heldout_errors(norm.wrap(net), test), "train_time_s": secs,
-                                  "label_time_s": label_s * n / x.shape[0]})
+                per[v][n].append(
+                    {
+                        **heldout_errors(norm.wrap(net), test),
+                        "train_time_s": secs,
+                        "label_time_s": label_s * n / x.shape[0],
+                    }
+                )
     return {v: {str(n): over_seeds(per[v][n]) for n in cfg.high_d_sizes} for v in HIGH_D_VARIANTS}
 
 
@@ -286,8 +353,10 @@ def _high_d_figure(cfg: Config, high: dict[str, Any], out: Path) -> str:
 
 def _size_cell(r: dict[str, Any], key: str, missing: str) -> str:
     """``median [min, max]`` of a matched size, with ``missing`` where a seed has none."""
+
     def one(v: Any) -> str:
         return missing if v is None else fmt(float(v), 2)
+
     lo, hi = r["range"].get(key, (r[key], r[key]))
     if len(r["per_seed"]) <= 1 or lo == hi:
         return one(r[key])
@@ -295,38 +364,86 @@ def _size_cell(r: dict[str, Any], key: str, missing: str) -> str:
 
 
 def tables(summary: dict) -> str:
-    cfg = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()})
+    cfg = Config(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()}
+    )
     setting = summary.get("setting", "ours")
     net = f"{cfg.depth} hidden layers × {cfg.width} {cfg.activation}"
-    head = (f"setting: {setting}; {cfg.seeds} seeds (paired: same paths and initialisation for every method); "
-            f"network {net}; Adam lr {cfg.lr:g} cosine to {cfg.lr * cfg.lr_min_factor:g}, {cfg.epochs} epochs, batch "
-            f"n/{cfg.batches_per_epoch} clipped to [{cfg.min_batch}, {cfg.max_batch}], at most {cfg.max_steps} steps; "
-            f"{cfg.n_test} test points; cells: median [min, max] over seeds; wall-clock seconds on one CPU thread")
+    head = (
+        f"setting: {setting}; {cfg.seeds} seeds (paired: same paths and initialisation for every method); "
+        f"network {net}; Adam lr {cfg.lr:g} cosine to {cfg.lr * cfg.lr_min_factor:g}, {cfg.epochs} epochs, batch "
+        f"n/{cfg.batches_per_epoch} clipped to [{cfg.min_batch}, {cfg.max_batch}], at most {cfg.max_steps} steps; "
+        f"{cfg.n_test} test points; cells: median [min, max] over seeds; wall-clock seconds on one CPU thread"
+    )
     out = [f"### Differential ML: test error vs training size ({head})\n"]
     rows = []
     for d in cfg.dims:
         r = summary["results"][str(d)]
         for n in cfg.sizes:
             a, b = r["standard"][str(n)], r["differential"][str(n)]
-            rows.append([d, n, spread_cell(a, "price_rmse"), spread_cell(b, "price_rmse"),
-                         wins_cell(paired_wins(b, a, "price_rmse")), spread_cell(a, "delta_rmse"),
-                         spread_cell(b, "delta_rmse"), wins_cell(paired_wins(b, a, "delta_rmse")),
-                         f"{fmt(a['train_time_s'], 2)} / {fmt(b['train_time_s'], 2)}"])
-    out.append(markdown_table(["d", "n", "price RMSE standard", "price RMSE differential", "differential lower (seeds)",
-                               "delta RMSE standard", "delta RMSE differential", "differential lower (seeds)",
-                               "train wall s standard / differential"], rows))
+            rows.append(
+                [
+                    d,
+                    n,
+                    spread_cell(a, "price_rmse"),
+                    spread_cell(b, "price_rmse"),
+                    wins_cell(paired_wins(b, a, "price_rmse")),
+                    spread_cell(a, "delta_rmse"),
+                    spread_cell(b, "delta_rmse"),
+                    wins_cell(paired_wins(b, a, "delta_rmse")),
+                    f"{fmt(a['train_time_s'], 2)} / {fmt(b['train_time_s'], 2)}",
+                ]
+            )
+    out.append(
+        markdown_table(
+            [
+                "d",
+                "n",
+                "price RMSE standard",
+                "price RMSE differential",
+                "differential lower (seeds)",
+                "delta RMSE standard",
+                "delta RMSE differential",
+                "differential lower (seeds)",
+                "train wall s standard / differential",
+            ],
+            rows,
+        )
+    )
     rows = []
     for d in cfg.dims:
         for metric, label in METRICS.items():
             for n0 in cfg.match_at:
                 e = summary["results"][str(d)]["efficiency"][metric][str(n0)]
-                rows.append([d, label, n0, _size_cell(e, "standard_size", f"> {max(cfg.sizes)}"),
-                             _size_cell(e, "ratio", f"> {max(cfg.sizes) // n0}"),
-                             f"{e['reached']}/{len(e['per_seed'])}", _size_cell(e, "power_law_size", "–")])
-    out.append(f"\n### Sample efficiency: training size at which standard training matches differential training "
-               f"at n ({setting}; {cfg.seeds} seeds; log–log interpolation of each seed's standard curve)\n")
-    out.append(markdown_table(["d", "error", "differential at n", "standard needs", "ratio", "seeds matched "
-                               f"within {max(cfg.sizes)}", "power-law extrapolation"], rows))
+                rows.append(
+                    [
+                        d,
+                        label,
+                        n0,
+                        _size_cell(e, "standard_size", f"> {max(cfg.sizes)}"),
+                        _size_cell(e, "ratio", f"> {max(cfg.sizes) // n0}"),
+                        f"{e['reached']}/{len(e['per_seed'])}",
+                        _size_cell(e, "power_law_size", "–"),
+                    ]
+                )
+    out.append(
+        f"\n### Sample efficiency: training size at which standard training matches differential training "
+        f"at n ({setting}; {cfg.seeds} seeds; log–log interpolation of each seed's standard curve)\n"
+    )
+    out.append(
+        markdown_table(
+            [
+                "d",
+                "error",
+                "differential at n",
+                "standard needs",
+                "ratio",
+                f"seeds matched within {max(cfg.sizes)}",
+                "power-law extrapolation",
+            ],
+            rows,
+        )
+    )
     if "high_d" in summary:
         h = summary["high_d"]
         rows = []
@@ -334,11 +451,33 @@ def tables(summary: dict) -> str:
             base = h["standard"][str(n)]
             for v in HIGH_D_VARIANTS:
                 r = h[v][str(n)]
-                rows.append([n, v, spread_cell(r, "price_rmse"), spread_cell(r, "delta_rmse"),
-                             "–" if v == "standard" else wins_cell(paired_wins(r, base, "price_rmse")),
-                             spread_cell(r, "train_time_s"), spread_cell(r, "label_time_s")])
-        out.append(f"\n### Basket d = {cfg.high_d}: full pathwise gradients vs one directional derivative per "
-                   f"sample ({setting}; {cfg.seeds} seeds; same network and steps)\n")
-        out.append(markdown_table(["n", "labels", "price RMSE", "delta RMSE", "price lower than standard (seeds)",
-                                   "train wall s", "label wall s"], rows))
+                rows.append(
+                    [
+                        n,
+                        v,
+                        spread_cell(r, "price_rmse"),
+                        spread_cell(r, "delta_rmse"),
+                        "–" if v == "standard" else wins_cell(paired_wins(r, base, "price_rmse")),
+                        spread_cell(r, "train_time_s"),
+                        spread_cell(r, "label_time_s"),
+                    ]
+                )
+        out.append(
+            f"\n### Basket d = {cfg.high_d}: full pathwise gradients vs one directional derivative per "
+            f"sample ({setting}; {cfg.seeds} seeds; same network and steps)\n"
+        )
+        out.append(
+            markdown_table(
+                [
+                    "n",
+                    "labels",
+                    "price RMSE",
+                    "delta RMSE",
+                    "price lower than standard (seeds)",
+                    "train wall s",
+                    "label wall s",
+                ],
+                rows,
+            )
+        )
     return "".join(out)

@@ -24,19 +24,31 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..data.images import load_data
-from .denoising import EXTRA_COLORS
-from ..diffusion import OBJECTIVES, DDPMSchedule, ddim_sample, diffusion_objective
-from ..fid import FeatureDistances, rotation_task, train_classifier
-from ..image_losses import LOSS_NAMES as IMAGE_LOSS_NAMES
-from ..image_losses import loss_from_name
-from ..memory import training_step_peak
-from ..models.unet import UNet
-from ..report import cost_table, fmt, json_safe, markdown_table, plot_curves, save, seed_band, spread_cell, subplots, wins_cell
-from ..seeds import over_seeds, paired_wins
-from ..training import TrainConfig, fit, resolve_device, seed_everything
+from sobolev.data.images import load_data
+from sobolev.diffusion import OBJECTIVES, DDPMSchedule, ddim_sample, diffusion_objective
+from sobolev.fid import FeatureDistances, rotation_task, train_classifier
+from sobolev.image_losses import LOSS_NAMES as IMAGE_LOSS_NAMES
+from sobolev.image_losses import loss_from_name
+from sobolev.memory import training_step_peak
+from sobolev.models.unet import UNet
+from sobolev.training import TrainConfig, fit, resolve_device, seed_everything
 
-LOSS_NAMES = IMAGE_LOSS_NAMES  #: the names ``--set losses=…`` accepts (checked by sobolev.experiments.checks)
+from ..report import (
+    cost_table,
+    fmt,
+    json_safe,
+    markdown_table,
+    plot_curves,
+    save,
+    seed_band,
+    spread_cell,
+    subplots,
+    wins_cell,
+)
+from ..seeds import over_seeds, paired_wins
+from .denoising import EXTRA_COLORS
+
+LOSS_NAMES = IMAGE_LOSS_NAMES  #: the names ``--set losses=…`` accepts (checked by sobolev_lab.experiments.checks)
 FD_LABEL = "FD and KD (×10³) in the features of a classifier trained here, not Inception FID/KID"
 
 
@@ -46,7 +58,9 @@ class Config:
     image_size: int | None = None  # None: the data's own size; N: resize to N×N
     channels: int = 1
     n_train: int | None = 12000  # a fixed random subset that fits a CPU (None: all)
-    n_test: int | None = None  # held-out images for the classifier's accuracy and the real-vs-real floor (None: all)
+    n_test: int | None = (
+        None  # held-out images for the classifier's accuracy and the real-vs-real floor (None: all)
+    )
     objectives: tuple[str, ...] = ("pred_x0", "pred_noise")
     losses: tuple[str, ...] = ("L2", "H1")
     timesteps: int = 1000
@@ -65,23 +79,50 @@ class Config:
     device: str = "auto"
 
     @classmethod
-    def quick(cls) -> "Config":
-        return cls(data="digits", n_train=None, objectives=("pred_x0",), epochs=4, eval_every=2, n_fd_samples=128,
-                   classifier_steps=100, mults=(1, 2), seeds=2)
+    def quick(cls) -> Config:
+        return cls(
+            data="digits",
+            n_train=None,
+            objectives=("pred_x0",),
+            epochs=4,
+            eval_every=2,
+            n_fd_samples=128,
+            classifier_steps=100,
+            mults=(1, 2),
+            seeds=2,
+        )
 
     @classmethod
-    def paper(cls, quick: bool = False) -> "Config":
+    def paper(cls, quick: bool = False) -> Config:
         """The official settings that fit a CPU (see the module doc); ``quick``: 96 digits at 16×16,
         2 epochs, 2 seeds, 32 samples per evaluation."""
-        cfg = cls(n_train=None, objectives=("pred_x0",), losses=("L2", "H1-paper-l1", "H1"), base=16, mults=(1, 2, 4),
-                  batch_size=48, lr=1e-4, epochs=100, eval_every=1, seeds=2)
+        cfg = cls(
+            n_train=None,
+            objectives=("pred_x0",),
+            losses=("L2", "H1-paper-l1", "H1"),
+            base=16,
+            mults=(1, 2, 4),
+            batch_size=48,
+            lr=1e-4,
+            epochs=100,
+            eval_every=1,
+            seeds=2,
+        )
         if quick:
-            return replace(cfg, data="digits", n_train=96, epochs=2, n_fd_samples=32, classifier_steps=30, mults=(1, 2))
+            return replace(
+                cfg,
+                data="digits",
+                n_train=96,
+                epochs=2,
+                n_fd_samples=32,
+                classifier_steps=30,
+                mults=(1, 2),
+            )
         return cfg
 
 
 def validate(cfg: Config) -> None:
-    """Checks beyond the shared ones (:mod:`sobolev.experiments.checks`), before anything runs."""
+    """Checks beyond the shared ones (:mod:`sobolev_lab.experiments.checks`), before anything runs."""
     if cfg.n_fd_samples < 2:
         raise ValueError(f"n_fd_samples must be an integer ≥ 2, got {cfg.n_fd_samples!r}")
     if cfg.batch_size < 1:
@@ -101,8 +142,14 @@ def _feature_classifier(train, test, out: Path, cfg: Config):
         tasks.append((s.images, s.labels) if len(s.classes) >= 2 else rotation_task(s.images))
     task = "classes" if len(train.classes) >= 2 else "rotations"
     n_classes = len(train.classes) if task == "classes" else 4
-    clf = train_classifier(*tasks[0], n_classes, steps=cfg.classifier_steps, seed=0, out_dir=out / "classifier",
-                           device=cfg.device)
+    clf = train_classifier(
+        *tasks[0],
+        n_classes,
+        steps=cfg.classifier_steps,
+        seed=0,
+        out_dir=out / "classifier",
+        device=cfg.device,
+    )
     with torch.no_grad():
         x, y = tasks[1]
         accuracy = float(torch.cat([clf(b).argmax(1) for b in x.split(512)]).eq(y).float().mean())
@@ -110,11 +157,19 @@ def _feature_classifier(train, test, out: Path, cfg: Config):
 
 
 def run(cfg: Config, out: Path) -> dict:
-    data = load_data(cfg.data, image_size=cfg.image_size, channels=cfg.channels, n_train=cfg.n_train, n_test=cfg.n_test)
+    data = load_data(
+        cfg.data,
+        image_size=cfg.image_size,
+        channels=cfg.channels,
+        n_train=cfg.n_train,
+        n_test=cfg.n_test,
+    )
     train, test = data.train, data.test
     steps_per_epoch = train.batches_per_epoch(cfg.batch_size)
     if len(test) < 2:
-        raise ValueError(f"n_test must be ≥ 2 for the real-vs-real floor, got {len(test)} test images")
+        raise ValueError(
+            f"n_test must be ≥ 2 for the real-vs-real floor, got {len(test)} test images"
+        )
     device = resolve_device(cfg.device)
     classifier, task, accuracy = _feature_classifier(train, test, out, cfg)
     distances = FeatureDistances(classifier, train.images)
@@ -134,69 +189,153 @@ def run(cfg: Config, out: Path) -> dict:
                 snapshots: list[Tensor] = []
 
                 def evaluate(model: nn.Module) -> dict[str, float]:
-                    samples = ddim_sample(model, schedule, shape, steps=cfg.sample_steps, objective=objective_name,
-                                          generator=torch.Generator().manual_seed(1000 + seed))
+                    samples = ddim_sample(
+                        model,
+                        schedule,
+                        shape,
+                        steps=cfg.sample_steps,
+                        objective=objective_name,
+                        generator=torch.Generator().manual_seed(1000 + seed),
+                    )
                     images = ((samples + 1) / 2).clamp(0, 1).cpu()
                     snapshots.append(images[: cfg.n_show])
                     return distances(images)
 
                 seed_everything(seed)  # same initial network for every loss
                 model = UNet(train.images.shape[1], cfg.base, cfg.mults)
-                tc = TrainConfig(steps=cfg.epochs * steps_per_epoch, lr=cfg.lr, batch_size=cfg.batch_size,
-                                 log_every=cfg.eval_every * steps_per_epoch, checkpoint_every=cfg.eval_every * steps_per_epoch,
-                                 seed=seed, device=cfg.device)
-                hist = fit(model, objective, (x0,), tc, out_dir=out / objective_name / loss_name / f"seed{seed}",
-                           evaluate=evaluate, desc=f"DDPM {objective_name} {loss_name} seed {seed}")
+                tc = TrainConfig(
+                    steps=cfg.epochs * steps_per_epoch,
+                    lr=cfg.lr,
+                    batch_size=cfg.batch_size,
+                    log_every=cfg.eval_every * steps_per_epoch,
+                    checkpoint_every=cfg.eval_every * steps_per_epoch,
+                    seed=seed,
+                    device=cfg.device,
+                )
+                hist = fit(
+                    model,
+                    objective,
+                    (x0,),
+                    tc,
+                    out_dir=out / objective_name / loss_name / f"seed{seed}",
+                    evaluate=evaluate,
+                    desc=f"DDPM {objective_name} {loss_name} seed {seed}",
+                )
                 batch = (x0[: cfg.batch_size].to(next(model.parameters())),)
-                evals = [{**r, "epoch": r["step"] / steps_per_epoch} for r in hist.records if "fd" in r]
+                evals = [
+                    {**r, "epoch": r["step"] / steps_per_epoch} for r in hist.records if "fd" in r
+                ]
                 records.append(evals)
-                per_seed.append({"final_fd": evals[-1]["fd"], "final_kd": evals[-1]["kd"],
-                                 "best_fd": min(r["fd"] for r in evals), "best_kd": min(r["kd"] for r in evals),
-                                 "time_per_epoch_s": hist.records[-1]["time"] / cfg.epochs,
-                                 "peak_step_memory_mb": training_step_peak(model, objective, batch) / 2**20})
+                per_seed.append(
+                    {
+                        "final_fd": evals[-1]["fd"],
+                        "final_kd": evals[-1]["kd"],
+                        "best_fd": min(r["fd"] for r in evals),
+                        "best_kd": min(r["kd"] for r in evals),
+                        "time_per_epoch_s": hist.records[-1]["time"] / cfg.epochs,
+                        "peak_step_memory_mb": training_step_peak(model, objective, batch) / 2**20,
+                    }
+                )
                 if seed == 0:  # on resume, only the evaluations run here
-                    grids[objective_name][loss_name] = ([r["epoch"] for r in evals][-len(snapshots):], snapshots)
+                    grids[objective_name][loss_name] = (
+                        [r["epoch"] for r in evals][-len(snapshots) :],
+                        snapshots,
+                    )
             results[objective_name][loss_name] = over_seeds(per_seed)
-            curves[objective_name][loss_name] = {key: seed_band(records, key, x="epoch") for key in ("fd", "kd")}
-    memory = ("CUDA allocator peak" if device.type == "cuda" else "torch-profiler peak of live tensor memory") + " of one training step"
+            curves[objective_name][loss_name] = {
+                key: seed_band(records, key, x="epoch") for key in ("fd", "kd")
+            }
+    memory = (
+        "CUDA allocator peak"
+        if device.type == "cuda"
+        else "torch-profiler peak of live tensor memory"
+    ) + " of one training step"
     figures = [_distance_curves(cfg, curves, floor, out), *_sample_grids(cfg, grids, out)]
-    return json_safe({"results": results, "curves": curves, "floor": floor, "fd_label": FD_LABEL,
-                      "classifier": {"task": task, "test_accuracy": accuracy, "steps": cfg.classifier_steps},
-                      "data": data.info(), "memory_method": memory, "figures": figures})
+    return json_safe(
+        {
+            "results": results,
+            "curves": curves,
+            "floor": floor,
+            "fd_label": FD_LABEL,
+            "classifier": {"task": task, "test_accuracy": accuracy, "steps": cfg.classifier_steps},
+            "data": data.info(),
+            "memory_method": memory,
+            "figures": figures,
+        }
+    )
 
 
 def tables(summary: dict) -> str:
     """Markdown tables from the summary alone: FD/KD by epoch (median [min, max] over seeds), final
     and best values with paired wins against the first loss, and cost per epoch."""
-    cfg, data, clf, floor = summary["config"], summary["data"], summary["classifier"], summary["floor"]
+    cfg, data, clf, floor = (
+        summary["config"],
+        summary["data"],
+        summary["classifier"],
+        summary["floor"],
+    )
     base = cfg["losses"][0]
-    head = (f"setting: {summary.get('setting', 'ours')}; data: {data['name']} {'×'.join(map(str, data['shape']))}, "
-            f"n_train = {data['n_train']}; UNet base {cfg['base']}, mults {tuple(cfg['mults'])}; {cfg['epochs']} epochs, "
-            f"batch {cfg['batch_size']}, Adam lr {cfg['lr']:g}; {cfg['n_fd_samples']} samples, {cfg['sample_steps']} DDIM steps; "
-            f"{cfg['seeds']} seed(s), median [min, max]. {FD_LABEL}: classifier on {clf['task']}, test accuracy "
-            f"{clf['test_accuracy']:.3f}; real-vs-real floor ({cfg['n_fd_samples']} held-out images): "
-            f"FD {floor['fd']:.4g}, KD {floor['kd']:.4g}.")
+    head = (
+        f"setting: {summary.get('setting', 'ours')}; data: {data['name']} {'×'.join(map(str, data['shape']))}, "
+        f"n_train = {data['n_train']}; UNet base {cfg['base']}, mults {tuple(cfg['mults'])}; {cfg['epochs']} epochs, "
+        f"batch {cfg['batch_size']}, Adam lr {cfg['lr']:g}; {cfg['n_fd_samples']} samples, {cfg['sample_steps']} DDIM steps; "
+        f"{cfg['seeds']} seed(s), median [min, max]. {FD_LABEL}: classifier on {clf['task']}, test accuracy "
+        f"{clf['test_accuracy']:.3f}; real-vs-real floor ({cfg['n_fd_samples']} held-out images): "
+        f"FD {floor['fd']:.4g}, KD {floor['kd']:.4g}."
+    )
     parts = []
     for obj, res in summary["results"].items():
         bands = summary["curves"][obj]
         epochs = next(iter(bands.values()))["fd"]["x"]
         for key, label in (("fd", "FD"), ("kd", "KD ×10³")):
-            rows = [[f"{e:g}", *(_band_cell(bands[l][key], i) for l in res)] for i, e in enumerate(epochs)]
-            parts.append(f"### DDPM ({obj}): {label} by epoch\n\n{head}\n\n" + markdown_table(["epoch", *res], rows))
+            rows = [
+                [f"{e:g}", *(_band_cell(bands[l][key], i) for l in res)]
+                for i, e in enumerate(epochs)
+            ]
+            parts.append(
+                f"### DDPM ({obj}): {label} by epoch\n\n{head}\n\n"
+                + markdown_table(["epoch", *res], rows)
+            )
         rows = []
         for name, r in res.items():
-            wins = ["–", "–"] if name == base else [wins_cell(paired_wins(r, res[base], k)) for k in ("final_fd", "final_kd")]
-            rows.append([name, spread_cell(r, "final_fd", 4), spread_cell(r, "final_kd", 4), spread_cell(r, "best_fd", 4), *wins])
-        parts.append(f"### DDPM ({obj}): final sample quality\n\n" + markdown_table(
-            ["loss", "final FD", "final KD ×10³", "best FD", f"seeds FD < {base}", f"seeds KD < {base}"], rows))
-        parts.append(f"### DDPM ({obj}): cost per epoch (device {cfg['device']})\n\nTime: wall time of the training steps "
-                     f"(on a shared machine it varies with the load; `benchmarks/bench_image_diffusion.py` measures step "
-                     f"costs). Memory: {summary['memory_method']}.\n\n" + cost_table(res, base))
+            wins = (
+                ["–", "–"]
+                if name == base
+                else [wins_cell(paired_wins(r, res[base], k)) for k in ("final_fd", "final_kd")]
+            )
+            rows.append(
+                [
+                    name,
+                    spread_cell(r, "final_fd", 4),
+                    spread_cell(r, "final_kd", 4),
+                    spread_cell(r, "best_fd", 4),
+                    *wins,
+                ]
+            )
+        parts.append(
+            f"### DDPM ({obj}): final sample quality\n\n"
+            + markdown_table(
+                [
+                    "loss",
+                    "final FD",
+                    "final KD ×10³",
+                    "best FD",
+                    f"seeds FD < {base}",
+                    f"seeds KD < {base}",
+                ],
+                rows,
+            )
+        )
+        parts.append(
+            f"### DDPM ({obj}): cost per epoch (device {cfg['device']})\n\nTime: wall time of the training steps "
+            f"(on a shared machine it varies with the load; `benchmarks/bench_image_diffusion.py` measures step "
+            f"costs). Memory: {summary['memory_method']}.\n\n" + cost_table(res, base)
+        )
     return "\n".join(parts) + "\n"
 
 
 def _band_cell(band: dict, i: int) -> str:
-    """``median [min, max]`` at the i-th evaluation of a :func:`sobolev.report.seed_band`."""
+    """``median [min, max]`` at the i-th evaluation of a :func:`sobolev_lab.report.seed_band`."""
     med, lo, hi = band["median"][i], band["lo"][i], band["hi"][i]
     return fmt(med, 4) if lo == hi else f"{fmt(med, 4)} [{fmt(lo, 4)}, {fmt(hi, 4)}]"
 
@@ -208,9 +347,14 @@ def _distance_curves(cfg: Config, curves: dict, floor: dict, out: Path) -> str:
             ax = axes[r, c]
             bands = {name: b[key] for name, b in curves[obj].items()}
             ax.set_prop_cycle(color=EXTRA_COLORS)  # for losses without a colour in LOSS_COLORS
-            plot_curves(ax, {n: (b["x"], b["median"]) for n, b in bands.items()}, xlabel="epoch",
-                        ylabel=f"{label} (classifier features)", title=f"DDPM {obj} (median of {cfg.seeds})",
-                        logy=key == "fd")
+            plot_curves(
+                ax,
+                {n: (b["x"], b["median"]) for n, b in bands.items()},
+                xlabel="epoch",
+                ylabel=f"{label} (classifier features)",
+                title=f"DDPM {obj} (median of {cfg.seeds})",
+                logy=key == "fd",
+            )
             for line, b in zip(ax.get_lines(), bands.values()):
                 ax.fill_between(b["x"], b["lo"], b["hi"], color=line.get_color(), alpha=0.15, lw=0)
             ax.axhline(floor[key], color="gray", ls=":", label="real vs real")
@@ -221,7 +365,9 @@ def _distance_curves(cfg: Config, curves: dict, floor: dict, out: Path) -> str:
 def _sample_grids(cfg: Config, grids: dict, out: Path) -> list[str]:
     names = []
     for obj, by_loss in grids.items():
-        fig, axes = subplots(max(len(s) for _, s in by_loss.values()), len(by_loss), size=(0.6 * cfg.n_show, 0.9))
+        fig, axes = subplots(
+            max(len(s) for _, s in by_loss.values()), len(by_loss), size=(0.6 * cfg.n_show, 0.9)
+        )
         for c, (loss_name, (epochs, snaps)) in enumerate(by_loss.items()):
             for r, imgs in enumerate(snaps):
                 ax = axes[r, c]

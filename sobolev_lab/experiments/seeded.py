@@ -7,20 +7,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..seeds import over_seeds
 
 
-def finals_over_seeds(runs: Sequence[Sequence[dict[str, Any]]], keys: dict[str, str]) -> dict[str, Any]:
-    """:func:`sobolev.seeds.over_seeds` of each seed's last record: ``keys`` maps a summary key to
+def finals_over_seeds(
+    runs: Sequence[Sequence[dict[str, Any]]], keys: dict[str, str]
+) -> dict[str, Any]:
+    """:func:`sobolev_lab.seeds.over_seeds` of each seed's last record: ``keys`` maps a summary key to
     the record key it is read from (``{"value_rel_err": "d0_rel", ...}``)."""
     return over_seeds([{out: r[-1][src] for out, src in keys.items()} for r in runs])
 
 
 def config_of(cls: type, summary: dict[str, Any]) -> Any:
     """The experiment config ``cls(**summary["config"])`` with JSON lists turned back into tuples."""
+
     def back(v: Any) -> Any:
         return tuple(back(x) for x in v) if isinstance(v, list) else v
 
@@ -36,7 +40,9 @@ def setting_note(summary: dict[str, Any], seeds: int | None) -> str:
     return f"setting: {setting}, {seeds} seed{'s' if seeds != 1 else ''} (paired: same data and initialisation for every loss)"
 
 
-def records_or_diverged(train: Callable[[], Any], out_dir: Path, steps: int, log_every: int) -> list[dict[str, Any]]:
+def records_or_diverged(
+    train: Callable[[], Any], out_dir: Path, steps: int, log_every: int
+) -> list[dict[str, Any]]:
     """The training records of ``train()`` (a :func:`sobolev.fit` call writing ``out_dir``); if it
     diverges (``FloatingPointError``), the records it logged, continued to ``steps`` with every
     loss and error +inf and ``"diverged": True``, so the seed counts as the worst one in medians,
@@ -47,17 +53,25 @@ def records_or_diverged(train: Callable[[], Any], out_dir: Path, steps: int, log
         path = Path(out_dir) / "metrics.jsonl"
         recs = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
         last = recs[-1] if recs else {"step": -log_every, "time": 0.0}
-        pad = {k: math.inf for k, v in last.items() if isinstance(v, float) and k not in ("time", "lr")}
+        pad = {
+            k: math.inf for k, v in last.items() if isinstance(v, float) and k not in ("time", "lr")
+        }
         later = [*range(last["step"] + log_every, steps, log_every), steps]
-        return recs + [{**last, **pad, "step": s, "diverged": True} for s in later if s > last["step"]]
+        return recs + [
+            {**last, **pad, "step": s, "diverged": True} for s in later if s > last["step"]
+        ]
 
 
 def finite_band(band: dict[str, list[float]]) -> dict[str, list[float]]:
-    """A :func:`sobolev.report.seed_band` with non-finite values (diverged seeds) as NaN, which
+    """A :func:`sobolev_lab.report.seed_band` with non-finite values (diverged seeds) as NaN, which
     matplotlib leaves out."""
     return {k: [v if math.isfinite(v) else math.nan for v in vs] for k, vs in band.items()}
 
 
 def diverged_seeds(result: dict[str, Any], key: str) -> int:
-    """How many seeds of an :func:`sobolev.seeds.over_seeds` result have no finite ``key`` (None in JSON)."""
-    return sum(1 for p in result["per_seed"] if not (isinstance(p.get(key), (int, float)) and math.isfinite(p[key])))
+    """How many seeds of an :func:`sobolev_lab.seeds.over_seeds` result have no finite ``key`` (None in JSON)."""
+    return sum(
+        1
+        for p in result["per_seed"]
+        if not (isinstance(p.get(key), (int, float)) and math.isfinite(p[key]))
+    )

@@ -10,7 +10,7 @@ Each module defines
   ``seeds: int`` field: paired seeds (same data and initialisation per seed for every loss).
 * ``run(cfg: Config, out: pathlib.Path) -> dict``: runs the experiment, writes its figures (PNG)
   and any extra files into ``out``, and returns the JSON-serialisable summary. Results measured
-  per seed are stored with :func:`sobolev.seeds.over_seeds` (medians, ``range``, ``per_seed``).
+  per seed are stored with :func:`sobolev_lab.seeds.over_seeds` (medians, ``range``, ``per_seed``).
 * ``tables(summary: dict) -> str``: the Markdown tables of a run, computed from its summary alone
   (``summary["config"]`` holds the config, ``summary["setting"]`` is ``"ours"`` or ``"paper"``),
   so that ``sobolev report`` regenerates the README's tables from committed summaries.
@@ -26,15 +26,15 @@ from types import ModuleType
 
 #: experiment name -> module path (imported lazily: the CLI starts fast).
 EXPERIMENTS: dict[str, str] = {
-    "regression": "sobolev.experiments.regression",
-    "numdiff-targets": "sobolev.experiments.numdiff_targets",
-    "theory": "sobolev.experiments.theory",
-    "student-teacher": "sobolev.experiments.student_teacher",
-    "architectures": "sobolev.experiments.architectures",
-    "conditioning": "sobolev.experiments.conditioning",
-    "denoising-autoencoder": "sobolev.experiments.denoising",
-    "diffusion": "sobolev.experiments.diffusion",
-    "differential-ml": "sobolev.experiments.differential_ml",
+    "regression": "sobolev_lab.experiments.regression",
+    "numdiff-targets": "sobolev_lab.experiments.numdiff_targets",
+    "theory": "sobolev_lab.experiments.theory",
+    "student-teacher": "sobolev_lab.experiments.student_teacher",
+    "architectures": "sobolev_lab.experiments.architectures",
+    "conditioning": "sobolev_lab.experiments.conditioning",
+    "denoising-autoencoder": "sobolev_lab.experiments.denoising",
+    "diffusion": "sobolev_lab.experiments.diffusion",
+    "differential-ml": "sobolev_lab.experiments.differential_ml",
 }
 
 

@@ -5,7 +5,7 @@ training run ``metrics.jsonl`` and ``checkpoint.pt``. ``--resume`` continues an 
 in its directory from the last checkpoints, with the configuration it was started with.
 
 ``--nproc N`` trains data-parallel in N processes on this machine: it launches ``torchrun
---standalone --nproc_per_node N -m sobolev …`` with the same command (``torchrun … -m sobolev run
+--standalone --nproc_per_node N -m sobolev_lab …`` with the same command (``torchrun … -m sobolev_lab run
 NAME …`` directly works too, also across nodes). Every rank runs the experiment; rank 0 writes the
 run directory, the other ranks write their (identical) figures into a scratch directory.
 """
@@ -16,20 +16,23 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import distributed as D
+from sobolev import distributed as D
+from sobolev.training import TrainingInterrupted
+
 from . import experiments
 from .experiments.checks import check_config
 from .report import json_safe
-from .training import TrainingInterrupted
 
 
 def _coerce(text: str, default: Any, hint: Any) -> Any:
@@ -41,7 +44,11 @@ def _coerce(text: str, default: Any, hint: Any) -> Any:
             return False
         raise ValueError(f"expected a boolean, got {text!r}")
     if isinstance(default, (tuple, list)):
-        items = json.loads(text) if text.startswith("[") else [t.strip() for t in text.split(",") if t.strip()]
+        items = (
+            json.loads(text)
+            if text.startswith("[")
+            else [t.strip() for t in text.split(",") if t.strip()]
+        )
         args = typing.get_args(hint)
         if args and Ellipsis not in args and len(items) != len(args):
             raise ValueError(f"expected {len(args)} comma-separated values, got {len(items)}")
@@ -71,7 +78,9 @@ def apply_overrides(cfg: Any, assignments: tuple[str, ...]) -> Any:
             raise click.BadParameter(f"expected key=value, got {a!r}", param_hint="--set")
         key, text = a.split("=", 1)
         if key not in fields:
-            raise click.BadParameter(f"unknown setting {key!r}; settings: {', '.join(fields)}", param_hint="--set")
+            raise click.BadParameter(
+                f"unknown setting {key!r}; settings: {', '.join(fields)}", param_hint="--set"
+            )
         try:
             changes[key] = _coerce(text, getattr(cfg, key), hints.get(key))
         except ValueError as e:
@@ -82,9 +91,13 @@ def apply_overrides(cfg: Any, assignments: tuple[str, ...]) -> Any:
 def _check_dir(out: Path, resume: bool, overwrite: bool) -> None:
     if resume:
         if not (out / "config.json").exists():
-            raise click.UsageError(f"--resume needs an existing run directory with config.json; {out} has none")
+            raise click.UsageError(
+                f"--resume needs an existing run directory with config.json; {out} has none"
+            )
     elif out.exists() and any(out.iterdir()) and not overwrite:
-        raise click.UsageError(f"{out} exists and is not empty: pass --resume to continue it or --overwrite to start over")
+        raise click.UsageError(
+            f"{out} exists and is not empty: pass --resume to continue it or --overwrite to start over"
+        )
 
 
 def _prepare_dir(out: Path, resume: bool) -> Path | None:
@@ -141,32 +154,52 @@ def _setting(paper: bool) -> str:
     return "paper" if paper else "ours"
 
 
-def _configure(mod, name: str, quick: bool, paper: bool, out: Path, sets: tuple[str, ...], resume: bool) -> Any:
+def _configure(
+    mod, name: str, quick: bool, paper: bool, out: Path, sets: tuple[str, ...], resume: bool
+) -> Any:
     """The run's checked config: the saved one when resuming, else the default, quick or paper one
     with ``sets``. Nothing is written or deleted before this has succeeded."""
     if not resume:
         if paper and not hasattr(mod.Config, "paper"):
-            raise click.UsageError(f"experiment {name!r} has no --paper setting (no official code to follow)")
-        base = mod.Config.paper(quick=quick) if paper else mod.Config.quick() if quick else mod.Config()
+            raise click.UsageError(
+                f"experiment {name!r} has no --paper setting (no official code to follow)"
+            )
+        base = (
+            mod.Config.paper(quick=quick)
+            if paper
+            else mod.Config.quick()
+            if quick
+            else mod.Config()
+        )
         cfg = apply_overrides(base, sets)
     else:
         try:
             saved = json.loads((out / "config.json").read_text())
         except (OSError, json.JSONDecodeError) as e:
-            raise RunError(f"cannot read {out / 'config.json'} ({e}); start a new run with --overwrite") from None
+            raise RunError(
+                f"cannot read {out / 'config.json'} ({e}); start a new run with --overwrite"
+            ) from None
         if saved.get("experiment") != name:
-            raise click.UsageError(f"{out} holds a run of {saved.get('experiment')!r}, not {name!r}")
+            raise click.UsageError(
+                f"{out} holds a run of {saved.get('experiment')!r}, not {name!r}"
+            )
         if sets:
             raise click.UsageError("--set cannot change a resumed run's configuration")
         was = (bool(saved.get("quick")), saved.get("setting", "ours"))
         if (quick, _setting(paper)) != was and (quick or paper):
-            raise click.UsageError(f"{out} was started with setting {was[1]!r}{' --quick' if was[0] else ''}: "
-                                   "resume it without --quick/--paper (a resumed run keeps its configuration)")
+            raise click.UsageError(
+                f"{out} was started with setting {was[1]!r}{' --quick' if was[0] else ''}: "
+                "resume it without --quick/--paper (a resumed run keeps its configuration)"
+            )
         quick, paper = was[0], was[1] == "paper"
         try:
-            cfg = mod.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()})
+            cfg = mod.Config(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()}
+            )
         except TypeError as e:
-            raise RunError(f"{out / 'config.json'} does not fit experiment {name!r} ({e}); start a new run with --overwrite") from None
+            raise RunError(
+                f"{out / 'config.json'} does not fit experiment {name!r} ({e}); start a new run with --overwrite"
+            ) from None
     try:
         check_config(cfg, mod)
     except ValueError as e:
@@ -174,8 +207,16 @@ def _configure(mod, name: str, quick: bool, paper: bool, out: Path, sets: tuple[
     return cfg, quick, paper
 
 
-def execute(name: str, *, quick: bool, out: Path | None, sets: tuple[str, ...], resume: bool, overwrite: bool,
-            paper: bool = False) -> dict:
+def execute(
+    name: str,
+    *,
+    quick: bool,
+    out: Path | None,
+    sets: tuple[str, ...],
+    resume: bool,
+    overwrite: bool,
+    paper: bool = False,
+) -> dict:
     """Run experiment ``name`` into ``out`` and return its summary (the CLI's core, callable from Python).
 
     The configuration is checked before anything in ``out`` is written or deleted. Under
@@ -191,10 +232,23 @@ def execute(name: str, *, quick: bool, out: Path | None, sets: tuple[str, ...], 
         plan = _configure(mod, name, quick, paper, out, sets, resume)
         previous = _prepare_dir(out, resume)
         if not resume:
-            (out / "config.json").write_text(json.dumps(
-                {"experiment": name, "setting": _setting(paper), "quick": quick, "config": dataclasses.asdict(plan[0])},
-                indent=2) + "\n")
-        click.echo(f"sobolev: running {name!r} into {out}" + (f" on {ctx.world_size} processes" if ctx.enabled else ""), err=True)
+            (out / "config.json").write_text(
+                json.dumps(
+                    {
+                        "experiment": name,
+                        "setting": _setting(paper),
+                        "quick": quick,
+                        "config": dataclasses.asdict(plan[0]),
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
+        click.echo(
+            f"sobolev: running {name!r} into {out}"
+            + (f" on {ctx.world_size} processes" if ctx.enabled else ""),
+            err=True,
+        )
     cfg, quick, paper = D.broadcast_object(plan, ctx)
     work = out if ctx.is_main else Path(tempfile.mkdtemp(prefix=f"sobolev-rank{ctx.rank}-"))
     t0 = time.perf_counter()
@@ -203,16 +257,24 @@ def execute(name: str, *, quick: bool, out: Path | None, sets: tuple[str, ...], 
     except TrainingInterrupted as e:
         _settle_previous(out, previous, restore=False)
         if ctx.is_main:
-            click.echo(f"\ninterrupted ({e}); continue with: sobolev run {name} --out {out} --resume"
-                       + (f" --nproc {ctx.world_size}" if ctx.enabled else ""), err=True)
+            click.echo(
+                f"\ninterrupted ({e}); continue with: sobolev run {name} --out {out} --resume"
+                + (f" --nproc {ctx.world_size}" if ctx.enabled else ""),
+                err=True,
+            )
         sys.exit(130)
     except ValueError as e:
         _settle_previous(out, previous, restore=True)
         if os.environ.get("SOBOLEV_DEBUG"):
             raise
-        then = (f"the previous run in {out} is kept as it was" if previous is not None else
-                f"fix the cause, then start over with --overwrite (or delete {out})")
-        raise RunError(f"{e} [the run stopped; {then}; SOBOLEV_DEBUG=1 shows the traceback]") from None
+        then = (
+            f"the previous run in {out} is kept as it was"
+            if previous is not None
+            else f"fix the cause, then start over with --overwrite (or delete {out})"
+        )
+        raise RunError(
+            f"{e} [the run stopped; {then}; SOBOLEV_DEBUG=1 shows the traceback]"
+        ) from None
     except BaseException:
         _settle_previous(out, previous, restore=True)
         raise
@@ -220,8 +282,14 @@ def execute(name: str, *, quick: bool, out: Path | None, sets: tuple[str, ...], 
         if not ctx.is_main:
             shutil.rmtree(work, ignore_errors=True)
     _settle_previous(out, previous, restore=False)
-    summary = {"experiment": name, "setting": _setting(paper), "quick": quick, "wall_time_s": time.perf_counter() - t0,
-               "config": json_safe(dataclasses.asdict(cfg)), **summary}
+    summary = {
+        "experiment": name,
+        "setting": _setting(paper),
+        "quick": quick,
+        "wall_time_s": time.perf_counter() - t0,
+        "config": json_safe(dataclasses.asdict(cfg)),
+        **summary,
+    }
     if not ctx.is_main:
         return summary
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
@@ -235,29 +303,89 @@ def execute(name: str, *, quick: bool, out: Path | None, sets: tuple[str, ...], 
 
 
 _run_options = [
-    click.option("--quick", is_flag=True, help="The small setting (about a minute on 2 CPU cores)."),
-    click.option("--paper", is_flag=True, help="The official settings of the paper's code (with --quick: the same, scaled down)."),
-    click.option("--out", type=click.Path(path_type=Path), default=None, help="Run directory (default: runs/NAME-TIMESTAMP)."),
-    click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its checkpoints."),
+    click.option(
+        "--quick", is_flag=True, help="The small setting (about a minute on 2 CPU cores)."
+    ),
+    click.option(
+        "--paper",
+        is_flag=True,
+        help="The official settings of the paper's code (with --quick: the same, scaled down).",
+    ),
+    click.option(
+        "--out",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Run directory (default: runs/NAME-TIMESTAMP).",
+    ),
+    click.option(
+        "--resume", is_flag=True, help="Continue the interrupted run in --out from its checkpoints."
+    ),
     click.option("--overwrite", is_flag=True, help="Delete a non-empty --out first."),
-    click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
-                 help="Train data-parallel in N processes on this machine (launches torchrun)."),
+    click.option(
+        "--nproc",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Train data-parallel in N processes on this machine (launches torchrun).",
+    ),
 ]
 
 
-def _dispatch(command: list[str], name: str, *, quick: bool, paper: bool, out: Path | None, sets: tuple[str, ...],
-              resume: bool, overwrite: bool, nproc: int) -> None:
+def launch(args: Sequence[str], nproc: int) -> int:
+    """Run ``python -m sobolev_lab ARGS`` in ``nproc`` processes on this machine with ``torchrun``
+    (``--standalone``: a free local rendezvous); returns the exit status."""
+    if nproc < 1:
+        raise ValueError(f"nproc must be ≥ 1, got {nproc}")
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "sobolev_lab",
+        *args,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    return subprocess.run(cmd, env=env).returncode
+
+
+def _dispatch(
+    command: list[str],
+    name: str,
+    *,
+    quick: bool,
+    paper: bool,
+    out: Path | None,
+    sets: tuple[str, ...],
+    resume: bool,
+    overwrite: bool,
+    nproc: int,
+) -> None:
     """Run here, or (``nproc`` > 1, not yet under torchrun) check the arguments and relaunch
     ``command`` with them under ``torchrun`` in ``nproc`` processes."""
     if nproc == 1 or D.setup().enabled:
-        execute(name, quick=quick, paper=paper, out=out, sets=sets, resume=resume, overwrite=overwrite)
+        execute(
+            name, quick=quick, paper=paper, out=out, sets=sets, resume=resume, overwrite=overwrite
+        )
         return
     mod = _module(name)
     out = _out_dir(name, quick, out, resume)  # fixed here: every rank must agree on the directory
     _check_dir(out, resume, overwrite)
     _configure(mod, name, quick, paper, out, sets, resume)
-    flags = [f for f, on in (("--quick", quick), ("--paper", paper), ("--resume", resume), ("--overwrite", overwrite)) if on]
-    rc = D.launch([*command, "--out", str(out), *flags, *(a for s in sets for a in ("--set", s))], nproc)
+    flags = [
+        f
+        for f, on in (
+            ("--quick", quick),
+            ("--paper", paper),
+            ("--resume", resume),
+            ("--overwrite", overwrite),
+        )
+        if on
+    ]
+    rc = launch(
+        [*command, "--out", str(out), *flags, *(a for s in sets for a in ("--set", s))], nproc
+    )
     if rc != 0:
         sys.exit(rc)
 
@@ -270,9 +398,14 @@ def _with_run_options(f):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sobolev")
-@click.option("--threads", type=click.IntRange(min=1), default=None, envvar="SOBOLEV_THREADS",
-              help="torch CPU threads per process (default: torch's choice). Small models train faster "
-                   "with 1, and 1 avoids oversubscription when other jobs share the cores.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="SOBOLEV_THREADS",
+    help="torch CPU threads per process (default: torch's choice). Small models train faster "
+    "with 1, and 1 avoids oversubscription when other jobs share the cores.",
+)
 def main(threads: int | None) -> None:
     """Sobolev training of neural networks: losses that match derivatives as well as values."""
     if threads is not None:
@@ -292,31 +425,86 @@ def list_() -> None:
 @main.command()
 @click.argument("name")
 @_with_run_options
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable).")
-def run(name: str, quick: bool, paper: bool, out: Path | None, resume: bool, overwrite: bool, nproc: int,
-        sets: tuple[str, ...]) -> None:
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config field (repeatable).",
+)
+def run(
+    name: str,
+    quick: bool,
+    paper: bool,
+    out: Path | None,
+    resume: bool,
+    overwrite: bool,
+    nproc: int,
+    sets: tuple[str, ...],
+) -> None:
     """Run experiment NAME (see `sobolev list`)."""
-    _dispatch(["run", name], name, quick=quick, paper=paper, out=out, sets=sets, resume=resume, overwrite=overwrite,
-              nproc=nproc)
+    _dispatch(
+        ["run", name],
+        name,
+        quick=quick,
+        paper=paper,
+        out=out,
+        sets=sets,
+        resume=resume,
+        overwrite=overwrite,
+        nproc=nproc,
+    )
 
 
 @main.command()
 @_with_run_options
-def demo(quick: bool, paper: bool, out: Path | None, resume: bool, overwrite: bool, nproc: int) -> None:
+def demo(
+    quick: bool, paper: bool, out: Path | None, resume: bool, overwrite: bool, nproc: int
+) -> None:
     """The seed paper's worked examples: sin x and e^{-x} with L2, H1 and H2 losses."""
-    _dispatch(["demo"], "regression", quick=quick, paper=paper, out=out, sets=(), resume=resume, overwrite=overwrite,
-              nproc=nproc)
+    _dispatch(
+        ["demo"],
+        "regression",
+        quick=quick,
+        paper=paper,
+        out=out,
+        sets=(),
+        resume=resume,
+        overwrite=overwrite,
+        nproc=nproc,
+    )
 
 
 @main.command()
-@click.option("--collect", "run_dirs", multiple=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
-              help="First copy this finished run directory into docs/results (repeatable).")
-@click.option("--key", default=None, help="Name under docs/results for a single --collect (default: experiment[-paper]).")
-@click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file's tables differ from the committed results.")
-@click.option("--readme", "readmes", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
-              default=(Path("README.md"),), show_default=True,
-              help="Markdown file whose results blocks to rewrite (repeatable).")
-def report(run_dirs: tuple[Path, ...], key: str | None, check: bool, readmes: tuple[Path, ...]) -> None:
+@click.option(
+    "--collect",
+    "run_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="First copy this finished run directory into docs/results (repeatable).",
+)
+@click.option(
+    "--key",
+    default=None,
+    help="Name under docs/results for a single --collect (default: experiment[-paper]).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Change nothing; exit 1 if a file's tables differ from the committed results.",
+)
+@click.option(
+    "--readme",
+    "readmes",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=(Path("README.md"),),
+    show_default=True,
+    help="Markdown file whose results blocks to rewrite (repeatable).",
+)
+def report(
+    run_dirs: tuple[Path, ...], key: str | None, check: bool, readmes: tuple[Path, ...]
+) -> None:
     """Regenerate the README's results tables from the committed summaries in docs/results."""
     from . import results
 
@@ -327,13 +515,20 @@ def report(run_dirs: tuple[Path, ...], key: str | None, check: bool, readmes: tu
             click.echo(f"collected {d} into {results.collect(d, key)}", err=True)
         for readme in readmes:
             if not readme.is_file():
-                raise ValueError(f"{readme} not found: run from the repository root or pass --readme PATH")
+                raise ValueError(
+                    f"{readme} not found: run from the repository root or pass --readme PATH"
+                )
             if check:
                 if results.render_readme(readme.read_text()) != readme.read_text():
-                    raise click.ClickException(f"{readme} differs from the committed results: run `sobolev report`")
+                    raise click.ClickException(
+                        f"{readme} differs from the committed results: run `sobolev report`"
+                    )
                 click.echo(f"{readme} is in step with the committed results", err=True)
             else:
-                click.echo(f"{'rewrote' if results.write_readme(readme) else 'unchanged:'} {readme}", err=True)
+                click.echo(
+                    f"{'rewrote' if results.write_readme(readme) else 'unchanged:'} {readme}",
+                    err=True,
+                )
     except ValueError as e:
         raise RunError(str(e)) from None
 

@@ -8,14 +8,15 @@ its medians, with the seeds' own dicts beside them,
      "range": {"value_rel_l2": [<min>, <max>], ...}}
 
 as :func:`over_seeds` builds it; :func:`paired_wins` counts the seeds in which one setting beat
-another, and :func:`sobolev.report.spread_cell` prints ``median [min, max]``.
+another, and :func:`sobolev_lab.report.spread_cell` prints ``median [min, max]``.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def _numeric(v: Any) -> bool:
@@ -47,16 +48,24 @@ def over_seeds(per_seed: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def paired_wins(a: dict[str, Any], b: dict[str, Any], key: str, *, lower_is_better: bool = True) -> tuple[int, int]:
+def paired_wins(
+    a: dict[str, Any], b: dict[str, Any], key: str, *, lower_is_better: bool = True
+) -> tuple[int, int]:
     """In how many seeds ``a`` beat ``b`` on ``key``: ``(wins, seeds)``. ``a`` and ``b`` are
     :func:`over_seeds` results of two settings run on the same seeds (paired by index)."""
     pa, pb = a["per_seed"], b["per_seed"]
     if len(pa) != len(pb):
-        raise ValueError(f"paired_wins needs the same seeds for both settings, got {len(pa)} and {len(pb)}")
+        raise ValueError(
+            f"paired_wins needs the same seeds for both settings, got {len(pa)} and {len(pb)}"
+        )
 
     def val(p: dict[str, Any]) -> float:
         v = p.get(key)
-        return float(v) if _numeric(v) and math.isfinite(v) else (math.inf if lower_is_better else -math.inf)
+        return (
+            float(v)
+            if _numeric(v) and math.isfinite(v)
+            else (math.inf if lower_is_better else -math.inf)
+        )
 
     wins = sum((val(x) < val(y)) if lower_is_better else (val(x) > val(y)) for x, y in zip(pa, pb))
     return wins, len(pa)

@@ -14,12 +14,40 @@ import math
 from typing import Any
 
 #: integer settings that must be ≥ 1 (and every integer setting named ``n_…``)
-POSITIVE_INTS = frozenset({
-    "width", "depth", "epochs", "steps", "n_train", "seeds", "log_every", "table_every", "teacher_width",
-    "d", "lbfgs_max_iter", "image_size", "size", "channels", "z_dim", "base", "timesteps", "sample_steps",
-    "eval_every", "classifier_steps", "mc_batch", "spec_dim", "spec_width", "flow_dim", "flow_inits", "dim_steps",
-    "directions", "directions_from", "fd_accuracy", "ff_features",
-})
+POSITIVE_INTS = frozenset(
+    {
+        "width",
+        "depth",
+        "epochs",
+        "steps",
+        "n_train",
+        "seeds",
+        "log_every",
+        "table_every",
+        "teacher_width",
+        "d",
+        "lbfgs_max_iter",
+        "image_size",
+        "size",
+        "channels",
+        "z_dim",
+        "base",
+        "timesteps",
+        "sample_steps",
+        "eval_every",
+        "classifier_steps",
+        "mc_batch",
+        "spec_dim",
+        "spec_width",
+        "flow_dim",
+        "flow_inits",
+        "dim_steps",
+        "directions",
+        "directions_from",
+        "fd_accuracy",
+        "ff_features",
+    }
+)
 #: integer settings that must be ≥ 0
 NONNEGATIVE_INTS = frozenset({"checkpoint_every", "batch_size", "lbfgs_at", "seed"})
 #: float settings that must be > 0
@@ -32,11 +60,15 @@ def _fail(key: str, expected: str, value: Any) -> None:
 
 
 def _check_field(key: str, v: Any) -> None:
-    from ..data import FUNCTIONS
-    from ..models import ACTIVATIONS
+    from sobolev.data import FUNCTIONS
+    from sobolev.models import ACTIVATIONS
 
     is_int = isinstance(v, int) and not isinstance(v, bool)
-    if is_int and (key in POSITIVE_INTS or (key.startswith("n_") and key not in NONNEGATIVE_INTS)) and v < 1:
+    if (
+        is_int
+        and (key in POSITIVE_INTS or (key.startswith("n_") and key not in NONNEGATIVE_INTS))
+        and v < 1
+    ):
         _fail(key, "an integer ≥ 1", v)
     if is_int and key in NONNEGATIVE_INTS and v < 0:
         _fail(key, "an integer ≥ 0", v)
@@ -58,15 +90,17 @@ def _check_field(key: str, v: Any) -> None:
                 _fail(key, f"among {', '.join(sorted(FUNCTIONS))}", f)
 
 
-
 def _check_losses(names: tuple[str, ...], module: Any) -> None:
     """Loss names: the module's ``LOSS_NAMES`` where it has its own, else W^{k,2} names (L2, H1, …)
     and the names the experiment's default config uses."""
-    from ..losses import LOSS_ORDERS
+    from sobolev.losses import LOSS_ORDERS
 
     known = getattr(module, "LOSS_NAMES", None)
     if known is None:
-        known = (*LOSS_ORDERS, *(n for n in getattr(module.Config(), "losses", ()) if n not in LOSS_ORDERS))
+        known = (
+            *LOSS_ORDERS,
+            *(n for n in getattr(module.Config(), "losses", ()) if n not in LOSS_ORDERS),
+        )
     for name in names:
         if name not in known:
             _fail("losses", f"among {', '.join(known)}", name)

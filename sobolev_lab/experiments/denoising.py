@@ -25,18 +25,37 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..data.images import CORRUPTIONS, GRIDS, corrupt, load_data
-from ..image_losses import LOSS_NAMES as IMAGE_LOSS_NAMES
-from ..image_losses import ImageSobolevLoss, loss_from_name
-from ..image_metrics import image_errors
-from ..memory import training_step_peak
-from ..models.conv import ConvAutoencoder, PaperAutoencoder
-from ..report import cost_table, json_safe, markdown_table, plot_curves, save, seed_band, spread_cell, subplots, wins_cell
-from ..seeds import over_seeds, paired_wins
-from ..training import TrainConfig, fit, resolve_device, seed_everything
+from sobolev.data.images import CORRUPTIONS, GRIDS, corrupt, load_data
+from sobolev.image_losses import LOSS_NAMES as IMAGE_LOSS_NAMES
+from sobolev.image_losses import ImageSobolevLoss, loss_from_name
+from sobolev.image_metrics import image_errors
+from sobolev.memory import training_step_peak
+from sobolev.models.conv import ConvAutoencoder, PaperAutoencoder
+from sobolev.training import TrainConfig, fit, resolve_device, seed_everything
 
-EXTRA_COLORS = ["tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan"]
-LOSS_NAMES = IMAGE_LOSS_NAMES  #: the names ``--set losses=…`` accepts (checked by sobolev.experiments.checks)
+from ..report import (
+    cost_table,
+    json_safe,
+    markdown_table,
+    plot_curves,
+    save,
+    seed_band,
+    spread_cell,
+    subplots,
+    wins_cell,
+)
+from ..seeds import over_seeds, paired_wins
+
+EXTRA_COLORS = [
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:gray",
+    "tab:olive",
+    "tab:cyan",
+]
+LOSS_NAMES = IMAGE_LOSS_NAMES  #: the names ``--set losses=…`` accepts (checked by sobolev_lab.experiments.checks)
 MODELS = ("ours", "paper")
 METRICS = ("mse", "psnr", "ssim")
 
@@ -52,7 +71,9 @@ class Config:
     corruptions: tuple[str, ...] = ("sinusoid", "gaussian")
     sinusoid_amplitude: float = 0.3
     noise_frequency: float = 2.0  # the training sinusoid's frequency in units of π (official: 2)
-    ood_frequency: float = 10.0  # an unseen sinusoid at test time, units of π (official test: 10); 0: none
+    ood_frequency: float = (
+        10.0  # an unseen sinusoid at test time, units of π (official test: 10); 0: none
+    )
     grid: str = "periodic"  # sinusoid grid: "periodic" (j/W) or "linspace" (j/(W−1), official)
     noise_sigma: float = 0.3
     losses: tuple[str, ...] = ("L2", "H1", "H0.5", "H2", "H1-fd", "H1-paper")
@@ -66,19 +87,39 @@ class Config:
     device: str = "auto"
 
     @classmethod
-    def quick(cls) -> "Config":
-        return cls(data="digits", n_train=None, n_test=None, losses=("L2", "H1"), width=16, epochs=6, seeds=2)
+    def quick(cls) -> Config:
+        return cls(
+            data="digits",
+            n_train=None,
+            n_test=None,
+            losses=("L2", "H1"),
+            width=16,
+            epochs=6,
+            seeds=2,
+        )
 
     @classmethod
-    def paper(cls, quick: bool = False) -> "Config":
+    def paper(cls, quick: bool = False) -> Config:
         """The official settings; ``quick``: the same on 128 digits upsampled to 28×28, 2 epochs, 2 seeds."""
-        cfg = cls(model="paper", n_train=None, n_test=None, corruptions=("sinusoid",), grid="linspace",
-                  losses=("L2", "H1-paper", "H0.5", "H1", "H2"), epochs=20, seeds=3)
-        return replace(cfg, data="digits", image_size=28, n_train=128, n_test=64, epochs=2, seeds=2) if quick else cfg
+        cfg = cls(
+            model="paper",
+            n_train=None,
+            n_test=None,
+            corruptions=("sinusoid",),
+            grid="linspace",
+            losses=("L2", "H1-paper", "H0.5", "H1", "H2"),
+            epochs=20,
+            seeds=3,
+        )
+        return (
+            replace(cfg, data="digits", image_size=28, n_train=128, n_test=64, epochs=2, seeds=2)
+            if quick
+            else cfg
+        )
 
 
 def validate(cfg: Config) -> None:
-    """Checks beyond the shared ones (:mod:`sobolev.experiments.checks`), before anything runs."""
+    """Checks beyond the shared ones (:mod:`sobolev_lab.experiments.checks`), before anything runs."""
     if cfg.model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {cfg.model!r}")
     for kind in cfg.corruptions:
@@ -101,14 +142,18 @@ def _corrupter(cfg: Config, kind: str, frequency_pi: float | None = None):
     training frequency; Gaussian noise from the generator passed)."""
     level = cfg.sinusoid_amplitude if kind == "sinusoid" else cfg.noise_sigma
     freq = math.pi * (cfg.noise_frequency if frequency_pi is None else frequency_pi)
-    return lambda images, generator=None: corrupt(images, kind, level, generator, frequency=freq, grid=cfg.grid)
+    return lambda images, generator=None: corrupt(
+        images, kind, level, generator, frequency=freq, grid=cfg.grid
+    )
 
 
 def _objective(loss_fn: ImageSobolevLoss, corrupter):
     """Reconstruct the clean batch (x,) from its corruption (Gaussian noise from torch's global RNG)."""
+
     def objective(model: nn.Module, batch: tuple[Tensor, ...]):
         clean = batch[0]
         return loss_fn(model(corrupter(clean)), clean, return_terms=True)
+
     return objective
 
 
@@ -127,7 +172,13 @@ def _test_sets(cfg: Config, kind: str, clean: Tensor) -> dict[str, Tensor]:
 
 
 def run(cfg: Config, out: Path) -> dict:
-    data = load_data(cfg.data, image_size=cfg.image_size, channels=cfg.channels, n_train=cfg.n_train, n_test=cfg.n_test)
+    data = load_data(
+        cfg.data,
+        image_size=cfg.image_size,
+        channels=cfg.channels,
+        n_train=cfg.n_train,
+        n_test=cfg.n_test,
+    )
     train, test = data.train, data.test
     channels, size = train.images.shape[1], train.images.shape[-1]
     steps_per_epoch = train.batches_per_epoch(cfg.batch_size)
@@ -142,10 +193,16 @@ def run(cfg: Config, out: Path) -> dict:
             clean = _to_model(model, test.images)
             with torch.no_grad():
                 recs = {name: model(_to_model(model, x)) for name, x in noisy.items()}
-            return {f"{name}_{k}": v for name, rec in recs.items() for k, v in image_errors(rec, clean).items()}
+            return {
+                f"{name}_{k}": v
+                for name, rec in recs.items()
+                for k, v in image_errors(rec, clean).items()
+            }
 
         results[kind], curves[kind] = {}, {}
-        shown[kind] = {f"noisy {n}": x[: cfg.n_show] for n, x in noisy.items()} | {"clean": test.images[: cfg.n_show]}
+        shown[kind] = {f"noisy {n}": x[: cfg.n_show] for n, x in noisy.items()} | {
+            "clean": test.images[: cfg.n_show]
+        }
         for name in cfg.losses:
             loss_fn = loss_from_name(name)
             per_seed, records = [], []
@@ -153,28 +210,67 @@ def run(cfg: Config, out: Path) -> dict:
                 seed_everything(seed)  # same initial network for every loss
                 model = _make_model(cfg, channels, size)
                 objective = _objective(loss_fn, _corrupter(cfg, kind))
-                tc = TrainConfig(steps=cfg.epochs * steps_per_epoch, lr=cfg.lr, batch_size=cfg.batch_size,
-                                 log_every=steps_per_epoch, checkpoint_every=5 * steps_per_epoch, seed=seed,
-                                 device=cfg.device)
-                hist = fit(model, objective, (train.images,), tc, out_dir=out / kind / name / f"seed{seed}",
-                           evaluate=evaluate, desc=f"DAE {kind} {name} seed {seed}")
+                tc = TrainConfig(
+                    steps=cfg.epochs * steps_per_epoch,
+                    lr=cfg.lr,
+                    batch_size=cfg.batch_size,
+                    log_every=steps_per_epoch,
+                    checkpoint_every=5 * steps_per_epoch,
+                    seed=seed,
+                    device=cfg.device,
+                )
+                hist = fit(
+                    model,
+                    objective,
+                    (train.images,),
+                    tc,
+                    out_dir=out / kind / name / f"seed{seed}",
+                    evaluate=evaluate,
+                    desc=f"DAE {kind} {name} seed {seed}",
+                )
                 final = hist.records[-1]
                 batch = (_to_model(model, train.images[: cfg.batch_size]),)
-                per_seed.append({**{k: final[k] for k in final if k.startswith(("test_", "ood_"))},
-                                 "time_per_epoch_s": final["time"] / cfg.epochs,
-                                 "peak_step_memory_mb": training_step_peak(model, objective, batch) / 2**20})
-                records.append([{**r, "epoch": r["step"] / steps_per_epoch} for r in hist.records if "test_mse" in r])
+                per_seed.append(
+                    {
+                        **{k: final[k] for k in final if k.startswith(("test_", "ood_"))},
+                        "time_per_epoch_s": final["time"] / cfg.epochs,
+                        "peak_step_memory_mb": training_step_peak(model, objective, batch) / 2**20,
+                    }
+                )
+                records.append(
+                    [
+                        {**r, "epoch": r["step"] / steps_per_epoch}
+                        for r in hist.records
+                        if "test_mse" in r
+                    ]
+                )
                 if seed == 0:
                     with torch.no_grad():
-                        shown[kind][name] = {n: model(_to_model(model, x[: cfg.n_show])).cpu() for n, x in noisy.items()}
+                        shown[kind][name] = {
+                            n: model(_to_model(model, x[: cfg.n_show])).cpu()
+                            for n, x in noisy.items()
+                        }
             results[kind][name] = over_seeds(per_seed)
-            curves[kind][name] = {key: seed_band(records, key, x="epoch") for key in records[0][0]
-                                  if key.startswith(("test_", "ood_"))}
-    memory_note = ("CUDA allocator peak" if device.type == "cuda" else
-                   "torch-profiler peak of live tensor memory") + " of one training step (forward, loss, backward)"
+            curves[kind][name] = {
+                key: seed_band(records, key, x="epoch")
+                for key in records[0][0]
+                if key.startswith(("test_", "ood_"))
+            }
+    memory_note = (
+        "CUDA allocator peak"
+        if device.type == "cuda"
+        else "torch-profiler peak of live tensor memory"
+    ) + " of one training step (forward, loss, backward)"
     figures = [_reconstructions(cfg, shown, out), _curves(cfg, curves, out)]
-    return json_safe({"results": results, "curves": curves, "data": data.info(), "memory_method": memory_note,
-                      "figures": figures})
+    return json_safe(
+        {
+            "results": results,
+            "curves": curves,
+            "data": data.info(),
+            "memory_method": memory_note,
+            "figures": figures,
+        }
+    )
 
 
 def tables(summary: dict) -> str:
@@ -184,25 +280,50 @@ def tables(summary: dict) -> str:
     data = summary["data"]
     seeds, base = cfg["seeds"], cfg["losses"][0]
     setting = summary.get("setting", "ours")
-    head = (f"setting: {setting}; data: {data['name']} {'×'.join(map(str, data['shape']))}, n_train = {data['n_train']}, "
-            f"n_test = {data['n_test']}; model: {cfg['model']}; {cfg['epochs']} epochs, batch {cfg['batch_size']}, "
-            f"Adam lr {cfg['lr']:g}; {seeds} seed(s), median [min, max]")
+    head = (
+        f"setting: {setting}; data: {data['name']} {'×'.join(map(str, data['shape']))}, n_train = {data['n_train']}, "
+        f"n_test = {data['n_test']}; model: {cfg['model']}; {cfg['epochs']} epochs, batch {cfg['batch_size']}, "
+        f"Adam lr {cfg['lr']:g}; {seeds} seed(s), median [min, max]"
+    )
     parts = []
     for kind, res in summary["results"].items():
-        sets = [("test", f"{kind} {cfg['noise_frequency']:g}π" if kind == "sinusoid" else f"{kind} σ = {cfg['noise_sigma']:g}")]
+        sets = [
+            (
+                "test",
+                f"{kind} {cfg['noise_frequency']:g}π"
+                if kind == "sinusoid"
+                else f"{kind} σ = {cfg['noise_sigma']:g}",
+            )
+        ]
         if any("ood_mse" in r for r in res.values()):
             sets.append(("ood", f"unseen sinusoid {cfg['ood_frequency']:g}π"))
         for prefix, label in sets:
             rows = []
             for name, r in res.items():
-                wins = "–" if name == base else wins_cell(paired_wins(r, res[base], f"{prefix}_mse"))
-                rows.append([name, spread_cell(r, f"{prefix}_mse", 4), spread_cell(r, f"{prefix}_psnr", 4),
-                             spread_cell(r, f"{prefix}_ssim", 4), wins])
-            parts.append(f"### Denoising autoencoder, test on {label}, after {cfg['epochs']} epochs\n\n{head}\n\n"
-                         + markdown_table(["loss", "test MSE", "PSNR (dB)", "SSIM", f"seeds with lower MSE than {base}"], rows))
-        parts.append(f"### Denoising autoencoder, {kind}: cost per epoch\n\n{head}. Time: wall time of the training "
-                     f"steps (on a shared machine it varies with the load; `benchmarks/bench_image.py` measures step "
-                     f"ratios). Memory: {summary['memory_method']}.\n\n" + cost_table(res, base))
+                wins = (
+                    "–" if name == base else wins_cell(paired_wins(r, res[base], f"{prefix}_mse"))
+                )
+                rows.append(
+                    [
+                        name,
+                        spread_cell(r, f"{prefix}_mse", 4),
+                        spread_cell(r, f"{prefix}_psnr", 4),
+                        spread_cell(r, f"{prefix}_ssim", 4),
+                        wins,
+                    ]
+                )
+            parts.append(
+                f"### Denoising autoencoder, test on {label}, after {cfg['epochs']} epochs\n\n{head}\n\n"
+                + markdown_table(
+                    ["loss", "test MSE", "PSNR (dB)", "SSIM", f"seeds with lower MSE than {base}"],
+                    rows,
+                )
+            )
+        parts.append(
+            f"### Denoising autoencoder, {kind}: cost per epoch\n\n{head}. Time: wall time of the training "
+            f"steps (on a shared machine it varies with the load; `benchmarks/bench_image.py` measures step "
+            f"ratios). Memory: {summary['memory_method']}.\n\n" + cost_table(res, base)
+        )
     return "\n".join(parts) + "\n"
 
 
@@ -217,19 +338,32 @@ def _reconstructions(cfg: Config, shown: dict, out: Path) -> str:
     for c, (kind, noisy_name) in enumerate(columns):
         which = noisy_name.removeprefix("noisy ")
         for r, label in enumerate(rows):
-            imgs = shown[kind][noisy_name] if label == "noisy" else shown[kind]["clean"] if label == "clean" else shown[kind][label][which]
+            imgs = (
+                shown[kind][noisy_name]
+                if label == "noisy"
+                else shown[kind]["clean"]
+                if label == "clean"
+                else shown[kind][label][which]
+            )
             ax = axes[r, c]
             ax.imshow(_strip(imgs), cmap="gray" if imgs.shape[1] == 1 else None, vmin=0, vmax=1)
             ax.set_xticks([]), ax.set_yticks([])
             ax.set_ylabel(label, fontsize=8)
             if r == 0:
-                ax.set_title(f"{kind} ({'unseen frequency' if which == 'ood' else 'training corruption'})", fontsize=9)
+                ax.set_title(
+                    f"{kind} ({'unseen frequency' if which == 'ood' else 'training corruption'})",
+                    fontsize=9,
+                )
     return save(fig, out / "reconstructions.png")
 
 
 def _curves(cfg: Config, curves: dict, out: Path) -> str:
-    panels = [(kind, prefix) for kind in cfg.corruptions for prefix in ("test", "ood")
-              if f"{prefix}_mse" in next(iter(curves[kind].values()))]
+    panels = [
+        (kind, prefix)
+        for kind in cfg.corruptions
+        for prefix in ("test", "ood")
+        if f"{prefix}_mse" in next(iter(curves[kind].values()))
+    ]
     keys = (("psnr", "PSNR (dB)", False), ("ssim", "SSIM", False), ("mse", "MSE", True))
     fig, axes = subplots(len(keys), len(panels))
     for c, (kind, prefix) in enumerate(panels):
@@ -237,9 +371,15 @@ def _curves(cfg: Config, curves: dict, out: Path) -> str:
             ax = axes[r, c]
             ax.set_prop_cycle(color=EXTRA_COLORS)  # for losses without a colour in LOSS_COLORS
             bands = {name: b[f"{prefix}_{key}"] for name, b in curves[kind].items()}
-            plot_curves(ax, {n: (b["x"], b["median"]) for n, b in bands.items()}, xlabel="epoch",
-                        ylabel=f"test {label}", title=f"{kind}, {'unseen ' + format(cfg.ood_frequency, 'g') + 'π' if prefix == 'ood' else 'training'} noise "
-                        f"(median of {cfg.seeds})", logy=logy)
+            plot_curves(
+                ax,
+                {n: (b["x"], b["median"]) for n, b in bands.items()},
+                xlabel="epoch",
+                ylabel=f"test {label}",
+                title=f"{kind}, {'unseen ' + format(cfg.ood_frequency, 'g') + 'π' if prefix == 'ood' else 'training'} noise "
+                f"(median of {cfg.seeds})",
+                logy=logy,
+            )
             for line, b in zip(ax.get_lines(), bands.values()):
                 ax.fill_between(b["x"], b["lo"], b["hi"], color=line.get_color(), alpha=0.15, lw=0)
     return save(fig, out / "curves.png")

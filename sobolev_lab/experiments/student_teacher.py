@@ -18,13 +18,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..derivatives import derivatives
-from ..losses import SobolevLoss, loss_order
-from ..metrics import heldout_evaluator, reach_over_seeds
-from ..models import MLP, TwoLayer
-from ..report import band_plot, json_safe, markdown_table, reach_cell, save, seed_band, spread_cell, subplots, wins_cell
+from sobolev.derivatives import derivatives
+from sobolev.losses import SobolevLoss, loss_order
+from sobolev.metrics import heldout_evaluator, reach_over_seeds
+from sobolev.models import MLP, TwoLayer
+from sobolev.training import TrainConfig, fit, seed_everything
+
+from ..report import (
+    band_plot,
+    json_safe,
+    markdown_table,
+    reach_cell,
+    save,
+    seed_band,
+    spread_cell,
+    subplots,
+    wins_cell,
+)
 from ..seeds import paired_wins
-from ..training import TrainConfig, fit, seed_everything
 from .seeded import config_of, finals_over_seeds, setting_note
 
 MODELS = ("shallow", "mlp")
@@ -56,17 +67,21 @@ class Config:
     device: str = "auto"
 
     @classmethod
-    def quick(cls) -> "Config":
+    def quick(cls) -> Config:
         return cls(n_train=400, n_test=500, steps=500, seeds=2, log_every=25)
 
     @classmethod
-    def paper(cls, quick: bool = False) -> "Config":
+    def paper(cls, quick: bool = False) -> Config:
         """The paper's statement: plain minibatch SGD on the empirical risk, L2 vs H1, for ReLU,
         LeakyReLU, GELU, tanh and sine. No official code exists for this experiment: everything
         else (d, widths, n, learning rate, batch, steps, seeds) is our choice, see the README. With
         ``quick``: 400 steps, 2 seeds, smaller data."""
         full = cls(optimizer="sgd", lr=0.05, batch_size=100, steps=8000, seeds=5)
-        return dataclasses.replace(full, n_train=400, n_test=500, steps=400, seeds=2, log_every=25) if quick else full
+        return (
+            dataclasses.replace(full, n_train=400, n_test=500, steps=400, seeds=2, log_every=25)
+            if quick
+            else full
+        )
 
 
 def make_network(model: str, d: int, width: int, activation: str, depth: int = 2) -> nn.Module:
@@ -93,23 +108,42 @@ def run(cfg: Config, out: Path) -> dict:
             runs = []
             for s in range(cfg.seeds):
                 seed_everything(10_000 + s)
-                teacher = make_network(cfg.model, cfg.d, cfg.teacher_width, act, cfg.depth).to(dtype)
+                teacher = make_network(cfg.model, cfg.d, cfg.teacher_width, act, cfg.depth).to(
+                    dtype
+                )
                 gen = torch.Generator().manual_seed(20_000 + s)
                 x_train = torch.randn(cfg.n_train, cfg.d, generator=gen, dtype=dtype)
                 x_test = torch.randn(cfg.n_test, cfg.d, generator=gen, dtype=dtype)
                 seed_everything(s)  # the same initial student for every loss
                 student = make_network(cfg.model, cfg.d, cfg.width, act, cfg.depth)
-                tc = TrainConfig(steps=cfg.steps, optimizer=cfg.optimizer, lr=cfg.lr, batch_size=cfg.batch_size or None,
-                                 log_every=cfg.log_every, checkpoint_every=max(cfg.steps // 4, 1), seed=s,
-                                 dtype=cfg.dtype, device=cfg.device, progress=False)
-                hist = fit(student, SobolevLoss(k), (x_train, *derivatives(teacher, x_train, k, create_graph=False)), tc,
-                           out_dir=out / act / name / f"seed{s}", evaluate=heldout_evaluator(teacher, x_test, 1),
-                           desc=f"{act} {name} seed {s}")
+                tc = TrainConfig(
+                    steps=cfg.steps,
+                    optimizer=cfg.optimizer,
+                    lr=cfg.lr,
+                    batch_size=cfg.batch_size or None,
+                    log_every=cfg.log_every,
+                    checkpoint_every=max(cfg.steps // 4, 1),
+                    seed=s,
+                    dtype=cfg.dtype,
+                    device=cfg.device,
+                    progress=False,
+                )
+                hist = fit(
+                    student,
+                    SobolevLoss(k),
+                    (x_train, *derivatives(teacher, x_train, k, create_graph=False)),
+                    tc,
+                    out_dir=out / act / name / f"seed{s}",
+                    evaluate=heldout_evaluator(teacher, x_test, 1),
+                    desc=f"{act} {name} seed {s}",
+                )
                 runs.append(hist.records)
             records[act][name] = runs
-            results[act][name] = {**finals_over_seeds(runs, FINALS),
-                                   "reach_value_err": reach_over_seeds(runs, "d0_rel", cfg.thresholds),
-                                   "reach_grad_err": reach_over_seeds(runs, "d1_rel", cfg.thresholds)}
+            results[act][name] = {
+                **finals_over_seeds(runs, FINALS),
+                "reach_value_err": reach_over_seeds(runs, "d0_rel", cfg.thresholds),
+                "reach_grad_err": reach_over_seeds(runs, "d1_rel", cfg.thresholds),
+            }
     figures = [_curves(cfg, records, out, x, f"curves_{x}.png") for x in ("step", "time")]
     return json_safe({"results": results, "figures": figures})
 
@@ -117,9 +151,16 @@ def run(cfg: Config, out: Path) -> dict:
 def _curves(cfg: Config, records: dict, out: Path, x: str, fname: str) -> str:
     fig, axes = subplots(2, len(cfg.activations))
     for c, act in enumerate(cfg.activations):
-        for r, (key, label) in enumerate((("d0_rel", "test value rel. error"), ("d1_rel", "test gradient rel. error"))):
-            band_plot(axes[r, c], {l: seed_band(records[act][l], key, x) for l in cfg.losses},
-                      xlabel="step" if x == "step" else "training time (s)", ylabel=label, title=act)
+        for r, (key, label) in enumerate(
+            (("d0_rel", "test value rel. error"), ("d1_rel", "test gradient rel. error"))
+        ):
+            band_plot(
+                axes[r, c],
+                {l: seed_band(records[act][l], key, x) for l in cfg.losses},
+                xlabel="step" if x == "step" else "training time (s)",
+                ylabel=label,
+                title=act,
+            )
     return save(fig, out / fname)
 
 
@@ -131,14 +172,37 @@ def tables(summary: dict[str, Any]) -> str:
     rows = []
     for act, per in summary["results"].items():
         for name, r in per.items():
-            vs = [wins_cell(paired_wins(r, per["L2"], k)) if name != "L2" and "L2" in per else "–"
-                  for k in ("value_rel_err", "grad_rel_err")]
-            rows.append([act, name, spread_cell(r, "value_rel_err"), spread_cell(r, "grad_rel_err"), *vs,
-                         spread_cell(r, "train_time_s"), *(reach_cell(r["reach_value_err"][t]) for t in thr)])
-    head = (f"### Student–teacher ({setting_note(summary, cfg.seeds)}): {cfg.model}, d = {cfg.d}, width {cfg.width}, "
-            f"n = {cfg.n_train}, {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size or 'full'}, {cfg.steps} steps; "
-            f"test errors relative to the teacher, median [min, max] over seeds; time to a value error: median over "
-            f"the seeds that reach it\n\n")
+            vs = [
+                wins_cell(paired_wins(r, per["L2"], k)) if name != "L2" and "L2" in per else "–"
+                for k in ("value_rel_err", "grad_rel_err")
+            ]
+            rows.append(
+                [
+                    act,
+                    name,
+                    spread_cell(r, "value_rel_err"),
+                    spread_cell(r, "grad_rel_err"),
+                    *vs,
+                    spread_cell(r, "train_time_s"),
+                    *(reach_cell(r["reach_value_err"][t]) for t in thr),
+                ]
+            )
+    head = (
+        f"### Student–teacher ({setting_note(summary, cfg.seeds)}): {cfg.model}, d = {cfg.d}, width {cfg.width}, "
+        f"n = {cfg.n_train}, {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size or 'full'}, {cfg.steps} steps; "
+        f"test errors relative to the teacher, median [min, max] over seeds; time to a value error: median over "
+        f"the seeds that reach it\n\n"
+    )
     return head + markdown_table(
-        ["activation", "loss", "test value err", "test grad err", "value err < L2's (seeds)", "grad err < L2's (seeds)",
-         "train time (s)", *(f"value err ≤ {t}: steps / s (seeds)" for t in thr)], rows)
+        [
+            "activation",
+            "loss",
+            "test value err",
+            "test grad err",
+            "value err < L2's (seeds)",
+            "grad err < L2's (seeds)",
+            "train time (s)",
+            *(f"value err ≤ {t}: steps / s (seeds)" for t in thr),
+        ],
+        rows,
+    )

@@ -13,7 +13,7 @@ whose content is ``tables(summary)`` of the experiment behind ``docs/results/KEY
 :func:`render_readme` rewrites them (``sobolev report``), and the test suite checks that the
 committed README equals its rendering, so no number in a README table can go stale.
 
-``python -m sobolev.results`` (``make results``) re-runs every full experiment listed in
+``python -m sobolev_lab.results`` (``make results``) re-runs every full experiment listed in
 :data:`FULL_RUNS`, collects each and rewrites the README: hours on 2 CPU cores.
 """
 
@@ -28,7 +28,9 @@ from pathlib import Path
 from . import experiments
 
 RESULTS_DIR = Path("docs/results")
-BLOCK = re.compile(r"(<!-- results: (?P<key>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
+BLOCK = re.compile(
+    r"(<!-- results: (?P<key>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.DOTALL
+)
 #: files of a run directory that are committed (figures, tables, small data); never checkpoints
 COLLECTED = ("summary.json", "config.json", "table.md", "*.png", "*.csv")
 MAX_COLLECTED_BYTES = 1_000_000
@@ -53,8 +55,10 @@ def load_summary(key: str, root: Path = RESULTS_DIR) -> dict:
     """The committed summary ``root/key/summary.json``; a clear error when it is missing."""
     path = Path(root) / key / "summary.json"
     if not path.exists():
-        raise ValueError(f"no committed results for {key!r}: {path} is missing (collect a run with "
-                         f"`sobolev report --collect RUN_DIR --key {key}`)")
+        raise ValueError(
+            f"no committed results for {key!r}: {path} is missing (collect a run with "
+            f"`sobolev report --collect RUN_DIR --key {key}`)"
+        )
     return json.loads(path.read_text())
 
 
@@ -69,16 +73,29 @@ def benchmark_tables(bench: dict) -> str:
     dims = sorted({r["d"] for r in rows})
     losses = list(dict.fromkeys(r["loss"] for r in rows))
     cell = {(r["loss"], r["d"]): f"{fmt(float(r['x L2']), 3)}×" for r in rows}
-    out = [f"**{mods['training']['title']}: time of one step ÷ time of an L2 step, by input dimension d**\n\n"
-           + markdown_table(["loss", *(f"d = {d}" for d in dims)],
-                            [[l, *(cell.get((l, d), "–") for d in dims)] for l in losses])]
+    out = [
+        f"**{mods['training']['title']}: time of one step ÷ time of an L2 step, by input dimension d**\n\n"
+        + markdown_table(
+            ["loss", *(f"d = {d}" for d in dims)],
+            [[l, *(cell.get((l, d), "–") for d in dims)] for l in losses],
+        )
+    ]
     if "overhead" in mods:
-        out.append(f"**{mods['overhead']['title']}**\n\n" + markdown_table(
-            ["step", "compared with", "ratio"],
-            [[r["step"], r["vs"], f"{fmt(float(r['ratio']), 3)}×"] for r in mods["overhead"]["rows"]]))
+        out.append(
+            f"**{mods['overhead']['title']}**\n\n"
+            + markdown_table(
+                ["step", "compared with", "ratio"],
+                [
+                    [r["step"], r["vs"], f"{fmt(float(r['ratio']), 3)}×"]
+                    for r in mods["overhead"]["rows"]
+                ],
+            )
+        )
     m = bench["machine"]
-    out.append(f"Measured by `make bench` on {m['cpu']} ({m['cores']} cores, {m['torch_threads']} torch thread, "
-               f"1-min load {m['load_avg_1min']} at start), {m['date']}; full tables in benchmarks/RESULTS.md.")
+    out.append(
+        f"Measured by `make bench` on {m['cpu']} ({m['cores']} cores, {m['torch_threads']} torch thread, "
+        f"1-min load {m['load_avg_1min']} at start), {m['date']}; full tables in benchmarks/RESULTS.md."
+    )
     return "\n".join(out)
 
 
@@ -96,15 +113,30 @@ def mutation_table(scores: dict) -> str:
         first = m["first"]
         if m["sampled"]:
             return f"{m['sampled']} sampled"
-        return str(first["mutants"]) if first["checked"] == first["mutants"] else f"{first['mutants']} ({first['checked']} run)"
+        return (
+            str(first["mutants"])
+            if first["checked"] == first["mutants"]
+            else f"{first['mutants']} ({first['checked']} run)"
+        )
 
-    rows = [[f"`{name}`", count(m),
-             cell(m["first"]), cell(m["after_triage"]), m["after_triage"]["survived"] + m["after_triage"]["no_tests"]]
-            for name, m in scores["modules"].items()]
+    rows = [
+        [
+            f"`{name}`",
+            count(m),
+            cell(m["first"]),
+            cell(m["after_triage"]),
+            m["after_triage"]["survived"] + m["after_triage"]["no_tests"],
+        ]
+        for name, m in scores["modules"].items()
+    ]
     dates = sorted({m["date"] for m in scores["modules"].values()})
-    return (markdown_table(["module", "mutants", "killed, first run", "killed after triage", "left alive"], rows)
-            + f"\n{scores['tool']}, runs of {', '.join(dates)}; every mutant left alive is triaged (equivalent or "
-              "CUDA-only) in mutation/RESULTS.md.")
+    return (
+        markdown_table(
+            ["module", "mutants", "killed, first run", "killed after triage", "left alive"], rows
+        )
+        + f"\n{scores['tool']}, runs of {', '.join(dates)}; every mutant left alive is triaged (equivalent or "
+        "CUDA-only) in mutation/RESULTS.md."
+    )
 
 
 def overview_table(root: Path = RESULTS_DIR) -> str:
@@ -117,8 +149,14 @@ def overview_table(root: Path = RESULTS_DIR) -> str:
         s = json.loads((d / "summary.json").read_text())
         cfg = s.get("config", {})
         seeds = cfg.get("seeds", cfg.get("repeats", "–"))
-        rows.append([f"`{d.name}`", f"`sobolev run {s['experiment']}{' --paper' if s.get('setting') == 'paper' else ''}`",
-                     s.get("setting", "ours"), seeds])
+        rows.append(
+            [
+                f"`{d.name}`",
+                f"`sobolev run {s['experiment']}{' --paper' if s.get('setting') == 'paper' else ''}`",
+                s.get("setting", "ours"),
+                seeds,
+            ]
+        )
     return markdown_table(["docs/results/", "command", "setting", "seeds"], rows)
 
 
@@ -141,7 +179,7 @@ def render_tables(key: str, root: Path = RESULTS_DIR) -> str:
 
 def _demote_headings(md: str) -> str:
     """Markdown headings of a run's tables as bold lines: in the README they sit inside a section."""
-    return re.sub(r"^#+ +(.+)$", r"**\1**", md, flags=re.M)
+    return re.sub(r"^#+ +(.+)$", r"**\1**", md, flags=re.MULTILINE)
 
 
 def render_readme(text: str, root: Path = RESULTS_DIR) -> str:
@@ -152,7 +190,11 @@ def render_readme(text: str, root: Path = RESULTS_DIR) -> str:
 def default_key(run_dir: Path) -> str:
     """``<experiment>[-paper][-quick]`` of a run directory."""
     cfg = json.loads((Path(run_dir) / "config.json").read_text())
-    return cfg["experiment"] + ("-paper" if cfg.get("setting") == "paper" else "") + ("-quick" if cfg.get("quick") else "")
+    return (
+        cfg["experiment"]
+        + ("-paper" if cfg.get("setting") == "paper" else "")
+        + ("-quick" if cfg.get("quick") else "")
+    )
 
 
 def collect(run_dir: Path, key: str | None = None, root: Path = RESULTS_DIR) -> Path:
@@ -190,7 +232,11 @@ def main() -> None:
     for key, name, flags in FULL_RUNS:
         out = Path("runs/results") / key
         args = ["--threads", "1", "run", name, "--out", str(out), *flags]
-        args += ["--resume"] if (out / "config.json").exists() and not (out / "summary.json").exists() else ["--overwrite"]
+        args += (
+            ["--resume"]
+            if (out / "config.json").exists() and not (out / "summary.json").exists()
+            else ["--overwrite"]
+        )
         cli.main(args, standalone_mode=False)
         collect(out, key)
     write_readme()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 LOSS_COLORS = {"L2": "tab:blue", "H1": "tab:orange", "H2": "tab:green"}
 
@@ -22,7 +23,11 @@ def fmt(v: Any, digits: int = 4) -> str:
             return "–"
         if math.isinf(v):
             return "∞" if v > 0 else "−∞"
-        return f"{v:.{digits - 1}e}" if (v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e4)) else f"{v:.{digits}g}"
+        return (
+            f"{v:.{digits - 1}e}"
+            if (v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e4))
+            else f"{v:.{digits}g}"
+        )
     return "–" if v is None else str(v)
 
 
@@ -35,7 +40,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def subplots(nrows: int, ncols: int, *, size: tuple[float, float] = (4.2, 3.2)):
     """A figure with a grid of axes (always a 2-D array)."""
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False
+    )
     return fig, axes
 
 
@@ -47,15 +54,24 @@ def save(fig, path: str | Path) -> str:
     return Path(path).name
 
 
-def plot_curves(ax, curves: dict[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str, ylabel: str,
-                title: str = "", logy: bool = True) -> None:
+def plot_curves(
+    ax,
+    curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logy: bool = True,
+) -> None:
     """One line per label: ``curves[label] = (xs, ys)``."""
     for label, (xs, ys) in curves.items():
         ax.plot(xs, ys, label=label, color=LOSS_COLORS.get(label.split()[0]))
     style_axes(ax, xlabel, ylabel, title, logy)
 
 
-def style_axes(ax, xlabel: str, ylabel: str, title: str = "", logy: bool = True, legend_size: int = 8) -> None:
+def style_axes(
+    ax, xlabel: str, ylabel: str, title: str = "", logy: bool = True, legend_size: int = 8
+) -> None:
     """Labels, optional log y, grid and legend: the look shared by every figure."""
     if logy:
         ax.set_yscale("log")
@@ -67,17 +83,24 @@ def style_axes(ax, xlabel: str, ylabel: str, title: str = "", logy: bool = True,
     ax.legend(fontsize=legend_size)
 
 
-def seed_band(runs: Sequence[Sequence[dict[str, Any]]], key: str, x: str = "step") -> dict[str, list[float]]:
+def seed_band(
+    runs: Sequence[Sequence[dict[str, Any]]], key: str, x: str = "step"
+) -> dict[str, list[float]]:
     """Median and min/max over seeds of ``key`` at each logged step; ``x`` (``step`` or ``time``)
     is the median over seeds. ``runs`` are the seeds' training records (same logging steps)."""
     n = min(len(r) for r in runs)
     cols = [[r[i] for r in runs] for i in range(n)]
-    return {"x": [statistics.median(c[x] for c in col) for col in cols],
-            "median": [statistics.median(c[key] for c in col) for col in cols],
-            "lo": [min(c[key] for c in col) for col in cols], "hi": [max(c[key] for c in col) for col in cols]}
+    return {
+        "x": [statistics.median(c[x] for c in col) for col in cols],
+        "median": [statistics.median(c[key] for c in col) for col in cols],
+        "lo": [min(c[key] for c in col) for col in cols],
+        "hi": [max(c[key] for c in col) for col in cols],
+    }
 
 
-def band_plot(ax, bands: dict[str, dict[str, list[float]]], *, xlabel: str, ylabel: str, title: str = "") -> None:
+def band_plot(
+    ax, bands: dict[str, dict[str, list[float]]], *, xlabel: str, ylabel: str, title: str = ""
+) -> None:
     """Median line and min–max band per label (log y)."""
     for label, b in bands.items():
         color = LOSS_COLORS.get(label.split()[0])
@@ -87,7 +110,7 @@ def band_plot(ax, bands: dict[str, dict[str, list[float]]], *, xlabel: str, ylab
 
 
 def spread_cell(result: dict[str, Any], key: str, digits: int = 2) -> str:
-    """Table cell ``median [min, max]`` of one :func:`sobolev.seeds.over_seeds` entry (the median
+    """Table cell ``median [min, max]`` of one :func:`sobolev_lab.seeds.over_seeds` entry (the median
     alone when there is one seed)."""
     med = result[key]
     lo, hi = result.get("range", {}).get(key, (med, med))
@@ -97,18 +120,26 @@ def spread_cell(result: dict[str, Any], key: str, digits: int = 2) -> str:
 
 
 def cost_table(results: dict[str, dict[str, Any]], base: str) -> str:
-    """Per-epoch wall time and peak step memory of each loss (:func:`sobolev.seeds.over_seeds`
+    """Per-epoch wall time and peak step memory of each loss (:func:`sobolev_lab.seeds.over_seeds`
     results with ``time_per_epoch_s`` and ``peak_step_memory_mb``), and both relative to ``base``."""
     first = results[base]
     return markdown_table(
         ["loss", "wall time/epoch (s)", f"× {base}", "peak step memory (MB)", f"× {base}"],
-        [[name, spread_cell(r, "time_per_epoch_s", 3), r["time_per_epoch_s"] / first["time_per_epoch_s"],
-          spread_cell(r, "peak_step_memory_mb", 3), r["peak_step_memory_mb"] / max(first["peak_step_memory_mb"], 1e-12)]
-         for name, r in results.items()])
+        [
+            [
+                name,
+                spread_cell(r, "time_per_epoch_s", 3),
+                r["time_per_epoch_s"] / first["time_per_epoch_s"],
+                spread_cell(r, "peak_step_memory_mb", 3),
+                r["peak_step_memory_mb"] / max(first["peak_step_memory_mb"], 1e-12),
+            ]
+            for name, r in results.items()
+        ],
+    )
 
 
 def wins_cell(wins: tuple[int, int]) -> str:
-    """Table cell ``k/n`` of :func:`sobolev.seeds.paired_wins`."""
+    """Table cell ``k/n`` of :func:`sobolev_lab.seeds.paired_wins`."""
     return f"{wins[0]}/{wins[1]}"
 
 
