@@ -1,6 +1,7 @@
 """Derivative stacks against symbolic derivatives (SymPy), torch.func.hessian, and statistics."""
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import sympy as sp
 import torch
 from torch.func import hessian, vmap
 
-from sobolev import MLP, derivatives, directional_stack
+from sobolev import MLP, derivatives, directional_stack, seed_everything
 from sobolev.derivatives import sample_directions
 
 pytestmark = pytest.mark.usefixtures("double")
@@ -163,3 +164,41 @@ def test_bad_input_messages():
         derivatives(f, torch.randn(3, 2), 2, directions=torch.randn(4, 1, 3, 2))
     with pytest.raises(ValueError, match=r"\(batch, m\)"):
         derivatives(lambda x: x.sum(), torch.randn(3, 2), 1)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+@pytest.mark.parametrize("kw", [{}, {"directions": 2}, {"partials": [(1,)]}])
+def test_derivatives_reject_non_finite_points(bad, kw):
+    x = torch.linspace(-2, 2, 16, dtype=torch.float64).unsqueeze(1)
+    x[3, 0] = bad
+    seed_everything(0)
+    model = MLP(1, 1, width=8, depth=2).double()
+    with pytest.raises(ValueError, match="x contains NaN or Inf"):
+        derivatives(model, x, 1, **kw)
+
+
+def _count_backward_vectors(monkeypatch):
+    count = [0]
+    real = torch.autograd.grad
+
+    def grad(outputs, inputs, grad_outputs=None, **kw):
+        count[0] += grad_outputs.shape[0] if kw.get("is_grads_batched") else 1
+        return real(outputs, inputs, grad_outputs=grad_outputs, **kw)
+
+    monkeypatch.setattr(torch.autograd, "grad", grad)
+    return count
+
+
+@pytest.mark.parametrize("d,S", [(1, 4), (3, 5), (3, 2)])
+def test_order2_directions_use_min_S_d_products_and_match_the_hessian(monkeypatch, d, S):
+    seed_everything(d)
+    model = MLP(d, 1, width=8, depth=2).double()
+    x = torch.randn(5, d, dtype=torch.float64)
+    V = torch.randn(S, 2, 5, d, dtype=torch.float64)
+    count = _count_backward_vectors(monkeypatch)
+    stack = derivatives(model, x, 2, directions=V, create_graph=False)
+    assert count[0] == 1 + min(S, d)  # the gradient, then min(S, d) Hessian-vector products
+    H = vmap(hessian(lambda p: model(p[None])[0, 0]))(x)  # (B, d, d), an independent reference
+    assert torch.allclose(
+        stack[2][:, 0], torch.einsum("bij,sbi,sbj->bs", H, V[:, 0], V[:, 1]), atol=1e-10
+    )

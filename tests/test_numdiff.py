@@ -8,12 +8,14 @@ import pytest
 import torch
 
 import sobolev.numdiff as nd
+from sobolev import derivatives
 from sobolev.numdiff import (
     chebyshev_derivative,
     chebyshev_grid,
     fd_derivative,
     fourier_derivative,
     grid_derivatives,
+    grid_points,
     uniform_grid,
 )
 
@@ -220,4 +222,32 @@ def test_cuda_matches_cpu() -> None:
     torch.testing.assert_close(
         chebyshev_derivative(u.cuda(), 1, method="fft").cpu(),
         chebyshev_derivative(u, 1, method="fft"),
+    )
+
+
+def test_too_short_grid_names_the_requested_order():
+    g = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"grid\[0\] has 2 points, but order=2"):
+        grid_derivatives(g**2, [g], order=2)
+
+
+def test_chebyshev_grids_in_descending_order_are_accepted():
+    n = 17
+    asc = chebyshev_grid(n, -1.0, 2.0, dtype=torch.float64)
+    desc = 0.5 + 1.5 * torch.cos(
+        math.pi * torch.arange(n, dtype=torch.float64) / (n - 1)
+    )  # Trefethen's order
+    other = chebyshev_grid(17, dtype=torch.float64)
+    f = lambda X: torch.sin(X[:, :1]) * torch.exp(X[:, 1:])
+    grid = [desc, other]
+    X = grid_points(grid)
+    stack = grid_derivatives(f(X).reshape(n, 17), grid, order=2, method="chebyshev")
+    exact = derivatives(f, X, 2, create_graph=False)
+    for j in range(3):
+        assert torch.allclose(stack[j], exact[j], atol=1e-6), j
+    flipped = grid_derivatives(
+        f(grid_points([asc, other])).reshape(n, 17), [asc, other], order=1, method="chebyshev"
+    )
+    assert torch.allclose(
+        flipped[1].reshape(n, 17, 1, 2).flip(0).reshape(-1, 1, 2), stack[1], atol=1e-9
     )

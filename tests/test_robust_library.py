@@ -8,12 +8,9 @@ import textwrap
 
 import pytest
 import torch
-from torch.func import hessian, vmap
 
 from sobolev import MLP, SobolevLoss, TrainConfig, derivatives, fit, seed_everything, training
 from sobolev import distributed as D
-from sobolev.numdiff import chebyshev_grid, grid_derivatives
-from sobolev.numdiff.stack import grid_points
 
 
 def _problem(n=16):
@@ -108,15 +105,6 @@ def test_target_stacks_carry_no_graph_into_the_loss():
 # --- item 6: NaN/Inf points ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", [math.nan, math.inf])
-@pytest.mark.parametrize("kw", [{}, {"directions": 2}, {"partials": [(1,)]}])
-def test_derivatives_reject_non_finite_points(bad, kw):
-    x, _ = _problem()
-    x[3, 0] = bad
-    with pytest.raises(ValueError, match="x contains NaN or Inf"):
-        derivatives(_model(), x, 1, **kw)
-
-
 # --- item 8: unreadable checkpoints, array-like data ---------------------------------------------
 
 
@@ -158,34 +146,6 @@ def test_fit_accepts_numpy_arrays_and_explains_nested_tuples():
 
 
 # --- item 9: grid_derivatives messages, descending Chebyshev grids --------------------------------
-
-
-def test_too_short_grid_names_the_requested_order():
-    g = torch.tensor([0.0, 1.0], dtype=torch.float64)
-    with pytest.raises(ValueError, match=r"grid\[0\] has 2 points, but order=2"):
-        grid_derivatives(g**2, [g], order=2)
-
-
-def test_chebyshev_grids_in_descending_order_are_accepted():
-    n = 17
-    asc = chebyshev_grid(n, -1.0, 2.0, dtype=torch.float64)
-    desc = 0.5 + 1.5 * torch.cos(
-        math.pi * torch.arange(n, dtype=torch.float64) / (n - 1)
-    )  # Trefethen's order
-    other = chebyshev_grid(17, dtype=torch.float64)
-    f = lambda X: torch.sin(X[:, :1]) * torch.exp(X[:, 1:])
-    grid = [desc, other]
-    X = grid_points(grid)
-    stack = grid_derivatives(f(X).reshape(n, 17), grid, order=2, method="chebyshev")
-    exact = derivatives(f, X, 2, create_graph=False)
-    for j in range(3):
-        assert torch.allclose(stack[j], exact[j], atol=1e-6), j
-    flipped = grid_derivatives(
-        f(grid_points([asc, other])).reshape(n, 17), [asc, other], order=1, method="chebyshev"
-    )
-    assert torch.allclose(
-        flipped[1].reshape(n, 17, 1, 2).flip(0).reshape(-1, 1, 2), stack[1], atol=1e-9
-    )
 
 
 # --- item 10: optimiser settings, MLP widths -----------------------------------------------------
@@ -260,33 +220,6 @@ def test_fit_checks_data_once_and_skips_averaging_in_one_process(monkeypatch):
 
 
 # --- item 12: order-2 directions take min(S, d) Hessian-vector products ---------------------------
-
-
-def _count_backward_vectors(monkeypatch):
-    count = [0]
-    real = torch.autograd.grad
-
-    def grad(outputs, inputs, grad_outputs=None, **kw):
-        count[0] += grad_outputs.shape[0] if kw.get("is_grads_batched") else 1
-        return real(outputs, inputs, grad_outputs=grad_outputs, **kw)
-
-    monkeypatch.setattr(torch.autograd, "grad", grad)
-    return count
-
-
-@pytest.mark.parametrize("d,S", [(1, 4), (3, 5), (3, 2)])
-def test_order2_directions_use_min_S_d_products_and_match_the_hessian(monkeypatch, d, S):
-    seed_everything(d)
-    model = MLP(d, 1, width=8, depth=2).double()
-    x = torch.randn(5, d, dtype=torch.float64)
-    V = torch.randn(S, 2, 5, d, dtype=torch.float64)
-    count = _count_backward_vectors(monkeypatch)
-    stack = derivatives(model, x, 2, directions=V, create_graph=False)
-    assert count[0] == 1 + min(S, d)  # the gradient, then min(S, d) Hessian-vector products
-    H = vmap(hessian(lambda p: model(p[None])[0, 0]))(x)  # (B, d, d), an independent reference
-    assert torch.allclose(
-        stack[2][:, 0], torch.einsum("bij,sbi,sbj->bs", H, V[:, 0], V[:, 1]), atol=1e-10
-    )
 
 
 # --- item 13: fit is a few named parts ----------------------------------------------------------
