@@ -39,9 +39,9 @@ data:
 	elif [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist; \
 	else echo "run as root: apt-get install dataset-fashion-mnist (or pass --set data=DIR with IDX files)"; fi
 
-# README tables from the committed summaries in docs/results (no training).
+# The tables of README.md, docs/ and mutation/RESULTS.md from the committed summaries in docs/results (no training).
 report: $(STAMP)
-	$(BIN)/sobolev report --readme README.md --readme mutation/RESULTS.md
+	$(BIN)/sobolev report
 
 # Re-run every full experiment into runs/results, collect into docs/results, regenerate the README (hours).
 results: $(STAMP) data

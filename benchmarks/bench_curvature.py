@@ -3,6 +3,8 @@ gradient of the same loss, and dense eigendecomposition vs Lanczos for the spect
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from sobolev import MLP, SobolevLoss, derivatives
@@ -30,19 +32,23 @@ def run(quick: bool = False) -> dict:
         H = LossHessian(net, loss, batch)
         v = torch.randn(H.n_params, dtype=torch.float64)
 
-        def gradient() -> None:
+        def gradient(net=net, loss=loss, batch=batch) -> None:
             torch.autograd.grad(loss(net, batch[0], batch[1:]), list(net.parameters()))
 
         t = interleaved_times(
             {
                 "grad": gradient,
-                "build": lambda: LossHessian(net, loss, batch),
-                "hvp": lambda: H.hvp(v),
+                "build": functools.partial(LossHessian, net, loss, batch),
+                "hvp": functools.partial(H.hvp, v),
             },
             repeats=repeats,
         )
-        dense = median_time(lambda: spectrum_edges(H, method="dense"), repeats=1, warmup=0)
-        lanczos = median_time(lambda: spectrum_edges(H, method="lanczos"), repeats=1, warmup=0)
+        dense = median_time(
+            functools.partial(spectrum_edges, H, method="dense"), repeats=1, warmup=0
+        )
+        lanczos = median_time(
+            functools.partial(spectrum_edges, H, method="lanczos"), repeats=1, warmup=0
+        )
         rows.append(
             {
                 "loss": name,

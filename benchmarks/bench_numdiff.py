@@ -10,6 +10,7 @@ differentiate nodal values), with the largest difference between the two results
 
 from __future__ import annotations
 
+import functools
 import time
 
 import findiff
@@ -37,10 +38,10 @@ def _fd_rows(
                 op = findiff.Diff(axis, h, acc=accuracy) ** order
                 times = interleaved_times(
                     {
-                        "sobolev": lambda: fd_derivative(
-                            tensor, h, order, axis=axis, accuracy=accuracy
+                        "sobolev": functools.partial(
+                            fd_derivative, tensor, h, order, axis=axis, accuracy=accuracy
                         ),
-                        "findiff": lambda: op(array),
+                        "findiff": functools.partial(op, array),
                     },
                     repeats=repeats,
                 )
@@ -75,7 +76,7 @@ def _chebyshev_rows(sizes: list[int], repeats: int) -> list[dict]:
         y = values.numpy().T.copy()  # (n, lines): one column per line
         xs = x.numpy()
 
-        def numpy_derivative() -> np.ndarray:
+        def numpy_derivative(xs=xs, y=y, n=n) -> np.ndarray:
             return npc.chebval(xs, npc.chebder(npc.chebfit(xs, y, n - 1)))  # (lines, n)
 
         reference = numpy_derivative()
@@ -83,7 +84,7 @@ def _chebyshev_rows(sizes: list[int], repeats: int) -> list[dict]:
         for method in ("matrix", "fft"):
             ours = chebyshev_derivative(values, 1, method=method)
             seconds = _seconds_per_call(
-                lambda: chebyshev_derivative(values, 1, method=method), repeats
+                functools.partial(chebyshev_derivative, values, 1, method=method), repeats
             )
             rows.append(
                 {

@@ -19,6 +19,7 @@ passes against one vmapped backward (``derivatives.LOOP_BACKWARD_DEVICES`` holds
 
 from __future__ import annotations
 
+import functools
 import importlib
 import statistics
 import time
@@ -80,9 +81,9 @@ def _overhead_rows(quick: bool) -> list[dict]:
     rows = []
     for order in (1, 0):
         fns: dict[str, Callable[[], float]] = {
-            "hand": lambda: hand_loop(order, n),
-            "fit": lambda: fit_loop(order, n),
-            "fit0": lambda: fit_loop(order, 0),
+            "hand": functools.partial(hand_loop, order, n),
+            "fit": functools.partial(fit_loop, order, n),
+            "fit0": functools.partial(fit_loop, order, 0),
         }
         for f in fns.values():  # warm-up
             f()

@@ -79,7 +79,7 @@ def training_step(
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        loss, _ = sobolev_loss(stack(), target, check_finite=False)
+        loss = sobolev_loss(stack(), target, check_finite=False)
         loss.backward()
         opt.step()
 

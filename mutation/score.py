@@ -106,7 +106,11 @@ def main(name: str, folder: str, *flags: str) -> None:
             if st in ALIVE:
                 out.write(
                     subprocess.run(
-                        [str(mutmut), "show", key], cwd=d, capture_output=True, text=True
+                        [str(mutmut), "show", key],
+                        cwd=d,
+                        capture_output=True,
+                        text=True,
+                        check=False,
                     ).stdout
                 )
                 out.write("\n")

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ._registry import lookup
 from .losses import SobolevLoss
 from .training import Objective, as_objective, call_objective
 
@@ -182,6 +183,32 @@ def lanczos_extremes(
     return low, top
 
 
+def _dense_edges(hessian: LossHessian, tol: float, seed: int) -> tuple[float, float]:
+    """Exact extreme eigenvalues of the dense (P, P) Hessian."""
+    ev = torch.linalg.eigvalsh(hessian.dense())
+    return float(ev[0]), float(ev[-1])
+
+
+def _lanczos_edges(hessian: LossHessian, tol: float, seed: int) -> tuple[float, float]:
+    """Extreme eigenvalues by :func:`lanczos_extremes` on Hessian-vector products."""
+    low, top = lanczos_extremes(
+        hessian.hvp,
+        hessian.n_params,
+        tol=tol,
+        seed=seed,
+        dtype=hessian.dtype,
+        device=hessian.device,
+    )
+    return float(low[0]), float(top[-1])
+
+
+#: eigenvalue methods of :func:`spectrum_edges` by name: (hessian, tol, seed) -> (λ_min, λ_max)
+SPECTRUM_METHODS: dict[str, Callable[[LossHessian, float, int], tuple[float, float]]] = {
+    "dense": _dense_edges,
+    "lanczos": _lanczos_edges,
+}
+
+
 def spectrum_edges(
     hessian: LossHessian,
     *,
@@ -192,26 +219,13 @@ def spectrum_edges(
 ) -> SpectrumEdges:
     """λ_min, λ_max and condition number of a :class:`LossHessian`.
 
-    ``method``: ``"dense"`` (exact eigendecomposition of the (P, P) Hessian), ``"lanczos"``
-    (:func:`lanczos_extremes`), or ``"auto"``: dense when P ≤ ``dense_max``.
+    ``method``: a key of :data:`SPECTRUM_METHODS`, ``"dense"`` (exact eigendecomposition of the
+    (P, P) Hessian) or ``"lanczos"`` (:func:`lanczos_extremes`), or ``"auto"``: dense when
+    P ≤ ``dense_max``.
     """
-    if method not in ("auto", "dense", "lanczos"):
-        raise ValueError(f"method must be 'auto', 'dense' or 'lanczos', got {method!r}")
     if method == "auto":
         method = "dense" if hessian.n_params <= dense_max else "lanczos"
-    if method == "dense":
-        ev = torch.linalg.eigvalsh(hessian.dense())
-        lo, hi = float(ev[0]), float(ev[-1])
-    else:
-        low, top = lanczos_extremes(
-            hessian.hvp,
-            hessian.n_params,
-            tol=tol,
-            seed=seed,
-            dtype=hessian.dtype,
-            device=hessian.device,
-        )
-        lo, hi = float(low[0]), float(top[-1])
+    lo, hi = lookup(SPECTRUM_METHODS, method, "method (or 'auto')")(hessian, tol, seed)
     return SpectrumEdges(lo, hi, condition_number(lo, hi), method)
 
 

@@ -13,9 +13,15 @@ independent directions per sample. For v's ~ N(0, I) independent,
 ``E (Dʲe[v₁, …, vⱼ])² = ‖Dʲe‖²_F`` at every order j, so a squared error on directional derivatives
 is an unbiased estimate of the full Frobenius term at O(S) instead of O(dʲ) cost.
 
-The implementation is chosen per call by :func:`derivative_method`: reverse mode (double backward,
-Hessian-vector products), a Taylor-mode jet through MLP-like models (:mod:`sobolev.jet`), or
-nested ``torch.func.jvp`` as the general fallback; all give the same numbers.
+Return types (one per function): :func:`derivatives` always returns a :class:`DerivativeStack`
+(full, or directional with ``directions`` set); :func:`partial_derivatives` returns the selected
+partials as ``dict[MultiIndex, Tensor]``, each (B, m), keyed by multi-index ``α`` (``(1, 0)`` is
+∂/∂x₁); :func:`directional_stack` contracts a full stack into a directional one.
+
+The implementation of a directional stack is chosen per call by :func:`derivative_method`, a key
+of :data:`DIRECTIONAL_METHODS`: reverse mode (double backward, Hessian-vector products), a
+Taylor-mode jet through MLP-like models (:mod:`sobolev.jet`), or nested ``torch.func.jvp`` as the
+general fallback; all give the same numbers. Full stacks use reverse mode.
 
 Functions are assumed to treat the rows of ``x`` independently (no batch norm in training mode),
 which is what lets one backward pass of ``sum(u)`` yield every per-sample gradient.
@@ -23,14 +29,27 @@ which is what lets one backward pass of ``sum(u)`` yield every per-sample gradie
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Callable, Iterable, Sequence
+from typing import Self
 
 import torch
 from torch import Tensor, nn
 from torch.func import jvp, vmap
 
 from . import jet
+
+__all__ = [
+    "DIRECTIONAL_METHODS",
+    "DerivativeStack",
+    "MultiIndex",
+    "derivative_method",
+    "derivatives",
+    "directional_stack",
+    "partial_derivatives",
+    "sample_directions",
+]
 
 Fn = Callable[[Tensor], Tensor]
 MultiIndex = tuple[int, ...]
@@ -45,9 +64,7 @@ class DerivativeStack(tuple):
 
     directions: Tensor | None
 
-    def __new__(
-        cls, tensors: Iterable[Tensor], directions: Tensor | None = None
-    ) -> DerivativeStack:
+    def __new__(cls, tensors: Iterable[Tensor], directions: Tensor | None = None) -> Self:
         self = super().__new__(cls, tuple(tensors))
         self.directions = directions
         return self
@@ -201,7 +218,8 @@ def _reverse_stack(u: Tensor, xg: Tensor, order: int, create_graph: bool) -> lis
 
 
 def derivative_method(f: Fn, order: int, *, d: int, m: int, n_sets: int | None = None) -> str:
-    """Which implementation :func:`derivatives` uses for ``f`` at these sizes (``n_sets=None``: full tensors).
+    """Which implementation :func:`derivatives` uses for ``f`` at these sizes (``n_sets=None``:
+    full tensors); directional stacks run ``DIRECTIONAL_METHODS[derivative_method(…)]``.
 
     Costs in passes the size of a forward (the parameter backward multiplies all by about 3):
     ``"reverse"``: backward passes on the batch sum. Full stacks: one backward per m·dʲ⁻¹
@@ -223,33 +241,111 @@ def derivative_method(f: Fn, order: int, *, d: int, m: int, n_sets: int | None =
     return "jet" if order <= jet.MAX_ORDER and jet.jet_layers(f) is not None else "jvp"
 
 
+Evaluated = tuple[Tensor, Tensor]
+"""``(u, xg)``: ``u = f(xg)`` (B, m) at ``xg``, ``x`` as a tensor that requires grad."""
+
+
+def _evaluate(f: Fn, x: Tensor, order: int, create_graph: bool) -> Evaluated:
+    with torch.set_grad_enabled(create_graph or order > 0):
+        xg = x if x.requires_grad else x.detach().requires_grad_(True)
+        return _as_2d(f(xg), x.shape[0]), xg
+
+
+def _jet_width(f: Fn, d: int) -> int | None:
+    """Output width m of a model the jet applies to (its last ``nn.Linear``; d for a chain of
+    activations only), ``None`` for other callables."""
+    layers = jet.jet_layers(f)
+    if layers is None:
+        return None
+    return next((l.out_features for l in reversed(layers) if isinstance(l, nn.Linear)), d)
+
+
 def _directional_stack(
     f: Fn, x: Tensor, order: int, directions: Tensor, create_graph: bool
 ) -> list[Tensor]:
-    """``[u, Du[v₁], D²u[v₁, v₂], …]``: the order-j entry (B, m, S), by the method chosen for ``f``."""
-    B, d = x.shape
-    S = directions.shape[0]
-    layers = jet.jet_layers(f)
-    if layers is not None and order > 0:
-        m = next((l.out_features for l in reversed(layers) if isinstance(l, nn.Linear)), None)
-        if m is not None and derivative_method(f, order, d=d, m=m, n_sets=S) == "jet":
-            with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
-                return jet.jet_directional(
-                    layers, x if create_graph else x.detach(), directions, order
-                )
-    with torch.set_grad_enabled(create_graph or order > 0):
-        xg = x if x.requires_grad else x.detach().requires_grad_(True)
-        u = _as_2d(f(xg), B)
-    if order == 0:
-        return [u if create_graph else u.detach()]
-    method = derivative_method(f, order, d=d, m=u.shape[1], n_sets=S)
-    if method == "reverse" and order == 1:
+    """``[u, Du[v₁], D²u[v₁, v₂], …]``: the order-j entry (B, m, S), by the method chosen for ``f``.
+
+    The width m of a jet-capable model is read from its layers; other callables are evaluated
+    once to learn it, and that evaluation is handed on to the method.
+    """
+    m, evaluated = _jet_width(f, x.shape[1]), None
+    if m is None:
+        evaluated = _evaluate(f, x, order, create_graph)
+        m = evaluated[0].shape[1]
+    method = derivative_method(f, order, d=x.shape[1], m=m, n_sets=directions.shape[0])
+    return DIRECTIONAL_METHODS[method](f, x, order, directions, create_graph, evaluated)
+
+
+def _value_only(
+    f: Fn,
+    x: Tensor,
+    order: int,
+    directions: Tensor,
+    create_graph: bool,
+    evaluated: Evaluated | None,
+) -> list[Tensor]:
+    """``[u]`` (order 0)."""
+    u, _ = evaluated or _evaluate(f, x, order, create_graph)
+    return [u if create_graph else u.detach()]
+
+
+def _reverse_directional(
+    f: Fn,
+    x: Tensor,
+    order: int,
+    directions: Tensor,
+    create_graph: bool,
+    evaluated: Evaluated | None,
+) -> list[Tensor]:
+    """Order 1: the full gradient contracted with the directions; order 2 (m = 1): Hessian-vector
+    products (:func:`_hvp_directional`)."""
+    u, xg = evaluated or _evaluate(f, x, order, create_graph)
+    if order == 1:
         return list(directional_stack(_reverse_stack(u, xg, 1, create_graph), directions))
-    if method == "reverse":
-        return _hvp_directional(u, xg, directions, create_graph)
+    return _hvp_directional(u, xg, directions, create_graph)
+
+
+def _jet_directional(
+    f: Fn,
+    x: Tensor,
+    order: int,
+    directions: Tensor,
+    create_graph: bool,
+    evaluated: Evaluated | None,
+) -> list[Tensor]:
+    """Taylor mode through the layer chain of ``f`` (:func:`sobolev.jet.jet_directional`)."""
+    with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+        return jet.jet_directional(
+            jet.jet_layers(f), x if create_graph else x.detach(), directions, order
+        )
+
+
+def _jvp_stack(
+    f: Fn,
+    x: Tensor,
+    order: int,
+    directions: Tensor,
+    create_graph: bool,
+    evaluated: Evaluated | None,
+) -> list[Tensor]:
+    """``u`` by one evaluation, the directional derivatives by :func:`_jvp_directional`."""
+    u, _ = evaluated or _evaluate(f, x, order, create_graph)
     return [u if create_graph else u.detach()] + _jvp_directional(
         f, x, order, directions, create_graph
     )
+
+
+DirectionalMethod = Callable[[Fn, Tensor, int, Tensor, bool, "Evaluated | None"], list[Tensor]]
+"""``(f, x, order, directions, create_graph, evaluated) -> [u, Du[v₁], …]``; ``evaluated`` is
+``f`` already evaluated at ``x`` (:func:`_evaluate`) or ``None``."""
+
+#: directional-stack implementations by the names :func:`derivative_method` returns
+DIRECTIONAL_METHODS: dict[str, DirectionalMethod] = {
+    "forward": _value_only,
+    "reverse": _reverse_directional,
+    "jet": _jet_directional,
+    "jvp": _jvp_stack,
+}
 
 
 def _hvp_directional(u: Tensor, xg: Tensor, directions: Tensor, create_graph: bool) -> list[Tensor]:
@@ -327,29 +423,42 @@ def _extend(
 
 def _partial(f: Fn, x: Tensor, alpha: MultiIndex, create_graph: bool) -> Tensor:
     """∂^α f at x, shape (B, m), by |α| nested forward-mode passes along unit vectors."""
-    B, d = x.shape
-    F: Callable[[Tensor], Tensor] = lambda y: _as_2d(f(y), B)
+    B = x.shape[0]
+
+    def F(y: Tensor) -> Tensor:
+        return _as_2d(f(y), B)
+
     for axis, count in enumerate(alpha):
         e = torch.zeros_like(x)
         e[:, axis] = 1
         for _ in range(count):
-            F = (lambda G, v: lambda y: jvp(G, (y,), (v,))[1])(F, e)
+            F = functools.partial(_tangent, F, e)
     with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
         return F(x if create_graph else x.detach())
 
 
-def _check_partials(partials: Sequence[Sequence[int]], d: int, order: int) -> list[MultiIndex]:
-    out = []
-    for a in partials:
-        a = tuple(int(i) for i in a)
+def _tangent(G: Callable[[Tensor], Tensor], v: Tensor, y: Tensor) -> Tensor:
+    """The derivative of ``G`` at ``y`` along ``v`` (one forward-mode pass)."""
+    return jvp(G, (y,), (v,))[1]
+
+
+def _check_partials(partials: Sequence[Sequence[int]], d: int) -> list[MultiIndex]:
+    out = [tuple(int(i) for i in a) for a in partials]
+    if not out:
+        raise ValueError("partials must be a non-empty sequence of multi-indices, e.g. [(1, 0)]")
+    for a in out:
         if len(a) != d or any(i < 0 for i in a):
             raise ValueError(
                 f"partials must be multi-indices of {d} non-negative integers, got {a}"
             )
-        if sum(a) > order:
-            raise ValueError(f"partial {a} has order {sum(a)} > order={order}")
-        out.append(a)
     return out
+
+
+def _keep_graph(f: Fn, x: Tensor, create_graph: bool | None) -> bool:
+    """The graph to the parameters is kept only where grad mode is on (see :func:`derivatives`)."""
+    if create_graph is None:
+        return torch.is_grad_enabled() and _has_graph(f, x)
+    return bool(create_graph) and torch.is_grad_enabled()
 
 
 def derivatives(
@@ -358,12 +467,11 @@ def derivatives(
     order: int = 1,
     *,
     directions: int | Tensor | None = None,
-    partials: Sequence[Sequence[int]] | None = None,
     create_graph: bool | None = None,
     generator: torch.Generator | None = None,
     check_finite: bool = True,
-) -> DerivativeStack | dict[MultiIndex, Tensor]:
-    """Derivative stack of ``f`` at ``x`` (B, d) up to ``order``.
+) -> DerivativeStack:
+    """Derivative stack ``(u, Du, …, Dᵏu)`` of ``f`` at ``x`` (B, d) up to ``order`` k.
 
     Args:
         f: callable (an ``nn.Module`` or a torch function) mapping (B, d) to (B, m) or (B,).
@@ -373,8 +481,6 @@ def derivatives(
             k independent N(0, I) directions per sample (from ``generator``); or a tensor of
             shape (S, k, B, d) or (S, k, d) (shared over the batch). The order-j entry then has
             shape (B, m, S) and holds ``Dʲu[v₁, …, vⱼ]``.
-        partials: multi-indices such as ``[(1, 0), (0, 2)]``: only those partials are computed
-            (nested forward mode along unit vectors), returned as ``{alpha: (B, m)}``.
         create_graph: keep the graph to the parameters (for training). Default: whether grad
             mode is on and ``f`` has something to differentiate: trainable parameters (an
             ``nn.Module``), an ``x`` that requires grad, or (other callables) an output on one
@@ -383,25 +489,34 @@ def derivatives(
         check_finite: raise ``ValueError`` if ``x`` holds NaN or Inf (skip for points already checked).
 
     Returns:
-        A :class:`DerivativeStack` (a tuple), or a dict for ``partials``.
+        A :class:`DerivativeStack` (a tuple; ``directions`` set for a directional stack).
     """
     check_input(x, check_finite)
-    if not isinstance(order, int) or order < 0:
+    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
         raise ValueError(f"order must be a non-negative integer, got {order!r}")
-    # a graph to the parameters is kept only where grad mode is on, whichever path computes it
-    if create_graph is None:
-        create_graph = torch.is_grad_enabled() and _has_graph(f, x)
-    else:
-        create_graph = bool(create_graph) and torch.is_grad_enabled()
-    B, d = x.shape
-    if partials is not None:
-        if directions is not None:
-            raise ValueError("pass either partials or directions, not both")
-        return {a: _partial(f, x, a, create_graph) for a in _check_partials(partials, d, order)}
+    create_graph = _keep_graph(f, x, create_graph)
     if directions is None:
         return DerivativeStack(_full_stack(f, x, order, create_graph))
     V = _resolve_directions(directions, order, x, generator)
     return DerivativeStack(_directional_stack(f, x, order, V, create_graph), V)
+
+
+def partial_derivatives(
+    f: Fn,
+    x: Tensor,
+    partials: Sequence[Sequence[int]],
+    *,
+    create_graph: bool | None = None,
+    check_finite: bool = True,
+) -> dict[MultiIndex, Tensor]:
+    """Selected partial derivatives ``{α: ∂^α f(x)}``, each (B, m), for multi-indices ``partials``
+    such as ``[(0, 0), (1, 0), (0, 2)]`` (nested forward mode along unit vectors, |α| passes each).
+
+    ``f``, ``x``, ``create_graph`` and ``check_finite`` as for :func:`derivatives`.
+    """
+    check_input(x, check_finite)
+    create_graph = _keep_graph(f, x, create_graph)
+    return {a: _partial(f, x, a, create_graph) for a in _check_partials(partials, x.shape[1])}
 
 
 def _resolve_directions(
@@ -432,7 +547,7 @@ def directional_stack(stack: Sequence[Tensor], directions: Tensor) -> Derivative
     Used to compare supplied or numerically estimated full derivative targets with a model's
     directional derivatives along the same directions.
     """
-    S, k, B, d = directions.shape
+    _, k, B, d = directions.shape
     if len(stack) - 1 > k:
         raise ValueError(
             f"directions hold {k} directions per set but the stack has order {len(stack) - 1}"

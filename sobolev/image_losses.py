@@ -12,32 +12,48 @@ explicit boundary handling and a weight per order.
 
 ``method="paper"`` and ``method="paper-l1"`` are the losses of the official code of "Sobolev
 acceleration for neural networks" (arXiv 2509.19773): a sum of two per-axis terms, see
-:func:`image_sobolev_loss`.
+:func:`image_sobolev_loss`. The methods are the keys of :data:`METHODS`.
+
+Return values and ``reduction`` follow the losses' convention (:mod:`sobolev.losses`): the loss,
+or ``(loss, terms)`` with ``return_terms=True``. :func:`image_sobolev_loss` and
+:class:`ImageSobolevLoss` validate their arguments with one function, :func:`image_loss_options`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import re
-from collections.abc import Sequence
-from functools import lru_cache
-from typing import Literal
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .losses import check_weights, reduce_batch
+from ._registry import lookup
+from .losses import REDUCTIONS, Reduction, check_reduction, check_weights
 from .numdiff import fd_derivative
+from .numdiff.validation import check_accuracy, check_boundary
 
-Reduction = Literal["mean", "sum", "none"]
-METHODS = ("fourier", "fd", "paper", "paper-l1")
+__all__ = [
+    "LOSS_NAMES",
+    "METHODS",
+    "ImageLossOptions",
+    "ImageSobolevLoss",
+    "image_derivatives",
+    "image_loss_options",
+    "image_sobolev_loss",
+    "loss_from_name",
+    "paper_axis_multiplier",
+    "sobolev_multiplier",
+]
 
 
 def _check_images(pred: Tensor, target: Tensor) -> None:
     for name, t in (("pred", pred), ("target", target)):
         if not isinstance(t, Tensor):
-            raise ValueError(
+            raise TypeError(
                 f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(t).__name__}"
             )
         if not t.is_floating_point():
@@ -83,7 +99,7 @@ def sobolev_multiplier(
     return ((1 + xi_y[:, None] ** 2 + xi_x[None, :] ** 2) ** s).to(dtype=dtype, device=device)
 
 
-@lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=32)
 def _half_spectrum_weights(
     height: int,
     width: int,
@@ -106,7 +122,7 @@ def _half_spectrum_weights(
 
 def _fourier_per_sample(err: Tensor, s: float, spacing: tuple[float, float]) -> Tensor:
     """(B,) weighted spectral energy, averaged over channels."""
-    b, c, h, w = err.shape
+    h, w = err.shape[-2:]
     weights = _half_spectrum_weights(h, w, float(s), spacing, err.dtype, err.device)
     spec = torch.fft.rfft2(err)
     energy = spec.real.square() + spec.imag.square()
@@ -192,6 +208,114 @@ def _fd_terms(
     return [sum(t.square() for t in entries).mean((1, 2, 3)) for entries in stack]
 
 
+@dataclasses.dataclass(frozen=True)
+class ImageLossOptions:
+    """Validated arguments of :func:`image_sobolev_loss` (made by :func:`image_loss_options`):
+    ``spacing`` as ``(h_y, h_x)``, ``weights`` one per order for ``"fd"`` (else ``None``)."""
+
+    s: float
+    method: str
+    spacing: tuple[float, float]
+    weights: tuple[float, ...] | None
+    reduction: Reduction
+    boundary: str
+    accuracy: int
+
+
+def image_loss_options(
+    *,
+    s: float = 1.0,
+    method: str = "fourier",
+    spacing: float | Sequence[float] = 1.0,
+    weights: Sequence[float] | None = None,
+    reduction: Reduction = "mean",
+    boundary: str = "one-sided",
+    accuracy: int = 2,
+) -> ImageLossOptions:
+    """Check the arguments of :func:`image_sobolev_loss` (one ``ValueError`` naming the first bad
+    one); ``boundary`` and ``accuracy`` are checked for ``method="fd"``, the only one using them."""
+    lookup(METHODS, method, "method")
+    if not isinstance(s, (int, float)) or isinstance(s, bool) or not (math.isfinite(s) and s >= 0):
+        raise ValueError(f"s must be a finite number ≥ 0, got {s!r}")
+    check_reduction(reduction)
+    if weights is not None and method != "fd":
+        raise ValueError(f"weights apply to method='fd' only; the {method!r} norm is set by s")
+    hs = _spacings(spacing)
+    if method == "fd":
+        if s not in (0, 1, 2):
+            raise ValueError(f"method='fd' needs an integer s in {{0, 1, 2}}, got {s!r}")
+        weights = tuple(check_weights(weights, int(s) + 1, "order"))
+        check_boundary(boundary)
+        check_accuracy(accuracy)
+    return ImageLossOptions(s, method, hs, weights, reduction, boundary, accuracy)
+
+
+def _mse_terms(err: Tensor, options: ImageLossOptions, return_terms: bool) -> dict[str, Tensor]:
+    """``{"mse": …}`` reduced over the batch (detached), the term of the spectral losses."""
+    if not return_terms:
+        return {}
+    return {"mse": REDUCTIONS[options.reduction](err.detach().square().mean((1, 2, 3)))}
+
+
+def _fourier_loss(
+    pred: Tensor, target: Tensor, options: ImageLossOptions, return_terms: bool
+) -> tuple[Tensor, dict[str, Tensor]]:
+    err, reduce = pred - target, REDUCTIONS[options.reduction]
+    if options.s == 0:
+        total = (
+            F.mse_loss(pred, target)
+            if options.reduction == "mean"
+            else reduce(err.square().mean((1, 2, 3)))
+        )
+    else:
+        total = reduce(_fourier_per_sample(err, options.s, options.spacing))
+    return total, _mse_terms(err, options, return_terms)
+
+
+def _fd_loss(
+    pred: Tensor, target: Tensor, options: ImageLossOptions, return_terms: bool
+) -> tuple[Tensor, dict[str, Tensor]]:
+    err, reduce = pred - target, REDUCTIONS[options.reduction]
+    order = int(options.s)
+    per_order = _fd_terms(err, order, options.spacing, options.boundary, options.accuracy)
+    total = reduce(sum(w * t for w, t in zip(options.weights, per_order)))
+    terms = {f"D{j}": reduce(t) for j, t in enumerate(per_order)} if return_terms else {}
+    return total, terms
+
+
+def _paper_loss(
+    pred: Tensor, target: Tensor, options: ImageLossOptions, return_terms: bool, *, squared: bool
+) -> tuple[Tensor, dict[str, Tensor]]:
+    err = pred - target
+    if err.shape[-2] != err.shape[-1]:
+        raise ValueError(
+            f"method={options.method!r} (the official code) needs square images, H = W; "
+            f"got H×W = {err.shape[-2]}×{err.shape[-1]}"
+        )
+    total = REDUCTIONS[options.reduction](_paper_per_sample(err, options.s, squared))
+    return total, _mse_terms(err, options, return_terms)
+
+
+ImageNorm = Callable[[Tensor, Tensor, ImageLossOptions, bool], tuple[Tensor, dict[str, Tensor]]]
+"""``(pred, target, options, return_terms) -> (loss, terms)``; ``terms`` empty unless asked for."""
+
+#: image losses by ``method`` name (see :func:`image_sobolev_loss`)
+METHODS: dict[str, ImageNorm] = {
+    "fourier": _fourier_loss,
+    "fd": _fd_loss,
+    "paper": functools.partial(_paper_loss, squared=True),
+    "paper-l1": functools.partial(_paper_loss, squared=False),
+}
+
+
+def _image_loss(
+    pred: Tensor, target: Tensor, options: ImageLossOptions, return_terms: bool
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+    _check_images(pred, target)
+    total, terms = METHODS[options.method](pred, target, options, return_terms)
+    return (total, terms) if return_terms else total
+
+
 def image_sobolev_loss(
     pred: Tensor,
     target: Tensor,
@@ -228,51 +352,24 @@ def image_sobolev_loss(
 
     ``weights`` must be ``None`` except for ``"fd"`` (the other norms are set by ``s``).
     ``reduction`` over the batch of per-image values: ``"mean"``, ``"sum"`` or ``"none"`` (B,).
-    With ``return_terms``, also returns ``{"mse": …}`` (Fourier, paper) or the per-order terms
-    ``{"D0", "D1", …}`` (FD, unweighted).
+    Returns the loss; with ``return_terms`` the pair ``(loss, terms)``, ``terms`` being
+    ``{"mse": …}`` (Fourier, paper) or the unweighted per-order terms ``{"D0", "D1", …}`` (FD).
     """
-    _check_images(pred, target)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not isinstance(s, (int, float)) or isinstance(s, bool) or not (math.isfinite(s) and s >= 0):
-        raise ValueError(f"s must be a finite number ≥ 0, got {s!r}")
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    if weights is not None and method != "fd":
-        raise ValueError(f"weights apply to method='fd' only; the {method!r} norm is set by s")
-    hs = _spacings(spacing)
-    err = pred - target
-    terms: dict[str, Tensor] = {}
-    if method == "fd":
-        if s not in (0, 1, 2):
-            raise ValueError(f"method='fd' needs an integer s in {{0, 1, 2}}, got {s!r}")
-        order = int(s)
-        lam = check_weights(weights, order + 1, "order")
-        per_order = _fd_terms(err, order, hs, boundary, accuracy)
-        total = reduce_batch(sum(w * t for w, t in zip(lam, per_order)), reduction)
-        terms = {f"D{j}": reduce_batch(t, reduction) for j, t in enumerate(per_order)}
-    else:
-        if method in ("paper", "paper-l1"):
-            if err.shape[-2] != err.shape[-1]:
-                raise ValueError(
-                    f"method={method!r} (the official code) needs square images, H = W; "
-                    f"got H×W = {err.shape[-2]}×{err.shape[-1]}"
-                )
-            total = reduce_batch(_paper_per_sample(err, s, squared=method == "paper"), reduction)
-        elif s == 0:
-            total = err.square().mean((1, 2, 3))
-            total = (
-                F.mse_loss(pred, target) if reduction == "mean" else reduce_batch(total, reduction)
-            )
-        else:
-            total = reduce_batch(_fourier_per_sample(err, s, hs), reduction)
-        if return_terms:
-            terms = {"mse": reduce_batch(err.detach().square().mean((1, 2, 3)), reduction)}
-    return (total, terms) if return_terms else total
+    options = image_loss_options(
+        s=s,
+        method=method,
+        spacing=spacing,
+        weights=weights,
+        reduction=reduction,
+        boundary=boundary,
+        accuracy=accuracy,
+    )
+    return _image_loss(pred, target, options, return_terms)
 
 
 class ImageSobolevLoss(nn.Module):
-    """:func:`image_sobolev_loss` as a module: ``loss_fn(pred, target)`` on (B, C, H, W)."""
+    """:func:`image_sobolev_loss` as a module: ``loss_fn(pred, target)`` on (B, C, H, W); the
+    arguments are checked once here (:func:`image_loss_options`) and kept in ``options``."""
 
     def __init__(
         self,
@@ -286,7 +383,7 @@ class ImageSobolevLoss(nn.Module):
         accuracy: int = 2,
     ) -> None:
         super().__init__()
-        self.kwargs = dict(
+        self.options = image_loss_options(
             s=s,
             method=method,
             spacing=spacing,
@@ -295,15 +392,14 @@ class ImageSobolevLoss(nn.Module):
             boundary=boundary,
             accuracy=accuracy,
         )
-        # Validate once, on a dummy pair large enough for the stencils.
-        dummy = torch.zeros(1, 1, 32, 32)
-        image_sobolev_loss(dummy, dummy, **self.kwargs)
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        return ", ".join(f"{k}={v!r}" for k, v in dataclasses.asdict(self.options).items())
 
-    def forward(self, pred: Tensor, target: Tensor, *, return_terms: bool = False):
-        return image_sobolev_loss(pred, target, return_terms=return_terms, **self.kwargs)
+    def forward(
+        self, pred: Tensor, target: Tensor, *, return_terms: bool = False
+    ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+        return _image_loss(pred, target, self.options, return_terms)
 
 
 #: the names the image experiments accept in ``--set losses=…`` (:func:`loss_from_name` reads any H<s>)
@@ -323,24 +419,25 @@ LOSS_NAMES = (
     "H2-paper-l1",
 )
 
-_NAME = re.compile(r"^H(?P<s>\d+(?:\.\d+)?)(?:-(?P<variant>fd|paper|paper-l1))?$")
+#: the suffix of a loss name ``H<s><suffix>`` -> its method
+NAME_SUFFIXES = {"": "fourier", "-fd": "fd", "-paper": "paper", "-paper-l1": "paper-l1"}
+
+_NAME = re.compile(r"^H(?P<s>\d+(?:\.\d+)?)(?P<suffix>.*)$")
 
 
 def loss_from_name(name: str) -> ImageSobolevLoss:
     """``"L2"`` (= H0), ``"H<s>"`` (Fourier, e.g. ``H1``, ``H0.5``), ``"H<s>-fd"`` (finite
     differences, s ∈ {1, 2}), ``"H<s>-paper"`` (the official autoencoder loss) or
-    ``"H<s>-paper-l1"`` (the official diffusion loss)."""
+    ``"H<s>-paper-l1"`` (the official diffusion loss): the suffixes of :data:`NAME_SUFFIXES`."""
     if name == "L2":
         return ImageSobolevLoss(0.0)
-    m = _NAME.match(name)
-    if m is None:
+    m = _NAME.match(name) if isinstance(name, str) else None
+    if m is None or m["suffix"] not in NAME_SUFFIXES:
         raise ValueError(
-            f"loss name must be 'L2', 'H<s>', 'H<s>-fd', 'H<s>-paper' or 'H<s>-paper-l1' "
+            f"loss name must be 'L2' or 'H<s>' followed by one of {tuple(NAME_SUFFIXES)} "
             f"(e.g. 'H1', 'H0.5', 'H1-fd'), got {name!r}"
         )
-    s, variant = float(m["s"]), m["variant"]
-    if variant == "fd":
-        if s not in (1.0, 2.0):
-            raise ValueError(f"finite-difference losses need s ∈ {{1, 2}}, got {name!r}")
-        return ImageSobolevLoss(int(s), "fd")
-    return ImageSobolevLoss(s, variant or "fourier")
+    s, method = float(m["s"]), NAME_SUFFIXES[m["suffix"]]
+    if method == "fd" and s not in (1.0, 2.0):
+        raise ValueError(f"finite-difference losses need s ∈ {{1, 2}}, got {name!r}")
+    return ImageSobolevLoss(int(s) if method == "fd" else s, method)

@@ -49,7 +49,7 @@ def ssim(
     2·radius + 1 = 11 pixels per side.
     """
     _check_pair(pred, target)
-    b, c, h, w = pred.shape
+    c, h, w = pred.shape[1:]
     g = gaussian_window(sigma, dtype=pred.dtype).to(pred.device)
     if min(h, w) < g.numel():
         raise ValueError(

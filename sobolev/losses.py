@@ -6,6 +6,16 @@ The order-j term sums |error|^p over all m·dʲ entries of the j-th derivative t
 over the batch (``reduction="mean"``); for m = 1 the order-0 term is the mean squared error.
 For directional stacks (see :mod:`sobolev.derivatives`) the order-j term averages the squared
 directional error over the S direction sets, an unbiased estimate of the full term (p = 2 only).
+
+Conventions shared by every loss of the library (:func:`sobolev_loss`, :class:`SobolevLoss`,
+:func:`sobolev.image_losses.image_sobolev_loss`, :class:`sobolev.image_losses.ImageSobolevLoss`):
+
+* the return value is the loss tensor; with ``return_terms=True`` it is ``(loss, terms)``, where
+  ``terms: dict[str, Tensor]`` holds the unweighted parts of the loss under their log names
+  (``"D0"``, ``"D1"``, … per order, ``"D(1,0)"`` per partial, ``"mse"`` for spectral image losses);
+* ``reduction`` (:data:`Reduction`, a key of :data:`REDUCTIONS`) reduces the per-sample values over
+  the batch: ``"mean"`` and ``"sum"`` give a scalar, ``"none"`` the per-sample values (B,); the
+  terms are reduced the same way.
 """
 
 from __future__ import annotations
@@ -21,9 +31,43 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from .derivatives import MultiIndex, check_input, derivatives, directional_stack, sample_directions
+from ._registry import lookup
+from .derivatives import (
+    MultiIndex,
+    check_input,
+    derivatives,
+    directional_stack,
+    partial_derivatives,
+    sample_directions,
+)
+
+__all__ = [
+    "LOSS_ORDERS",
+    "REDUCTIONS",
+    "WEIGHTINGS",
+    "Reduction",
+    "SobolevLoss",
+    "loss_order",
+    "sobolev_loss",
+    "term_name",
+]
 
 Reduction = Literal["mean", "sum", "none"]
+"""How per-sample values (B,) become the loss: a key of :data:`REDUCTIONS`."""
+
+#: batch reductions by name: per-sample values (B,) -> the loss
+REDUCTIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "mean": torch.mean,
+    "sum": torch.sum,
+    "none": lambda t: t,
+}
+
+#: order balancing of :class:`SobolevLoss` by name: (d, order) -> the divisor of the total
+WEIGHTINGS: dict[str, Callable[[int, int], int]] = {
+    "none": lambda d, order: 1,
+    "dimension": lambda d, order: sum(d**j for j in range(order + 1)),
+}
+
 Target = Sequence[Tensor] | Mapping[MultiIndex, Tensor] | Callable[[Tensor], Tensor] | Tensor
 
 
@@ -79,14 +123,9 @@ def _term(err: Tensor, p: float, directional: bool, reduction: Reduction) -> Ten
     return a.sum() if count == 1 else a.sum() / count
 
 
-def reduce_batch(t: Tensor, reduction: Reduction) -> Tensor:
-    if reduction == "mean":
-        return t.mean()
-    if reduction == "sum":
-        return t.sum()
-    if reduction == "none":
-        return t
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+def check_reduction(reduction: object) -> Callable[[Tensor], Tensor]:
+    """The batch reduction named ``reduction`` (a key of :data:`REDUCTIONS`)."""
+    return lookup(REDUCTIONS, reduction, "reduction")
 
 
 def sobolev_loss(
@@ -97,7 +136,8 @@ def sobolev_loss(
     weights: Sequence[float] | None = None,
     reduction: Reduction = "mean",
     check_finite: bool = True,
-) -> tuple[Tensor, dict[str, Tensor]]:
+    return_terms: bool = False,
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """W^{k,p} loss between two derivative stacks of the same layout.
 
     Args:
@@ -107,10 +147,12 @@ def sobolev_loss(
         p: exponent ≥ 1 of the L^p norm.
         weights: λ_j per order (or per partial, in dict order); default all ones.
         reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for per-sample (B,) terms.
+        check_finite: raise ``ValueError`` if a target entry holds NaN or Inf.
+        return_terms: also return the unweighted per-order terms.
 
     Returns:
-        ``(total, terms)`` with ``total = Σ λ_j term_j`` and ``terms`` the unweighted per-order
-        terms keyed ``"D0"``, ``"D1"``, … (``"D(1,0)"`` for partials).
+        ``total = Σ λ_j term_j``; with ``return_terms`` the pair ``(total, terms)``, ``terms`` keyed
+        ``"D0"``, ``"D1"``, … (``"D(1,0)"`` for partials).
     """
     _check_p(p)
     if isinstance(pred_stack, Mapping) != isinstance(target_stack, Mapping):
@@ -144,8 +186,7 @@ def sobolev_loss(
             )
     if not preds:
         raise ValueError("stacks must hold at least the order-0 values")
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    check_reduction(reduction)
     lam = check_weights(
         weights, len(keys), "order" if not isinstance(pred_stack, Mapping) else "partial"
     )
@@ -162,7 +203,7 @@ def sobolev_loss(
         terms[term_name(key)] = t
         wt = t if w == 1 else w * t
         total = wt if total is None else total + wt
-    return total, terms
+    return (total, terms) if return_terms else total
 
 
 class SobolevLoss(nn.Module):
@@ -223,10 +264,8 @@ class SobolevLoss(nn.Module):
                     "weighting='dimension' balances whole orders; with partials give explicit weights"
                 )
             order = max(sum(a) for a in partials)
-        if weighting not in ("none", "dimension"):
-            raise ValueError(f"weighting must be 'none' or 'dimension', got {weighting!r}")
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        lookup(WEIGHTINGS, weighting, "weighting")
+        check_reduction(reduction)
         self.order, self.p, self.directions, self.partials = order, p, directions, partials
         self.weights = check_weights(
             weights, len(partials) if partials else order + 1, "partial" if partials else "order"
@@ -258,13 +297,8 @@ class SobolevLoss(nn.Module):
         d = x.shape[-1]
         create_graph = torch.is_grad_enabled()  # the model's graph, for the parameter gradient
         if self.partials is not None:
-            pred = derivatives(
-                model,
-                x,
-                self.order,
-                partials=self.partials,
-                create_graph=create_graph,
-                check_finite=False,
+            pred = partial_derivatives(
+                model, x, self.partials, create_graph=create_graph, check_finite=False
             )
             tgt = self._target_partials(target, x)
         else:
@@ -291,9 +325,11 @@ class SobolevLoss(nn.Module):
             weights=self.weights,
             reduction=self.reduction,
             check_finite=check_targets,
+            return_terms=True,
         )
-        if self.weighting == "dimension":
-            total = total / sum(d**j for j in range(self.order + 1))
+        divisor = WEIGHTINGS[self.weighting](d, self.order)
+        if divisor != 1:
+            total = total / divisor
         return (total, terms) if return_terms else total
 
     def _target_stack(self, target: Target, x: Tensor, V: Tensor | None) -> Sequence[Tensor]:
@@ -324,13 +360,8 @@ class SobolevLoss(nn.Module):
 
     def _target_partials(self, target: Target, x: Tensor) -> Mapping[MultiIndex, Tensor]:
         if callable(target) and not isinstance(target, Tensor):
-            return derivatives(
-                target,
-                x,
-                self.order,
-                partials=self.partials,
-                create_graph=False,
-                check_finite=False,
+            return partial_derivatives(
+                target, x, self.partials, create_graph=False, check_finite=False
             )
         if not isinstance(target, Mapping):
             raise TypeError(

@@ -2,7 +2,9 @@
 metrics, atomic checkpoints and bit-for-bit resume.
 
 A run directory holds ``metrics.jsonl`` (one JSON record per logged step) and ``checkpoint.pt``
-(written atomically every ``checkpoint_every`` steps, on SIGINT/SIGTERM and at the end). Calling
+(written atomically every ``checkpoint_every`` steps, on SIGINT/SIGTERM and at the end). A
+checkpoint holds only tensors and plain data (RNG states as lists and tuples, the config as a
+dict) and is loaded with ``weights_only=True``, so loading one cannot run code. Calling
 :func:`fit` again on the same directory resumes from the checkpoint: model, optimiser, schedule,
 step counter, data order and all RNG streams are restored, so the resumed run reproduces the
 uninterrupted one exactly; metrics logged after the checkpoint are dropped and recomputed.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import random
 import signal
 import time
@@ -35,13 +38,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from . import distributed as D
+from .config import (
+    Rule,
+    at_least,
+    between,
+    boolean,
+    error,
+    integer,
+    one_of,
+    positive,
+    rules,
+    validate,
+)
 from .losses import SobolevLoss
 
 Objective = Callable[[nn.Module, tuple[Tensor, ...]], "Tensor | tuple[Tensor, dict[str, Tensor]]"]
@@ -50,6 +65,10 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
 SCHEDULES = ("constant", "cosine", "exponential", "step")
 WEIGHT_DECAY_ON = ("all", "weights")
+_BETAS = Rule(
+    "two numbers in [0, 1)",
+    lambda b: len(b) == 2 and all(0 <= float(v) < 1 for v in b) and not isinstance(b, str),
+)
 
 
 @dataclass
@@ -65,86 +84,49 @@ class TrainConfig:
     ``betas``, ``eps``: Adam's. ``weight_decay_on``: ``"all"`` parameters, or ``"weights"`` only
     (parameters with ≥ 2 dimensions: not biases or normalisation gains); Adam and SGD.
     ``dtype``: ``None`` keeps the model's floating dtype (data are cast to it); ``"float32"`` or
-    ``"float64"`` casts model and data.
+    ``"float64"`` casts model and data. ``checkpoint_every=0`` checkpoints only at the end and on
+    an interrupt.
+
+    Each setting's rule is in its field's metadata, checked by :func:`sobolev.config.validate`
+    (``lbfgs_at`` ≤ ``steps`` and L-BFGS without a schedule are checked after it).
     """
 
-    steps: int = 1000
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    lbfgs_at: int | None = None
-    lbfgs_lr: float = 1.0
-    lbfgs_max_iter: int = 20
-    lbfgs_line_search: str | None = "strong_wolfe"
-    schedule: str = "constant"
-    gamma: float = 0.1
-    step_size: int = 1000
-    lr_min_factor: float = 0.0
-    batch_size: int | None = None
-    log_every: int = 100
-    checkpoint_every: int = 500
-    seed: int = 0
-    dtype: str | None = None
+    steps: int = field(default=1000, metadata=rules(integer(0)))
+    optimizer: str = field(default="adam", metadata=rules(one_of(OPTIMIZERS)))
+    lr: float = field(default=1e-3, metadata=rules(positive))
+    momentum: float = field(default=0.0, metadata=rules(at_least(0)))
+    weight_decay: float = field(default=0.0, metadata=rules(at_least(0)))
+    lbfgs_at: int | None = field(default=None, metadata=rules(integer(0)))
+    lbfgs_lr: float = field(default=1.0, metadata=rules(positive))
+    lbfgs_max_iter: int = field(default=20, metadata=rules(integer(1)))
+    lbfgs_line_search: str | None = field(
+        default="strong_wolfe", metadata=rules(one_of(("strong_wolfe",)))
+    )
+    schedule: str = field(default="constant", metadata=rules(one_of(SCHEDULES)))
+    gamma: float = field(default=0.1, metadata=rules(positive))
+    step_size: int = field(default=1000, metadata=rules(integer(1)))
+    lr_min_factor: float = field(default=0.0, metadata=rules(between(0, 1)))
+    batch_size: int | None = field(default=None, metadata=rules(integer(1)))
+    log_every: int = field(default=100, metadata=rules(integer(1)))
+    checkpoint_every: int = field(default=500, metadata=rules(integer(0)))
+    seed: int = field(default=0, metadata=rules(integer(0)))
+    dtype: str | None = field(default=None, metadata=rules(one_of(DTYPES)))
     device: str = "auto"
-    progress: bool = True
-    grad_clip: float | None = None
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    weight_decay_on: str = "all"
+    progress: bool = field(default=True, metadata=rules(boolean))
+    grad_clip: float | None = field(default=None, metadata=rules(positive))
+    betas: tuple[float, float] = field(default=(0.9, 0.999), metadata=rules(_BETAS))
+    eps: float = field(default=1e-8, metadata=rules(positive))
+    weight_decay_on: str = field(default="all", metadata=rules(one_of(WEIGHT_DECAY_ON)))
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
-            raise ValueError(f"steps must be an integer ≥ 0, got {self.steps!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.dtype is not None and self.dtype not in DTYPES:
-            raise ValueError(
-                f"dtype must be None (keep the model's) or one of {tuple(DTYPES)}, got {self.dtype!r}"
-            )
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.log_every < 1:
-            raise ValueError(f"log_every must be ≥ 1, got {self.log_every}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be None or ≥ 1, got {self.batch_size}")
-        if self.checkpoint_every < 0:
-            raise ValueError(
-                f"checkpoint_every must be ≥ 0 (0: only at the end and on interrupt), got {self.checkpoint_every}"
-            )
-        if self.step_size < 1:
-            raise ValueError(f"step_size must be ≥ 1, got {self.step_size}")
-        if self.lbfgs_at is not None and not 0 <= self.lbfgs_at <= self.steps:
-            raise ValueError(
-                f"lbfgs_at must be None or in [0, steps={self.steps}], got {self.lbfgs_at}"
-            )
-        for name in ("gamma", "lbfgs_lr", "eps"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("weight_decay", "momentum"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be None or positive, got {self.grad_clip}")
-        if not 0 <= self.lr_min_factor <= 1:
-            raise ValueError(f"lr_min_factor must be in [0, 1], got {self.lr_min_factor}")
+        validate(self)
+        if self.lbfgs_at is not None and self.lbfgs_at > self.steps:
+            raise error("lbfgs_at", f"None or in [0, steps={self.steps}]", self.lbfgs_at)
         if self.optimizer == "lbfgs" and self.schedule != "constant":
             raise ValueError(
                 "schedule applies to adam and sgd only: use schedule='constant' with optimizer='lbfgs'"
             )
-        try:
-            betas = tuple(float(b) for b in self.betas)
-        except (TypeError, ValueError):
-            betas = ()
-        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        self.betas = betas
-        if self.weight_decay_on not in WEIGHT_DECAY_ON:
-            raise ValueError(
-                f"weight_decay_on must be one of {WEIGHT_DECAY_ON}, got {self.weight_decay_on!r}"
-            )
+        self.betas = tuple(float(b) for b in self.betas)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -226,10 +208,13 @@ def _make_schedule(
 
 
 def _rng_state(data_gen: torch.Generator) -> dict[str, Any]:
+    """Every RNG stream as plain data (tensors, ints, floats, lists), which ``torch.load`` reads
+    with ``weights_only=True``."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "numpy": np.random.get_state(),
+        "numpy": [name, keys.tolist(), pos, has_gauss, cached],
         "python": random.getstate(),
         "data": data_gen.get_state(),
     }
@@ -239,8 +224,10 @@ def _set_rng_state(state: dict[str, Any], data_gen: torch.Generator) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
     data_gen.set_state(state["data"])
 
 
@@ -261,7 +248,7 @@ class _Interrupt:
         self.flag = False
         self._old: dict[int, Any] = {}
 
-    def __enter__(self) -> _Interrupt:
+    def __enter__(self) -> Self:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
@@ -407,16 +394,24 @@ def _run_config(cfg: TrainConfig, dtype: torch.dtype) -> dict[str, Any]:
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint at ``path``, or a ``ValueError`` naming it when it cannot be read."""
+    """The checkpoint at ``path``, or a ``ValueError`` naming it when it cannot be read.
+
+    It is loaded with ``weights_only=True``: only tensors and plain data (ints, floats, strings,
+    lists, tuples, dicts) are read, so a file that would run code when unpickled is refused.
+    """
     what = "delete it (or the run directory) to start afresh, or use a new out_dir"
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 — empty, truncated, foreign: torch raises many kinds
-        reason = (str(e).splitlines() or [""])[0]
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only" not in str(e).lower():
+            raise ValueError(_unreadable(path, e, what)) from None
         raise ValueError(
-            f"checkpoint {path} cannot be read ({type(e).__name__}: {reason}): "
-            f"it is empty, truncated or not a checkpoint; {what}"
+            f"checkpoint {path} holds objects other than tensors and plain data (a file written "
+            f"by an older sobolev, or not by sobolev.fit), which could run code when loaded: "
+            f"refused; {what}"
         ) from None
+    except Exception as e:  # noqa: BLE001 — empty, truncated, foreign: torch raises many kinds
+        raise ValueError(_unreadable(path, e, what)) from None
     missing = (
         [k for k in _CHECKPOINT_KEYS if k not in ck]
         if isinstance(ck, dict)
@@ -425,6 +420,14 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{path} is not a checkpoint of sobolev.fit (missing {missing}); {what}")
     return ck
+
+
+def _unreadable(path: Path, e: Exception, what: str) -> str:
+    reason = (str(e).splitlines() or [""])[0]
+    return (
+        f"checkpoint {path} cannot be read ({type(e).__name__}: {reason}): "
+        f"it is empty, truncated or not a checkpoint; {what}"
+    )
 
 
 def _check_resumable(ck: dict[str, Any], run_config: dict[str, Any], out_dir: Any) -> None:

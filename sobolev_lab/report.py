@@ -1,4 +1,7 @@
-"""Figures and tables from results: small helpers shared by the experiments."""
+"""Figures and tables from results: small helpers shared by the experiments.
+
+matplotlib is imported (with the non-interactive Agg backend) when the first figure is made, so
+that importing this module for its tables stays light."""
 
 from __future__ import annotations
 
@@ -7,11 +10,6 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 
 LOSS_COLORS = {"L2": "tab:blue", "H1": "tab:orange", "H2": "tab:green"}
 
@@ -38,9 +36,19 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (files only, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def subplots(nrows: int, ncols: int, *, size: tuple[float, float] = (4.2, 3.2)):
     """A figure with a grid of axes (always a 2-D array)."""
-    fig, axes = plt.subplots(
+    fig, axes = _pyplot().subplots(
         nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False
     )
     return fig, axes
@@ -50,7 +58,7 @@ def save(fig, path: str | Path) -> str:
     """Save a figure as PNG, close it, return the file name."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
     return Path(path).name
 
 
@@ -110,8 +118,8 @@ def band_plot(
 
 
 def spread_cell(result: dict[str, Any], key: str, digits: int = 2) -> str:
-    """Table cell ``median [min, max]`` of one :func:`sobolev_lab.seeds.over_seeds` entry (the median
-    alone when there is one seed)."""
+    """Table cell ``median [min, max]`` of one :func:`sobolev_lab.seeds.over_seeds` entry (the
+    median alone when there is one seed)."""
     med = result[key]
     lo, hi = result.get("range", {}).get(key, (med, med))
     if len(result.get("per_seed", ())) <= 1 or lo == hi:
@@ -120,8 +128,9 @@ def spread_cell(result: dict[str, Any], key: str, digits: int = 2) -> str:
 
 
 def cost_table(results: dict[str, dict[str, Any]], base: str) -> str:
-    """Per-epoch wall time and peak step memory of each loss (:func:`sobolev_lab.seeds.over_seeds`
-    results with ``time_per_epoch_s`` and ``peak_step_memory_mb``), and both relative to ``base``."""
+    """Per-epoch wall time and peak step memory of each loss
+    (:func:`sobolev_lab.seeds.over_seeds` results with ``time_per_epoch_s`` and
+    ``peak_step_memory_mb``), and both relative to ``base``."""
     first = results[base]
     return markdown_table(
         ["loss", "wall time/epoch (s)", f"× {base}", "peak step memory (MB)", f"× {base}"],

@@ -1,5 +1,6 @@
-"""Statistics over seeds: every comparison of losses runs several paired seeds (same data and
-initialisation per seed for every loss) and reports medians, ranges and how often a claim held.
+"""Paired seeds: every comparison of losses runs several seeds, the same data and initialisation
+per seed for every loss (:func:`paired_runs`), and reports medians, ranges and how often a claim
+held (:func:`over_seeds`, :func:`paired_wins`).
 
 Convention for ``summary.json``: a result that was measured per seed is stored as the dict of
 its medians, with the seeds' own dicts beside them,
@@ -15,8 +16,41 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from sobolev.training import seed_everything
+
+S = TypeVar("S", bound=Hashable)
+R = TypeVar("R")
+
+__all__ = ["over_seeds", "paired_runs", "paired_wins"]
+
+
+def paired_runs(
+    settings: Sequence[S],
+    seeds: Iterable[int],
+    train: Callable[[S, int, Any], R],
+    prepare: Callable[[int], Any] | None = None,
+) -> dict[S, list[R]]:
+    """Train every setting (a loss, a method, …) on the same seeds: for each seed,
+    ``shared = prepare(seed)`` (what every setting shares in that seed: data, teacher, test
+    points; ``None`` without ``prepare``), then for each setting in order the RNGs are seeded with
+    ``seed`` (:func:`sobolev.training.seed_everything`: the same initial network for every
+    setting) and ``train(setting, seed, shared)`` runs.
+
+    Returns ``{setting: [train's result per seed]}``, the seeds in the order given: the per-seed
+    results that :func:`over_seeds` summarises and :func:`paired_wins` pairs by index.
+    """
+    if len(set(settings)) != len(settings):
+        raise ValueError(f"settings must be distinct, got {list(settings)!r}")
+    runs: dict[S, list[R]] = {s: [] for s in settings}
+    for seed in seeds:
+        shared = prepare(seed) if prepare is not None else None
+        for setting in settings:
+            seed_everything(seed)
+            runs[setting].append(train(setting, seed, shared))
+    return runs
 
 
 def _numeric(v: Any) -> bool:

@@ -64,7 +64,7 @@ def test_hvp_equals_dense_hessian_times_v(order):
 
 @pytest.mark.parametrize("activation", ["gelu", "sine", "leaky_relu"])
 def test_hvp_of_h1_loss_matches_finite_differences_of_the_gradient(activation):
-    net, x, batch = _problem(1, activation)
+    net, _x, batch = _problem(1, activation)
     H = LossHessian(net, SobolevLoss(1), batch)
     v = torch.randn(H.n_params)
     v /= v.norm()
@@ -89,7 +89,7 @@ def test_hvp_of_h1_loss_matches_finite_differences_of_the_gradient(activation):
 
 @pytest.mark.parametrize("order", [0, 1])
 def test_lanczos_extremes_agree_with_dense_eigendecomposition(order):
-    net, x, batch = _problem(order, "tanh", width=8, n=40)
+    net, _x, batch = _problem(order, "tanh", width=8, n=40)
     H = LossHessian(net, SobolevLoss(order), batch)
     ev = torch.linalg.eigvalsh(H.dense())
     low, top = lanczos_extremes(H.hvp, H.n_params, k=2, tol=1e-10)
@@ -152,7 +152,7 @@ def test_gd_contraction_and_fitted_rate():
 
 
 def test_bad_arguments_are_clear():
-    net, x, batch = _problem(0)
+    net, _x, batch = _problem(0)
     H = LossHessian(net, SobolevLoss(0), batch)
     with pytest.raises(ValueError, match="shape"):
         H.hvp(torch.ones(3))

@@ -1,6 +1,7 @@
 """Data-parallel training: 2 CPU processes (gloo) reproduce the single-process run on the same global
 batch, unused parameters do not hang, interrupt and resume are exact, the CLI launches torchrun."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -104,6 +105,66 @@ def _credit_rank_calls_to_this_test():
         state()._stats.update(_RANK_CALLS)
 
 
+# ---- a linear least-squares problem with hand-computed gradients ----
+
+
+def _lin_data():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(12, 3, generator=g)
+    y = X @ torch.tensor([[1.0], [-2.0], [0.5]]) + 0.3 + 0.1 * torch.randn(12, 1, generator=g)
+    return X, y
+
+
+def _linear():
+    net = torch.nn.Linear(3, 1)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[0.2, 0.1, -0.3]]))
+        net.bias.fill_(0.05)
+    return net
+
+
+def _mse(model, batch):
+    x, y = batch
+    return ((model(x) - y) ** 2).mean()
+
+
+def _grad(theta, X, y):
+    """∇ of mean (Xw + b − y)² at θ = (w, b), by hand: (2/n) [Xᵀr; Σr]."""
+    r = X @ theta[:3, None] + theta[3] - y
+    return torch.cat([2 * (X.T @ r)[:, 0], 2 * r.sum(0)]) / len(X)
+
+
+def _theta(net):
+    return torch.cat([net.weight.detach()[0], net.bias.detach()])
+
+
+def _lin_cfg(**kw):
+    return TrainConfig(
+        **{**dict(steps=5, progress=False, dtype="float64", log_every=1, checkpoint_every=0), **kw}
+    )
+
+
+def _loss_at(theta, X, y):
+    return float(((X @ theta[:3] + theta[3] - y[:, 0]) ** 2).mean())
+
+
+class _Recorder:
+    """Mean squared error (with half of it as a term) that records, per call, its rows and one draw from torch's global RNG and
+    one from its own ``generator`` (both reseeded by a distributed fit from (seed, rank, step))."""
+
+    def __init__(self):
+        self.generator = torch.Generator()
+        self.calls = []
+
+    def __call__(self, model, batch):
+        x, y, idx = batch
+        self.calls.append(
+            (idx.tolist(), torch.rand(()).item(), torch.rand((), generator=self.generator).item())
+        )
+        loss = ((model(x) - y) ** 2).mean()
+        return loss, {"half": loss / 2}
+
+
 # ---- workers (module level: spawned processes import them) ----
 
 
@@ -166,16 +227,53 @@ def _scenario_broadcast(rank, tmp):
     return {k: v.clone() for k, v in bn.state_dict().items()}
 
 
+def _scenario_shards(rank, tmp):
+    """A linear least-squares fit (minibatch and full batch) that records each rank's rows and
+    random draws, then a SIGINT that reaches rank 0 only."""
+    X, y = _lin_data()
+    out = {}
+    for bs in (5, None):
+        obj, net = _Recorder(), _linear()
+        hist = fit(
+            net,
+            obj,
+            (X, y, torch.arange(12)),
+            _lin_cfg(optimizer="sgd", lr=0.05, steps=3, batch_size=bs, seed=2),
+        )
+        out[bs] = dict(calls=obj.calls, theta=_theta(net), records=hist.records)
+    calls = [0]
+
+    def stop_rank0_at_step_1(model):
+        calls[0] += 1
+        if calls[0] == 2 and rank == 0:  # rank 1 gets no signal, yet stops with rank 0
+            os.kill(os.getpid(), signal.SIGINT)
+        return {}
+
+    try:
+        fit(
+            _linear(),
+            lambda model, b: _mse(model, b[:2]),
+            (X, y, torch.arange(12)),
+            _lin_cfg(optimizer="sgd", lr=0.05, steps=6),
+            out_dir=os.path.join(tmp, "stop"),
+            evaluate=stop_rank0_at_step_1,
+        )
+    except TrainingInterrupted as e:
+        out["stopped"] = str(e)
+    return out
+
+
 def _scenarios(rank, tmp):
     """All scenarios in one launch: starting processes costs more than the training here."""
     first = D.setup()  # initialises the group from the environment; later calls find it
     return {
-        "setup": (first, D.setup()),
+        "setup": [dataclasses.astuple(first), dataclasses.astuple(D.setup())],
         "broadcast": _scenario_broadcast(rank, tmp),
         "equal": _scenario_equal(rank, tmp),
         "unused": _scenario_unused(rank, tmp),
         "resume": _scenario_resume(rank, tmp),
         "float32": _train(SobolevLoss(1), _cfg(batch_size=15, dtype="float32")),
+        "shards": _scenario_shards(rank, tmp),
     }
 
 
@@ -210,7 +308,7 @@ def _spawn(scenario, tmp_path, world=2, timeout=120.0):
         if calls.exists():
             _RANK_CALLS.update(json.loads(calls.read_text()))
             calls.unlink()
-    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(world)]
+    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(world)]
 
 
 @pytest.fixture(scope="module")
@@ -274,14 +372,20 @@ def test_interrupt_one_rank_then_resume_is_exact(two_ranks):
         for k, p in r["ref"]["params"].items():
             assert torch.equal(r["resumed"]["params"][k], p), k
     _assert_ranks_identical([r["resumed"] for r in ranks])
-    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert ck["step"] == 30 and len(ck["rng_ranks"]) == 2
     assert not torch.equal(
         ck["rng_ranks"][0]["torch"], ck["rng_ranks"][1]["torch"]
     )  # per-rank streams
     lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [l["loss"] for l in lines] == [x["loss"] for x in ranks[0]["resumed"]["records"]]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["rank0.pt", "rank1.pt", "ref", "run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "rank0.pt",
+        "rank1.pt",
+        "ref",
+        "run",
+        "stop",
+    ]
     # one process may continue a 2-process run: correct, but not bit-for-bit, and it says so
     with pytest.warns(UserWarning, match="checkpointed with 2"):
         hist = fit(
@@ -296,7 +400,7 @@ def test_interrupt_one_rank_then_resume_is_exact(two_ranks):
 
 def test_each_rank_knows_its_place_and_gets_rank_0s_module(two_ranks):
     for r, res in enumerate(two_ranks[0]):
-        assert res["setup"] == (D.Dist(r, 2, r), D.Dist(r, 2, r))  # LOCAL_RANK = rank here
+        assert res["setup"] == [(r, 2, r), (r, 2, r)]  # LOCAL_RANK = rank here
         b = res["broadcast"]
         assert torch.equal(b["weight"], torch.ones(3)) and torch.equal(
             b["running_mean"], torch.full((3,), 10.0)
@@ -313,6 +417,38 @@ def test_float32_training_over_two_ranks(two_ranks):
             and ranks[0]["grads"][k].dtype == torch.float32
         )
         torch.testing.assert_close(ranks[0]["params"][k], p, rtol=1e-5, atol=1e-6)
+
+
+def test_two_processes_shard_reseed_and_average(two_ranks):
+    """Each rank trains on rows rank::2 of the global batch with its own reseeded draws; the
+    averaged gradients, losses and terms equal the single-process run by hand."""
+    ranks, tmp_path = [r["shards"] for r in two_ranks[0]], two_ranks[1]
+    X, y = _lin_data()
+    gen, perms = torch.Generator().manual_seed(2), []
+    for _ in range(2):
+        perm = torch.randperm(12, generator=gen).tolist()
+        perms += [perm[:5], perm[5:10]]
+    for bs, batches in [(5, perms[:4]), (None, [list(range(12))] * 4)]:
+        theta, losses = _theta(_linear()), []
+        for b in batches[:3]:  # the single-process run on the global batches
+            losses.append(_loss_at(theta, X[b], y[b]))
+            theta = theta - 0.05 * _grad(theta, X[b], y[b])
+        losses.append(_loss_at(theta, X[batches[3]], y[batches[3]]))  # the final record
+        for r, res in enumerate(ranks):
+            res = res[bs]
+            draws = [
+                torch.rand((), generator=torch.Generator().manual_seed(D.step_seed(2, r, s))).item()
+                for s in range(4)
+            ]
+            assert res["calls"] == [(b[r::2], d, d) for b, d in zip(batches, draws)]
+            torch.testing.assert_close(res["theta"], theta, rtol=1e-12, atol=1e-14)
+            assert [rec["loss"] for rec in res["records"]] == pytest.approx(losses, rel=1e-12)
+            assert [2 * rec["half"] for rec in res["records"]] == pytest.approx(
+                losses, rel=1e-12
+            )  # terms averaged too
+    assert ranks[0]["stopped"] == f"stopped at step 2 of 6; checkpoint in {tmp_path / 'stop'}"
+    assert ranks[1]["stopped"] == "stopped at step 2 of 6"  # rank 1 writes nothing
+    assert torch.load(tmp_path / "stop" / "checkpoint.pt", weights_only=True)["step"] == 2
 
 
 def test_setup_without_a_launcher_is_one_process(monkeypatch):
@@ -416,7 +552,7 @@ def test_launch_runs_torchrun_with_the_command_and_one_thread_by_default(monkeyp
     monkeypatch.setattr(
         subprocess,
         "run",
-        lambda cmd, env: calls.append((cmd, env)) or subprocess.CompletedProcess(cmd, 3),
+        lambda cmd, env, **kw: calls.append((cmd, env)) or subprocess.CompletedProcess(cmd, 3),
     )
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     from sobolev_lab.cli import launch

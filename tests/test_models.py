@@ -78,7 +78,7 @@ def _per_sample(model):
 def test_derivatives_through_models_match_functorch(make):
     torch.manual_seed(1)
     net, x = make(), torch.randn(6, 3)
-    u, du, d2u = derivatives(net, x, 2, create_graph=False)
+    _, du, d2u = derivatives(net, x, 2, create_graph=False)
     assert torch.allclose(du, vmap(jacrev(_per_sample(net)))(x), atol=1e-10)
     assert torch.allclose(d2u, vmap(hessian(_per_sample(net)))(x), atol=1e-9)
 
@@ -147,3 +147,15 @@ def test_two_layer_and_siren_forward_values():
     siren.net[0].weight.fill_(1.0), siren.net[0].bias.fill_(0.0)
     siren.net[2].weight.fill_(1.0), siren.net[2].bias.fill_(0.0)
     assert siren(torch.tensor([[0.2]])).item() == pytest.approx(math.sin(7.0 * 0.2), rel=1e-12)
+
+
+def test_mlp_with_a_list_of_hidden_widths():
+    net = MLP(2, 3, widths=[20, 10])
+    shapes = [tuple(m.weight.shape) for m in net.net if isinstance(m, torch.nn.Linear)]
+    assert shapes == [(20, 2), (10, 20), (3, 10)]
+    assert net(torch.zeros(4, 2)).shape == (4, 3)
+    assert len(MLP(2, 1, 16, 2)(torch.zeros(1, 2))) == 1  # the positional signature still works
+    with pytest.raises(ValueError, match=r"widths\[1\] must be a positive integer"):
+        MLP(2, widths=[4, 0])
+    with pytest.raises(ValueError, match="either widths or width/depth"):
+        MLP(2, width=8, widths=[4])

@@ -1,14 +1,20 @@
-"""Finite differences in sobolev.numdiff: convergence, agreement with findiff, boundary modes."""
+"""Tests of sobolev.numdiff.finite_differences and .stencils: convergence, agreement with findiff,
+boundary modes, the stencil cache, and properties (hypothesis): exact on polynomials below the
+accuracy."""
 
 from __future__ import annotations
+
+import math
 
 import findiff
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sobolev.numdiff import fd_derivative, fd_half_width, fornberg_weights, uniform_grid
-from sobolev.numdiff.stencils import stencil_sizes
+from sobolev.numdiff.stencils import GridKey, stencil_sizes
 
 
 def f1(x: torch.Tensor) -> torch.Tensor:
@@ -189,3 +195,135 @@ def test_spacing_scalar_equals_coordinates() -> None:
     torch.testing.assert_close(
         fd_derivative(u, 0.125, 2, accuracy=6), fd_derivative(u, x, 2, accuracy=6)
     )
+
+
+# --------------------------------------------------------------------------- details found by mutation testing: defaults, smallest grids, tolerances
+
+
+@pytest.mark.usefixtures("double")
+def test_fd_errors_name_the_spacing_argument():
+    with pytest.raises(
+        ValueError, match=r"coords_or_spacing as a spacing must be a finite number > 0, got -0.5"
+    ):
+        fd_derivative(torch.zeros(8), -0.5)
+    with pytest.raises(
+        ValueError, match=r"coords_or_spacing must be a spacing h > 0 or a 1-D tensor of 8"
+    ):
+        fd_derivative(torch.zeros(8), "h")
+    with pytest.raises(ValueError, match="coords_or_spacing"):
+        fd_derivative(torch.zeros(8), torch.tensor([0.0, 1.0, math.inf, 3, 4, 5, 6, 7]))
+
+
+@pytest.mark.usefixtures("double")
+def test_fd_half_width_defaults_and_order_zero():
+    assert fd_half_width(2, 2) == 1  # default uniform=True: central 3-point stencil
+    assert fd_half_width(2, 2, uniform=False) == 2  # non-uniform central stencil has 4+1 points
+    assert fd_half_width(0, 2) == fd_half_width(0, 4) == fd_half_width(0, 4, uniform=False) == 0
+
+
+@pytest.mark.usefixtures("double")
+def test_gridkey_compares_every_coordinate():
+    a = np.linspace(0.0, 1.0, 5)
+    b = a.copy()
+    b[2] += 1e-3
+    assert GridKey(a) == GridKey(a.copy()) and hash(GridKey(a)) == hash(GridKey(a.copy()))
+    assert GridKey(a) != GridKey(b)
+    assert GridKey(a) != a
+
+
+@pytest.mark.usefixtures("double")
+def test_nonuniform_stencils_of_grids_with_the_same_hash_sample_are_not_mixed_up():
+    """128 points: the cache key hashes every second coordinate, so these two grids collide."""
+    x = torch.linspace(0.0, 1.0, 128) ** 2
+    y = x.clone()
+    y[1] = 0.5 * (x[1] + x[2])
+    assert hash(GridKey(x.numpy())) == hash(GridKey(y.numpy()))
+    torch.testing.assert_close(fd_derivative(x**2, x, 1, accuracy=2), 2 * x)
+    torch.testing.assert_close(fd_derivative(y**2, y, 1, accuracy=2), 2 * y)
+
+
+@pytest.mark.usefixtures("double")
+def test_float32_coordinates_get_float64_weights():
+    """Non-uniform float32 coordinates are widened before Fornberg's algorithm: the same result
+    as passing them as float64 (float32 coordinate differences would change the weights)."""
+    x32 = (torch.linspace(0.0, 1.0, 20) ** 3).float()
+    u32 = torch.sin(3 * x32)
+    torch.testing.assert_close(
+        fd_derivative(u32, x32, 2, accuracy=2),
+        fd_derivative(u32, x32.double(), 2, accuracy=2),
+        rtol=0,
+        atol=0,
+    )
+
+
+@pytest.mark.usefixtures("double")
+def test_fd_at_the_fewest_points_and_with_unit_weights():
+    """One-sided: max(p, 2s+1) points; interior: 2s+1. Spacings 1 and 1/2 make stencil weights
+    exactly ±1.0 (central [1, -2, 1]/h² and [-1/2, 0, 1/2]/h)."""
+    x = torch.tensor([0.0, 1.0, 2.0])
+    torch.testing.assert_close(fd_derivative(x**2, 1.0, 1, accuracy=2), 2 * x)  # p = 2s+1 = 3
+    torch.testing.assert_close(
+        fd_derivative(x**2, 1.0, 2, accuracy=2, boundary="interior"), torch.tensor([2.0])
+    )
+    torch.testing.assert_close(
+        fd_derivative((x / 2) ** 2, 0.5, 1, accuracy=2, boundary="interior"), torch.tensor([1.0])
+    )
+    torch.testing.assert_close(
+        fd_derivative(torch.tensor([0.0, 1, 4, 9]), 1.0, 2, accuracy=2), torch.full((4,), 2.0)
+    )
+    y = torch.tensor([0.0, 1.0, 3.0, 4.0, 6.0])  # non-uniform, order 2: p = 4 but 2s+1 = 5
+    torch.testing.assert_close(fd_derivative(y**2, y, 2, accuracy=2), torch.full((5,), 2.0))
+    with pytest.raises(ValueError, match="values has 4 points along axis 0.* needs at least 5"):
+        fd_derivative(y[:4] ** 2, y[:4], 2, accuracy=2)
+
+
+# --------------------------------------------------------------------------- properties (hypothesis)
+
+PROPERTY_SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=40)
+
+
+def _poly(coef: np.ndarray, x: torch.Tensor, order: int) -> torch.Tensor:
+    """The order-th derivative of Σ c_i x^i, by numpy.polynomial (independent of the code under test)."""
+    return torch.from_numpy(
+        np.polynomial.polynomial.polyval(x.numpy(), np.polynomial.polynomial.polyder(coef, order))
+    )
+
+
+@PROPERTY_SETTINGS
+@given(
+    order=st.integers(1, 3),
+    accuracy=st.sampled_from([2, 4, 6]),
+    n=st.integers(12, 24),
+    boundary=st.sampled_from(["one-sided", "interior"]),
+    uniform=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_fd_exact_on_polynomials_below_the_accuracy(order, accuracy, n, boundary, uniform, seed):
+    rng = np.random.default_rng(seed)
+    coef = rng.uniform(-1, 1, order + accuracy)  # degree order + accuracy − 1
+    gaps = np.full(n - 1, 1.0) if uniform else rng.uniform(0.6, 1.4, n - 1)
+    x = torch.from_numpy(np.concatenate([[0.0], np.cumsum(gaps)]) / gaps.sum() * 2 - 1)
+    u = _poly(coef, x, 0)
+    got = fd_derivative(
+        u[None], float(x[1] - x[0]) if uniform else x, order, -1, accuracy, boundary
+    )[0]
+    want = _poly(coef, x, order)
+    if boundary == "interior":
+        s = (len(x) - got.shape[0]) // 2
+        want = want[s : len(x) - s]
+    h = float(2 / (n - 1))
+    torch.testing.assert_close(
+        got, want, rtol=0, atol=1e-9 * h**-order * (1 + float(want.abs().max()))
+    )
+
+
+@PROPERTY_SETTINGS
+@given(order=st.integers(1, 2), accuracy=st.sampled_from([2, 4]))
+def test_fd_not_exact_one_degree_higher(order, accuracy):
+    """The bound above is tight: x^(order + accuracy) is not differentiated exactly."""
+    x = uniform_grid(16, -1.0, 1.0, dtype=torch.float64)
+    coef = np.zeros(order + accuracy + 1)
+    coef[-1] = 1.0
+    got = fd_derivative(_poly(coef, x, 0), float(x[1] - x[0]), order, -1, accuracy, "interior")
+    s = (len(x) - got.shape[0]) // 2  # the points dropped at each end
+    assert float((got - _poly(coef, x, order)[s : len(x) - s]).abs().max()) > 1e-6

@@ -1,7 +1,10 @@
-"""Chebyshev and Fourier spectral derivatives in sobolev.numdiff."""
+"""Tests of sobolev.numdiff.chebyshev and .fourier: spectral derivatives against NumPy, findiff and
+analytic values, the matrix and FFT paths, and properties (hypothesis): exact on polynomials and
+trigonometric polynomials."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import findiff
@@ -9,12 +12,16 @@ import numpy as np
 import numpy.polynomial.chebyshev as npc
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sobolev.numdiff import (
+    FFT_MIN_POINTS,
     chebyshev_derivative,
     chebyshev_grid,
     chebyshev_matrix,
     fourier_derivative,
+    grid_derivatives,
     uniform_grid,
 )
 
@@ -67,7 +74,7 @@ def test_chebyshev_converges_exponentially(method: str) -> None:
         du = chebyshev_derivative(exp_sin(x), 1, domain=(a, b), method=method)
         errors.append(float((du - exp_sin_derivative(x, 1)).abs().max()))
     assert errors[-1] < 1e-10
-    assert all(e2 < 0.05 * e1 for e1, e2 in zip(errors[:3], errors[1:4])), errors
+    assert all(e2 < 0.05 * e1 for e1, e2 in itertools.pairwise(errors[:4])), errors
 
 
 @pytest.mark.parametrize("order", [1, 2, 3])
@@ -180,3 +187,116 @@ def test_fourier_2d_axis() -> None:
     torch.testing.assert_close(
         fourier_derivative(u, 2, axis=1, period=1.0), -((2 * math.pi) ** 2) * u, rtol=0, atol=1e-11
     )
+
+
+# --------------------------------------------------------------------------- details found by mutation testing: defaults, smallest grids, tolerances
+
+
+@pytest.mark.usefixtures("double")
+def test_chebyshev_default_is_the_first_derivative():
+    x = chebyshev_grid(9)
+    torch.testing.assert_close(chebyshev_derivative(x**3), 3 * x**2, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.usefixtures("double")
+def test_fourier_default_is_the_first_derivative_and_even_orders_keep_the_nyquist_mode():
+    x = uniform_grid(8, 0.0, 2 * math.pi, periodic=True)
+    torch.testing.assert_close(fourier_derivative(torch.sin(2 * x)), 2 * torch.cos(2 * x))
+    # cos(4x) is the Nyquist mode of 8 points: its even derivatives are exact, 4^k (-1)^(k/2) cos(4x)
+    torch.testing.assert_close(fourier_derivative(torch.cos(4 * x), 2), -16 * torch.cos(4 * x))
+    torch.testing.assert_close(fourier_derivative(torch.cos(4 * x), 4), 256 * torch.cos(4 * x))
+
+
+@pytest.mark.usefixtures("double")
+def test_auto_chebyshev_is_the_matrix_path_below_fft_min_points():
+    """Order 3 on 64 points: the matrix path is the product with chebyshev_matrix (at Trefethen's
+    points y = -x mapped, hence the factor (-2/(b - a))**3); the FFT path differs in the 9th digit."""
+    n, a, b = 64, -1.0, 2.0
+    x = chebyshev_grid(n, a, b)
+    u = torch.exp(x) * torch.sin(3 * x)
+    want = (u @ torch.as_tensor(chebyshev_matrix(n, 3)).T) * (-2 / (b - a)) ** 3
+    close = {"rtol": 0, "atol": 1e-13 * float(want.abs().max())}
+    fft = chebyshev_derivative(u, 3, domain=(a, b), method="fft")
+    assert float((fft - want).abs().max()) > 1e-10 * float(want.abs().max())
+    torch.testing.assert_close(chebyshev_derivative(u, 3, domain=(a, b)), want, **close)
+    torch.testing.assert_close(
+        chebyshev_derivative(u, 3, domain=(a, b), method="matrix"), want, **close
+    )
+    for g, v, w in ((x, u, want), (x.flip(0), u.flip(0), want.flip(0))):
+        torch.testing.assert_close(
+            grid_derivatives(v, [g], 3, method="chebyshev")[3][:, 0, 0, 0, 0], w, **close
+        )
+
+
+@pytest.mark.usefixtures("double")
+def test_auto_chebyshev_is_the_fft_path_from_fft_min_points_on():
+    x = chebyshev_grid(FFT_MIN_POINTS)
+    u = torch.sin(2 * x)
+    fft = chebyshev_derivative(u, 2, method="fft")
+    torch.testing.assert_close(chebyshev_derivative(u, 2), fft, rtol=0, atol=0)
+    assert (
+        float((chebyshev_derivative(u, 2, method="matrix") - fft).abs().max()) > 1e-6
+    )  # a different rounding
+    torch.testing.assert_close(fft, -4 * u, rtol=0, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- properties (hypothesis)
+
+PROPERTY_SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=40)
+
+
+def _poly(coef: np.ndarray, x: torch.Tensor, order: int) -> torch.Tensor:
+    """The order-th derivative of Σ c_i x^i, by numpy.polynomial (independent of the code under test)."""
+    return torch.from_numpy(
+        np.polynomial.polynomial.polyval(x.numpy(), np.polynomial.polynomial.polyder(coef, order))
+    )
+
+
+@PROPERTY_SETTINGS
+@given(
+    n=st.integers(3, 40),
+    order=st.integers(1, 3),
+    a=st.floats(-3, 0),
+    width=st.floats(0.5, 4),
+    method=st.sampled_from(["matrix", "fft"]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_chebyshev_exact_on_polynomials_of_degree_below_n(n, order, a, width, method, seed):
+    coef = np.random.default_rng(seed).uniform(
+        -1, 1, min(n, 8)
+    )  # degree < n (kept ≤ 7: well scaled)
+    x = chebyshev_grid(n, a, a + width, dtype=torch.float64)
+    mid, half = a + width / 2, width / 2
+    t = (x - mid) / half  # the polynomial in the reference variable t ∈ [−1, 1]
+    got = chebyshev_derivative(_poly(coef, t, 0)[None], order, -1, (a, a + width), method)[0]
+    want = _poly(coef, t, order) / half**order
+    torch.testing.assert_close(
+        got, want, rtol=0, atol=1e-8 * n ** (2 * order) * (1 + float(want.abs().max()))
+    )
+
+
+@PROPERTY_SETTINGS
+@given(
+    n=st.integers(4, 33),
+    order=st.integers(1, 3),
+    period=st.floats(0.5, 10),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_fourier_exact_on_trigonometric_polynomials(n, order, period, seed):
+    rng = np.random.default_rng(seed)
+    K = (n - 1) // 2  # strictly below Nyquist
+    a, b = rng.uniform(-1, 1, K + 1), rng.uniform(-1, 1, K + 1)
+    x = uniform_grid(n, 0.0, period, periodic=True, dtype=torch.float64)
+    w = [2 * math.pi * k / period for k in range(K + 1)]
+    u = sum(a[k] * torch.cos(w[k] * x) + b[k] * torch.sin(w[k] * x) for k in range(K + 1))
+    # d^r/dx^r cos(wx) = w^r cos(wx + rπ/2), sin likewise
+    want = sum(
+        w[k] ** order
+        * (
+            a[k] * torch.cos(w[k] * x + order * math.pi / 2)
+            + b[k] * torch.sin(w[k] * x + order * math.pi / 2)
+        )
+        for k in range(K + 1)
+    )
+    got = fourier_derivative(u[None], order, -1, period)[0]
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-10 * (1 + max(w) ** order) * (K + 1))

@@ -1,4 +1,5 @@
-"""grid_derivatives: stack layout, point order, symmetry, interior points, all methods."""
+"""Tests of sobolev.numdiff.stack (grid_derivatives, grid_points, interior_grid): stack layout,
+point order, symmetry, interior points, all methods."""
 
 from __future__ import annotations
 
@@ -57,11 +58,9 @@ def test_chebyshev_stack_matches_analytic_at_grid_points() -> None:
         chebyshev_grid(22, -1.0, 1.5, dtype=torch.float64),
         chebyshev_grid(26, 0.0, 2.0, dtype=torch.float64),
     ]
-    points, stack = grid_derivatives(
-        values_on(grid), grid, order=3, method="chebyshev", return_points=True
-    )
-    torch.testing.assert_close(points, grid_points(grid))
-    exact = exact_stack(points, 3)
+    stack = grid_derivatives(values_on(grid), grid, order=3, method="chebyshev")
+    assert isinstance(stack, tuple) and len(stack) == 4
+    exact = exact_stack(grid_points(grid), 3)
     assert [tuple(t.shape) for t in stack] == [
         (22 * 26, 2),
         (22 * 26, 2, 2),
@@ -105,18 +104,17 @@ def test_fd_mixed_partial_matches_findiff() -> None:
     np.testing.assert_allclose(ours_xx.numpy(), theirs_xx, rtol=1e-9, atol=1e-9)
 
 
-def test_fd_interior_returns_matching_points() -> None:
+def test_fd_interior_stack_holds_at_the_interior_grid_points() -> None:
     grid = [
         uniform_grid(40, 0.0, 1.0, dtype=torch.float64),
         torch.linspace(0.0, 1.0, 35, dtype=torch.float64) ** 1.3,
     ]
     values = values_on(grid)
-    points, stack = grid_derivatives(
-        values, grid, order=2, accuracy=4, boundary="interior", return_points=True
-    )
+    stack = grid_derivatives(values, grid, order=2, accuracy=4, boundary="interior")
     inner = interior_grid(grid, order=2, accuracy=4)
     assert [g.shape[0] for g in inner] == [40 - 4, 35 - 6]  # uniform: s=2; non-uniform order 2: s=3
-    torch.testing.assert_close(points, grid_points(inner))
+    points = grid_points(inner)
+    assert stack[0].shape[0] == points.shape[0] == 36 * 29
     exact = exact_stack(points, 2)
     torch.testing.assert_close(stack[0], exact[0], rtol=0, atol=0)
     torch.testing.assert_close(stack[1], exact[1], rtol=0, atol=1e-4)
@@ -128,10 +126,14 @@ def test_fd_interior_returns_matching_points() -> None:
         torch.testing.assert_close(ours, ref[keep.reshape(-1)])
 
 
-def test_interior_requires_return_points() -> None:
+def test_interior_stack_needs_no_extra_argument() -> None:
+    """grid_derivatives always returns the stack: with boundary="interior" it is the stack at
+    grid_points(interior_grid(grid, order, accuracy)), no tuple with points."""
     grid = [uniform_grid(20, 0.0, 1.0), uniform_grid(20, 0.0, 1.0)]
-    with pytest.raises(ValueError, match="return_points=True"):
-        grid_derivatives(torch.rand(20, 20), grid, boundary="interior")
+    stack = grid_derivatives(torch.rand(20, 20), grid, boundary="interior")
+    assert len(stack) == 2 and stack[0].shape == (16 * 16, 1) and stack[1].shape == (16 * 16, 1, 2)
+    with pytest.raises(TypeError, match="return_points"):
+        grid_derivatives(torch.rand(20, 20), grid, boundary="interior", return_points=True)
 
 
 def test_fourier_and_periodic_fd_stacks() -> None:
@@ -165,7 +167,7 @@ def test_three_dimensional_shapes_and_symmetry() -> None:
         (336, 1, 3, 3),
         (336, 1, 3, 3, 3),
     ]
-    x, y, z = points.unbind(1)
+    x, _y, z = points.unbind(1)
     # ∂³/∂x∂y∂z = 2x * 1 * 3z², at every permutation of the index.
     for idx in [(0, 1, 2), (2, 1, 0), (1, 0, 2)]:
         torch.testing.assert_close(
@@ -178,3 +180,77 @@ def test_order_zero_returns_values() -> None:
     values = torch.rand(5, 4, 3)
     (u,) = grid_derivatives(values, grid, order=0)
     torch.testing.assert_close(u, values.reshape(20, 3))
+
+
+# --------------------------------------------------------------------------- details found by mutation testing: defaults, smallest grids, tolerances
+
+
+@pytest.mark.usefixtures("double")
+def test_descending_chebyshev_grid_gives_the_same_derivatives():
+    """Trefethen's cos(jπ/N) order: the derivative at each point does not depend on the order."""
+    x = chebyshev_grid(12, -1.0, 2.0)
+    u = torch.sin(x)
+    up = grid_derivatives(u, [x], 2, method="chebyshev")
+    down = grid_derivatives(u.flip(0), [x.flip(0)], 2, method="chebyshev")
+    for a, b in zip(up, down):
+        torch.testing.assert_close(b, a.flip(0), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(down[1][:, 0, 0], torch.cos(x.flip(0)), rtol=0, atol=1e-6)
+
+
+@pytest.mark.usefixtures("double")
+def test_grid_points_keep_descending_axes():
+    pts = grid_points([torch.tensor([2.0, 1.0]), torch.tensor([0.0, 5.0, 7.0])])
+    want = torch.tensor([[2.0, 0.0], [2.0, 5.0], [2.0, 7.0], [1.0, 0.0], [1.0, 5.0], [1.0, 7.0]])
+    torch.testing.assert_close(pts, want)
+
+
+@pytest.mark.usefixtures("double")
+@pytest.mark.parametrize("grid", [[], (), torch.tensor([0.0, 1.0]), 3])
+def test_grid_must_be_a_nonempty_sequence(grid):
+    with pytest.raises(ValueError, match="grid must be a non-empty sequence"):
+        grid_derivatives(torch.zeros(3), grid)
+
+
+@pytest.mark.usefixtures("double")
+def test_two_point_chebyshev_grids_in_both_orders():
+    for grid in (chebyshev_grid(2, 0.0, 2.0), chebyshev_grid(2, 0.0, 2.0).flip(0)):
+        (_u, du) = grid_derivatives(3 * grid + 1, [grid], 1, method="chebyshev")
+        torch.testing.assert_close(du[:, 0, 0], torch.tensor([3.0, 3.0]))
+
+
+@pytest.mark.usefixtures("double")
+def test_interior_grid_defaults_are_order_1_accuracy_4():
+    x = torch.linspace(0.0, 1.0, 12) ** 2  # non-uniform: half width 2 for order 1, 3 for order 2
+    (kept,) = interior_grid([x])
+    torch.testing.assert_close(kept, x[2:-2])
+    assert interior_grid([x], order=2)[0].shape[0] == 6
+
+
+@pytest.mark.usefixtures("double")
+def test_fd_grid_derivatives_at_the_fewest_points():
+    """The fewest points per axis: order 0 needs one point, a uniform axis with one-sided edges
+    ``max(p, 2s+1)`` = 4 points for order 2 at accuracy 2 (a non-uniform axis needs 5)."""
+    (u,) = grid_derivatives(torch.tensor([5.0]), [torch.tensor([0.0])], order=0)
+    torch.testing.assert_close(u, torch.tensor([[5.0]]))
+    (u,) = grid_derivatives(
+        torch.tensor([1.0, 2.0]), [torch.tensor([0.0, 1.0])], order=0
+    )  # accuracy 4 irrelevant
+    torch.testing.assert_close(u, torch.tensor([[1.0], [2.0]]))
+    x = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    _, du, d2u = grid_derivatives(x**2, [x], 2, accuracy=2)
+    torch.testing.assert_close(du[:, 0, 0], 2 * x)
+    torch.testing.assert_close(d2u[:, 0, 0, 0], torch.full((4,), 2.0))
+    message = r"grid\[0\] has {} points, but order={}, accuracy=2 .* needs at least {} per axis"
+    with pytest.raises(ValueError, match=message.format(3, 2, 4)):
+        grid_derivatives(x[:3] ** 2, [x[:3]], 2, accuracy=2)
+    with pytest.raises(ValueError, match=message.format(2, 1, 3)):
+        grid_derivatives(x[:2], [x[:2]], 1, accuracy=2)
+    with pytest.raises(ValueError, match=message.format(4, 2, 5)):
+        grid_derivatives(x**2, [x**2], 2, accuracy=2)
+
+
+@pytest.mark.usefixtures("double")
+def test_coordinates_whose_step_sum_overflows_are_finite():
+    """The fast check sums the steps (3e308 overflows); the exact check must accept the grid."""
+    x = torch.tensor([-1.5e308, 0.0, 1.5e308])
+    torch.testing.assert_close(grid_points([x]), x[:, None])

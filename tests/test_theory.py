@@ -3,7 +3,6 @@ explicit Hessians, the autodiff-gradient bias of J, spectra, gradient flow and i
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -371,40 +370,3 @@ def test_bad_options_raise():
         hessian_k1_explicit(W[0], -W[0], "H")
     with pytest.raises(ValueError, match="t_max"):
         gradient_flow(W, W_star, "L", t_max=-1.0)
-
-
-# ---- experiment ------------------------------------------------------------------------------
-
-
-def test_theory_experiment_tiny(tmp_path):
-    from sobolev_lab.experiments import theory
-
-    cfg = theory.Config(
-        dims=(3,),
-        widths=(1, 2),
-        n_mc=20_000,
-        spec_dim=4,
-        spec_width=1,
-        n_angles=4,
-        n_scales=3,
-        flow_dim=4,
-        flow_widths=(1,),
-        flow_inits=1,
-        flow_t_max=15.0,
-        n_trajectory_spectra=3,
-    )
-    summary = theory.run(cfg, tmp_path)
-    json.dumps(summary, allow_nan=False)
-    for name in summary["figures"] + summary["tables"]:
-        assert (tmp_path / name).stat().st_size > 0
-    assert summary["validation"]["max_abs_z_loss"] < 5
-    assert summary["flow"]["K1"]["param_error<=0.01"]["acceleration"]["H_over_L"] > 1.5
-
-
-@pytest.mark.slow
-def test_theory_experiment_quick(tmp_path):
-    from sobolev_lab.experiments import theory
-
-    summary = theory.run(theory.Config.quick(), tmp_path)
-    json.dumps(summary, allow_nan=False)
-    assert summary["validation"]["min_over_configs_max_abs_z_grad_J_autodiff_vs_population"] > 5

@@ -6,6 +6,7 @@ All map (B, d_in) → (B, d_out) treating rows independently, so they work with 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -86,7 +87,7 @@ class MLP(nn.Module):
         self.activation, self.w0 = activation, float(w0)
         dims = [d_in] + (list(widths) if widths is not None else [width] * depth)
         layers: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:]):
+        for a, b in itertools.pairwise(dims):
             layers += [
                 nn.Linear(a, b),
                 Sine(w0) if activation == "sine" else ACTIVATIONS[activation](),

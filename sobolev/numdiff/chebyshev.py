@@ -19,17 +19,17 @@ Two paths, same result up to rounding:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
 import torch
 
+from sobolev._registry import lookup
 from sobolev.numdiff.validation import check_axis, check_order, check_values
 
 FFT_MIN_POINTS = 1024
 """``method="auto"`` switches from the matrix to the FFT path at this many points."""
-
-CHEBYSHEV_METHODS = ("auto", "matrix", "fft")
 
 
 def chebyshev_derivative(
@@ -42,13 +42,13 @@ def chebyshev_derivative(
     """``order``-th derivative along ``axis`` of values at ascending CGL points of ``domain``.
 
     ``values``: any shape ``(..., n, ...)``, ``n >= 2`` points along ``axis``, other axes batch
-    axes. Returns the same shape. ``method``: ``"auto"``, ``"matrix"`` or ``"fft"``.
+    axes. Returns the same shape. ``method``: a key of :data:`CHEBYSHEV_METHODS`, ``"auto"``,
+    ``"matrix"`` or ``"fft"``.
     """
     check_values(values)
     axis = check_axis(axis, values.ndim)
     check_order(order)
-    if method not in CHEBYSHEV_METHODS:
-        raise ValueError(f"method must be one of {CHEBYSHEV_METHODS}, got {method!r}")
+    lookup(CHEBYSHEV_METHODS, method, "method")
     a, b = (float(t) for t in domain)
     if not (np.isfinite(a) and np.isfinite(b) and b > a):
         raise ValueError(f"domain must be a finite interval (a, b) with a < b, got {domain!r}")
@@ -65,16 +65,21 @@ def apply_chebyshev(
     """:func:`chebyshev_derivative` on already validated arguments (``axis`` non-negative)."""
     if order == 0:
         return values
-    n = values.shape[axis]
-    if method == "auto":
-        method = "fft" if n >= FFT_MIN_POINTS else "matrix"
     scale = (-2.0 / (domain[1] - domain[0])) ** order
-    lines = values.movedim(axis, -1)
-    if method == "matrix":
-        out = torch.matmul(lines, _matrix_tensor(n, order, values.dtype, values.device).T)
-    else:
-        out = _fft_derivative(lines, order)
+    out = CHEBYSHEV_METHODS[method](values.movedim(axis, -1), order)
     return (out * scale).movedim(-1, axis)
+
+
+def _auto_derivative(lines: torch.Tensor, order: int) -> torch.Tensor:
+    """The matrix path below ``FFT_MIN_POINTS`` points, the FFT path from there on."""
+    path = _fft_derivative if lines.shape[-1] >= FFT_MIN_POINTS else _matrix_derivative
+    return path(lines, order)
+
+
+def _matrix_derivative(lines: torch.Tensor, order: int) -> torch.Tensor:
+    """d^order/dy^order along the last axis by the dense differentiation matrix."""
+    n = lines.shape[-1]
+    return torch.matmul(lines, _matrix_tensor(n, order, lines.dtype, lines.device).T)
 
 
 @lru_cache(maxsize=32)
@@ -145,3 +150,12 @@ def _differentiate_coefficients(
     t = pairs.flip(-2).cumsum(-2).flip(-2).reshape(q.shape)
     shifted = torch.nn.functional.pad(t[..., 1:n], (0, 1))
     return shifted * first
+
+
+#: Chebyshev derivative paths by ``method`` name: (lines, order) -> d^order/dy^order along the
+#: last axis at Trefethen's points
+CHEBYSHEV_METHODS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
+    "auto": _auto_derivative,
+    "matrix": _matrix_derivative,
+    "fft": _fft_derivative,
+}

@@ -2,19 +2,23 @@
 
 A *derivative stack* of order K is the tuple ``(u, Du, D²u, ..., D^K u)`` at the points
 ``X = grid_points(grid)`` (``meshgrid(..., indexing="ij")`` order, shape ``(N, d)``), with
-element ``j`` of shape ``(N, m) + (d,)*j``. Element ``j`` is a symmetric tensor: each distinct
+element ``j`` of shape ``(N, m) + (d,)*j``; :func:`grid_derivatives` always returns this tuple, and
+the points it holds at are ``grid_points(grid)``, or ``grid_points(interior_grid(grid, order,
+accuracy))`` for finite differences with ``boundary="interior"``. Element ``j`` is a symmetric tensor: each distinct
 partial derivative is computed once, by applying the 1-D operators of orders ``(α_1, ..., α_d)``
 along the axes in turn, and copied to every permutation of its indices.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
 
 import torch
 
+from sobolev._registry import lookup
 from sobolev.numdiff.chebyshev import apply_chebyshev
 from sobolev.numdiff.finite_differences import (
     apply_fd,
@@ -31,8 +35,6 @@ from sobolev.numdiff.validation import (
     check_order,
     check_values,
 )
-
-METHODS = ("fd", "chebyshev", "fourier")
 
 AxisOperator = Callable[[torch.Tensor, int, int], torch.Tensor]
 """``op(values, order, axis)``: the 1-D derivative along one grid axis."""
@@ -67,12 +69,11 @@ def grid_derivatives(
     method: str = "fd",
     accuracy: int = 4,
     boundary: str | None = None,
-    return_points: bool = False,
-) -> tuple[torch.Tensor, ...] | tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+) -> tuple[torch.Tensor, ...]:
     """Derivative stack of gridded values up to ``order``.
 
     ``values``: shape ``(n_1, ..., n_d)`` or ``(n_1, ..., n_d, m)``; ``grid``: ``d`` 1-D coordinate
-    tensors, ``grid[i]`` of length ``n_i``. ``method``:
+    tensors, ``grid[i]`` of length ``n_i``. ``method`` (a key of :data:`METHODS`):
 
     * ``"fd"``: finite differences with error ``O(h**accuracy)``, uniform or non-uniform axes;
       ``boundary`` ``"one-sided"`` (default), ``"periodic"`` or ``"interior"``;
@@ -82,48 +83,24 @@ def grid_derivatives(
     * ``"fourier"``: each axis uniform and periodic with period ``n_i * h_i``
       (:func:`uniform_grid` with ``periodic=True``); ``accuracy`` unused, ``boundary`` ``None``.
 
-    Returns the stack ``(u, Du, ..., D^order u)``, element ``j`` of shape ``(N, m) + (d,)*j`` at the
-    points ``grid_points(grid)``. With ``return_points=True`` returns ``(X, stack)``. FD with
-    ``boundary="interior"`` evaluates on ``interior_grid(grid, order, accuracy)`` only, so it
-    requires ``return_points=True`` and returns the matching points ``X``.
+    Returns the stack ``(u, Du, ..., D^order u)``, element ``j`` of shape ``(N, m) + (d,)*j``, at
+    the points ``grid_points(grid)``; FD with ``boundary="interior"`` at the points
+    ``grid_points(interior_grid(grid, order, accuracy))`` only.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    grid = _check_grid(grid, descending_ok=method == "chebyshev")
+    build = lookup(METHODS, method, "method")
+    grid = _check_grid(grid, descending_ok=True)
     check_order(order)
     check_values(values)
     d = len(grid)
     shape = tuple(g.shape[0] for g in grid)
     if values.ndim not in (d, d + 1) or tuple(values.shape[:d]) != shape:
         raise ValueError(
-            f"values must have shape {shape} or {shape} + (m,) to match grid lengths, got {tuple(values.shape)}"
+            f"values must have shape {shape} or {shape} + (m,) to match grid lengths, "
+            f"got {tuple(values.shape)}"
         )
     values = values if values.ndim == d + 1 else values.unsqueeze(-1)
-
-    if method == "fd":
-        check_accuracy(accuracy)
-        boundary = check_boundary("one-sided" if boundary is None else boundary)
-        if boundary == "interior" and not return_points:
-            raise ValueError(
-                "boundary='interior' returns derivatives on a smaller grid; pass return_points=True "
-                "to get the matching points (or use interior_grid(grid, order, accuracy))"
-            )
-        op, margins = _fd_operator(grid, order, accuracy, boundary)
-    else:
-        if boundary is not None:
-            raise ValueError(
-                f"boundary applies to method='fd' only; got boundary={boundary!r} with method={method!r}"
-            )
-        op, margins = (
-            (_chebyshev_operator if method == "chebyshev" else _fourier_operator)(grid),
-            [0] * d,
-        )
-
-    stack = _derivative_stack(values, op, order, margins)
-    if not return_points:
-        return stack
-    kept = [g[m : g.shape[0] - m] for g, m in zip(grid, margins)]
-    return grid_points(kept), stack
+    op, margins = build(grid, order, accuracy, boundary, method)
+    return _derivative_stack(values, op, order, margins)
 
 
 def _check_grid(grid: Sequence[torch.Tensor], descending_ok: bool = False) -> list[torch.Tensor]:
@@ -141,9 +118,18 @@ def _interior_margin(coords: torch.Tensor, order: int, accuracy: int) -> int:
     return fd_half_width(order, accuracy, uniform)
 
 
+def _no_boundary(boundary: str | None, method: str) -> None:
+    if boundary is not None:
+        raise ValueError(
+            f"boundary applies to method='fd' only; got boundary={boundary!r} with method={method!r}"
+        )
+
+
 def _fd_operator(
-    grid: list[torch.Tensor], order: int, accuracy: int, boundary: str
+    grid: list[torch.Tensor], order: int, accuracy: int, boundary: str | None, method: str
 ) -> tuple[AxisOperator, list[int]]:
+    check_accuracy(accuracy)
+    boundary = check_boundary("one-sided" if boundary is None else boundary)
     spacings = [resolve_spacing(g, g.shape[0], f"grid[{i}]") for i, g in enumerate(grid)]
     for i, (g, h) in enumerate(zip(grid, spacings)):  # the widest stencil over the orders 1..order
         needed = max(
@@ -159,39 +145,70 @@ def _fd_operator(
                 f"boundary={boundary!r} needs at least {needed} per axis"
             )
     if boundary != "interior":
-        return (lambda v, k, axis: apply_fd(v, spacings[axis], k, axis, accuracy, boundary)), [
-            0
-        ] * len(grid)
+        return functools.partial(_fd_along, spacings, accuracy, boundary), [0] * len(grid)
     margins = [fd_half_width(order, accuracy, isinstance(h, float)) for h in spacings]
-
-    def op(v: torch.Tensor, k: int, axis: int) -> torch.Tensor:
-        # Derivatives of lower order have narrower stencils: trim them to the common interior.
-        out = apply_fd(v, spacings[axis], k, axis, accuracy, "interior")
-        extra = margins[axis] - fd_half_width(k, accuracy, isinstance(spacings[axis], float))
-        return out.narrow(axis, extra, out.shape[axis] - 2 * extra)
-
-    return op, margins
+    return functools.partial(_fd_interior_along, spacings, accuracy, margins), margins
 
 
-def _chebyshev_operator(grid: list[torch.Tensor]) -> AxisOperator:
+def _fd_along(
+    spacings: list, accuracy: int, boundary: str, v: torch.Tensor, k: int, axis: int
+) -> torch.Tensor:
+    return apply_fd(v, spacings[axis], k, axis, accuracy, boundary)
+
+
+def _fd_interior_along(
+    spacings: list, accuracy: int, margins: list[int], v: torch.Tensor, k: int, axis: int
+) -> torch.Tensor:
+    # Derivatives of lower order have narrower stencils: trim them to the common interior.
+    out = apply_fd(v, spacings[axis], k, axis, accuracy, "interior")
+    extra = margins[axis] - fd_half_width(k, accuracy, isinstance(spacings[axis], float))
+    return out.narrow(axis, extra, out.shape[axis] - 2 * extra)
+
+
+def _chebyshev_operator(
+    grid: list[torch.Tensor], order: int, accuracy: int, boundary: str | None, method: str
+) -> tuple[AxisOperator, list[int]]:
+    _no_boundary(boundary, method)
     checked = [check_chebyshev(g, f"grid[{i}]") for i, g in enumerate(grid)]
-
-    def op(v: torch.Tensor, k: int, axis: int) -> torch.Tensor:
-        a, b, descending = checked[axis]
-        if not descending:
-            return apply_chebyshev(v, k, axis, (a, b), "auto")
-        return apply_chebyshev(v.flip(axis), k, axis, (a, b), "auto").flip(
-            axis
-        )  # same derivative, stored reversed
-
-    return op
+    return functools.partial(_chebyshev_along, checked), [0] * len(grid)
 
 
-def _fourier_operator(grid: list[torch.Tensor]) -> AxisOperator:
+def _chebyshev_along(
+    checked: list[tuple[float, float, bool]], v: torch.Tensor, k: int, axis: int
+) -> torch.Tensor:
+    a, b, descending = checked[axis]
+    if not descending:
+        return apply_chebyshev(v, k, axis, (a, b), "auto")
+    # the same derivative, stored reversed
+    return apply_chebyshev(v.flip(axis), k, axis, (a, b), "auto").flip(axis)
+
+
+def _fourier_operator(
+    grid: list[torch.Tensor], order: int, accuracy: int, boundary: str | None, method: str
+) -> tuple[AxisOperator, list[int]]:
+    _no_boundary(boundary, method)
     periods = [
         g.shape[0] * check_uniform(g, f"grid[{i}]", "method='fourier'") for i, g in enumerate(grid)
     ]
-    return lambda v, k, axis: apply_fourier(v, k, axis, periods[axis])
+    return functools.partial(_fourier_along, periods), [0] * len(grid)
+
+
+def _fourier_along(periods: list[float], v: torch.Tensor, k: int, axis: int) -> torch.Tensor:
+    return apply_fourier(v, k, axis, periods[axis])
+
+
+OperatorBuilder = Callable[
+    [list[torch.Tensor], int, int, "str | None", str], tuple[AxisOperator, list[int]]
+]
+"""``(grid, order, accuracy, boundary, method) -> (op, margins)``: checks the arguments the method
+uses and returns its 1-D operator and the points it drops at each end of every axis."""
+
+#: numerical differentiation methods of :func:`grid_derivatives` by name
+METHODS: dict[str, OperatorBuilder] = {
+    "fd": _fd_operator,
+    "chebyshev": _chebyshev_operator,
+    "fourier": _fourier_operator,
+}
 
 
 def _derivative_stack(

@@ -1,6 +1,7 @@
 """Argument checks shared by the numerical-differentiation modules.
 
-Every check raises ``ValueError`` naming the offending argument and what was expected.
+Every check raises ``ValueError`` naming the offending argument and what was expected
+(``TypeError`` where the argument is not a tensor at all).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ FD_BOUNDARIES = ("one-sided", "periodic", "interior")
 def check_values(values: torch.Tensor, name: str = "values") -> None:
     """Require a real floating tensor with only finite entries."""
     if not isinstance(values, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(values).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(values).__name__}")
     if not values.is_floating_point():
         raise ValueError(
             f"{name} must have a real floating dtype (float32/float64), got {values.dtype}"
@@ -62,7 +63,7 @@ def check_coords(
     """Require a finite, strictly increasing 1-D coordinate tensor (of length ``n`` unless None);
     with ``descending_ok`` strictly decreasing is accepted too."""
     if not isinstance(coords, torch.Tensor):
-        raise ValueError(
+        raise TypeError(
             f"{name} must be a 1-D torch.Tensor of coordinates, got {type(coords).__name__}"
         )
     if coords.ndim != 1 or (n is not None and coords.shape[0] != n):

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
-from scipy.optimize import linear_sum_assignment
 
 from ._checks import as_pair, check_part
 from .population import expected_autodiff_grad, population_grad, population_loss
@@ -52,6 +50,8 @@ class FlowResult:
 
 def parameter_error(W, W_star) -> float:
     """min over row permutations of ‖W − W*_π‖_F / ‖W*‖_F (NaN unless K = K*)."""
+    from scipy.optimize import linear_sum_assignment
+
     W, W_star = (x.detach().numpy() for x in as_pair(W, W_star))
     if W.shape != W_star.shape:
         return math.nan
@@ -80,6 +80,8 @@ def gradient_flow(
     with kink_tol ≲ 1e-8 and loose atol); ``message`` says why.
     Losses recorded are the population L, J and H_λ (same λ) along the trajectory.
     """
+    from scipy.integrate import solve_ivp
+
     lam = check_part(part, lam)
     W0, W_star = as_pair(W0, W_star)
     W0, W_star = W0.detach(), W_star.detach()

@@ -15,8 +15,13 @@ Each module defines
   (``summary["config"]`` holds the config, ``summary["setting"]`` is ``"ours"`` or ``"paper"``),
   so that ``sobolev report`` regenerates the README's tables from committed summaries.
 
-The CLI writes ``config.json``, ``summary.json`` and ``table.md`` around ``run``. Experiments are
-thin: they compose library parts (losses, derivatives, numdiff, theory, models, training, report).
+:func:`sobolev_lab.runs.execute` (the CLI's core) writes ``config.json``, ``summary.json`` and
+``table.md`` around ``run``. Experiments are thin: they compose library parts (losses,
+derivatives, numdiff, theory, models, training, report). A comparison over paired seeds is one
+:func:`sobolev_lab.seeds.paired_runs` call (per seed: shared data, then every loss from the same
+initialisation), each training run's ``TrainConfig`` comes from
+:func:`sobolev_lab.experiments.seeded.train_config`, and settings beyond the shared checks are
+checked by the module's ``validate(cfg)`` before anything is written.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""1-D targets × architectures × losses: L2 vs H1 vs H2 with Adam then L-BFGS (arXiv 2509.19773, Fig. 4).
+"""1-D targets × architectures × losses: L2 vs H1 vs H2 with Adam then L-BFGS.
+
+arXiv 2509.19773, Fig. 4.
 
 Targets f1 = sin(2πx) + sin(20πx), f2 = x + sin(2πx⁴), f3 = eˣ sin(20x) on [-1, 1] with exact
 derivatives; equispaced collocation points, uniform random test points; an MLP (tanh), a
@@ -27,7 +29,7 @@ from sobolev.losses import SobolevLoss, loss_order
 from sobolev.metrics import heldout_evaluator, reach_over_seeds
 from sobolev.models import MLP, SIREN, FourierFeatureMLP
 from sobolev.models.paper import paper_model
-from sobolev.training import TrainConfig, fit, seed_everything
+from sobolev.training import fit
 
 from ..report import (
     band_plot,
@@ -40,7 +42,7 @@ from ..report import (
     subplots,
     wins_cell,
 )
-from ..seeds import paired_wins
+from ..seeds import paired_runs, paired_wins
 from .seeded import (
     config_of,
     diverged_seeds,
@@ -48,6 +50,7 @@ from .seeded import (
     finite_band,
     records_or_diverged,
     setting_note,
+    train_config,
 )
 
 MODELS = ("mlp", "fourier", "siren")
@@ -177,68 +180,54 @@ def make_model(name: str, cfg: Config) -> nn.Module:
     return SIREN(1, 1, cfg.width, cfg.depth, cfg.siren_w0)
 
 
+def _compare(cfg: Config, fname: str, mname: str, out: Path) -> dict[str, list]:
+    """Every loss on target ``fname`` with network ``mname`` over paired seeds: per loss, each
+    seed's records (continued as +inf where a seed diverged)."""
+    dtype = getattr(torch, cfg.dtype)
+    fn = get_function(fname)
+    x_train = fn.linspace(cfg.n_train, dtype)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    evaluate = heldout_evaluator(fn, fn.uniform(cfg.n_test, generator=gen, dtype=dtype), order=2)
+    targets = {l: derivatives(fn, x_train, loss_order(l), create_graph=False) for l in cfg.losses}
+
+    def train(lname: str, seed: int, _: None) -> list[dict]:
+        rep = seed - cfg.seed
+        model = make_model(mname, cfg)
+        run_dir = out / fname / mname / lname / f"rep{rep}"
+        tc = train_config(cfg, seed=seed, checkpoint_every=max(cfg.steps // 4, 1), progress=False)
+        return records_or_diverged(
+            lambda: fit(
+                model,
+                SobolevLoss(loss_order(lname)),
+                (x_train, *targets[lname]),
+                tc,
+                out_dir=run_dir,
+                evaluate=evaluate,
+                desc=f"{fname} {mname} {lname} #{rep}",
+            ),
+            run_dir,
+            cfg.steps,
+            cfg.log_every,
+        )
+
+    return paired_runs(cfg.losses, range(cfg.seed, cfg.seed + cfg.seeds), train)
+
+
 def run(cfg: Config, out: Path) -> dict:
     validate(cfg)
-    dtype = getattr(torch, cfg.dtype)
     records: dict[tuple[str, str], dict[str, list]] = {}
     results: dict[str, dict] = {}
     for fname in cfg.functions:
-        fn = get_function(fname)
-        x_train = fn.linspace(cfg.n_train, dtype)
-        x_test = fn.uniform(
-            cfg.n_test, generator=torch.Generator().manual_seed(cfg.seed + 1), dtype=dtype
-        )
-        evaluate = heldout_evaluator(fn, x_test, order=2)
         results[fname] = {}
         for mname in cfg.models:
-            results[fname][mname] = {}
-            for lname in cfg.losses:
-                k = loss_order(lname)
-                target = derivatives(fn, x_train, k, create_graph=False)
-                runs = []
-                for rep in range(cfg.seeds):
-                    seed = cfg.seed + rep
-                    seed_everything(seed)  # the same initial network for every loss
-                    model = make_model(mname, cfg)
-                    tc = TrainConfig(
-                        steps=cfg.steps,
-                        optimizer="adam",
-                        lr=cfg.lr,
-                        lbfgs_at=cfg.lbfgs_at,
-                        lbfgs_lr=cfg.lbfgs_lr,
-                        lbfgs_max_iter=cfg.lbfgs_max_iter,
-                        lbfgs_line_search=None
-                        if cfg.lbfgs_line_search == "none"
-                        else cfg.lbfgs_line_search,
-                        log_every=cfg.log_every,
-                        checkpoint_every=max(cfg.steps // 4, 1),
-                        seed=seed,
-                        dtype=cfg.dtype,
-                        device=cfg.device,
-                        progress=False,
-                    )
-                    run_dir = out / fname / mname / lname / f"rep{rep}"
-                    runs.append(
-                        records_or_diverged(
-                            lambda: fit(
-                                model,
-                                SobolevLoss(k),
-                                (x_train, *target),
-                                tc,
-                                out_dir=run_dir,
-                                evaluate=evaluate,
-                                desc=f"{fname} {mname} {lname} #{rep}",
-                            ),
-                            run_dir,
-                            cfg.steps,
-                            cfg.log_every,
-                        )
-                    )
-                records[(fname, mname)] = {**records.get((fname, mname), {}), lname: runs}
-                results[fname][mname][lname] = {
+            records[(fname, mname)] = _compare(cfg, fname, mname, out)
+            results[fname][mname] = {
+                lname: {
                     **finals_over_seeds(runs, FINALS),
                     "reach_value_err": reach_over_seeds(runs, cfg.reach_on, cfg.thresholds),
                 }
+                for lname, runs in records[(fname, mname)].items()
+            }
     figures = [_curves(cfg, records, out, x) for x in ("step", "time")]
     return json_safe({"results": results, "figures": figures})
 
@@ -319,9 +308,12 @@ def tables(summary: dict[str, Any]) -> str:
         else ", ".join(described[m] for m in cfg.models)
     )
     head = (
-        f"### 1-D targets × architectures ({setting_note(summary, cfg.seeds)}): {models}; Adam lr {cfg.lr:g} for "
-        f"{cfg.lbfgs_at} steps, then L-BFGS lr {cfg.lbfgs_lr:g} ({cfg.lbfgs_max_iter} iterations/step) to {cfg.steps}; "
-        f"{cfg.n_train} training, {cfg.n_test} test points; median [min, max] over seeds; time to a test "
+        f"### 1-D targets × architectures ({setting_note(summary, cfg.seeds)}): {models}; Adam lr "
+        f"{cfg.lr:g} for "
+        f"{cfg.lbfgs_at} steps, then L-BFGS lr {cfg.lbfgs_lr:g} ({cfg.lbfgs_max_iter} "
+        f"iterations/step) to {cfg.steps}; "
+        f"{cfg.n_train} training, {cfg.n_test} test points; median [min, max] over seeds; time to "
+        "a test "
         f"{REACH_KEYS[cfg.reach_on]}: median over the seeds that reach it\n\n"
     )
     return head + markdown_table(

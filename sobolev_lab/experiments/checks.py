@@ -1,17 +1,28 @@
 """Checks of an experiment's config before anything runs or is deleted.
 
-The fields that several experiments share (sizes, step counts, learning rates, dtypes, names of
-losses, activations and target functions) are checked here by name, once for every experiment;
-an experiment module may add its own ``validate(cfg)`` for the rest, and ``LOSS_NAMES`` where
-its losses are not the W^{k,2} names L2, H1, H2, …. Every failure is a
-``ValueError`` naming the setting and what it must be, which the CLI prints on one line.
-"""
+The library's one configuration mechanism (:func:`sobolev.config.validate`) checks the fields,
+with rules derived here from their names, once for every experiment: sizes and step counts
+(``POSITIVE_INTS``, every ``n_…``), learning rates, dtypes, devices, the names of activations and
+target functions, and no empty lists; loss names are checked against the experiment's
+``LOSS_NAMES`` where its losses are not the W^{k,2} names L2, H1, H2, …, and an experiment module
+may add its own ``validate(cfg)`` for the rest. Every failure is a ``ValueError`` naming the
+setting and what it must be, which the CLI prints on one line."""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
+
+from sobolev.config import (
+    Rule,
+    each,
+    error,
+    integer,
+    nonempty,
+    one_of,
+    positive_finite,
+    validate,
+)
 
 #: integer settings that must be ≥ 1 (and every integer setting named ``n_…``)
 POSITIVE_INTS = frozenset(
@@ -53,41 +64,36 @@ NONNEGATIVE_INTS = frozenset({"checkpoint_every", "batch_size", "lbfgs_at", "see
 #: float settings that must be > 0
 POSITIVE_FLOATS = frozenset({"lr", "lbfgs_lr", "ff_sigma", "siren_w0", "eta_factor", "flow_t_max"})
 DTYPES = ("float32", "float64")
+#: device names: auto, cpu, cuda, cuda:N
+DEVICE = Rule("auto, cpu, cuda or cuda:N", lambda v: v in ("auto", "cpu") or v.startswith("cuda"))
 
 
-def _fail(key: str, expected: str, value: Any) -> None:
-    raise ValueError(f"{key} must be {expected}, got {value!r}")
+def _among(choices: Any) -> Rule:
+    """Every item one of ``choices`` (a registry's names), listed sorted in the message."""
+    return each(Rule(f"among {', '.join(sorted(choices))}", lambda v: v in choices))
 
 
-def _check_field(key: str, v: Any) -> None:
+def _by_name(f: dataclasses.Field) -> tuple[Rule, ...]:
+    """The rules of an experiment setting, from its name; no setting may be an empty list."""
     from sobolev.data import FUNCTIONS
     from sobolev.models import ACTIVATIONS
 
-    is_int = isinstance(v, int) and not isinstance(v, bool)
-    if (
-        is_int
-        and (key in POSITIVE_INTS or (key.startswith("n_") and key not in NONNEGATIVE_INTS))
-        and v < 1
-    ):
-        _fail(key, "an integer ≥ 1", v)
-    if is_int and key in NONNEGATIVE_INTS and v < 0:
-        _fail(key, "an integer ≥ 0", v)
-    if key == "n_test" and isinstance(v, (int, float)) and not v > 0:
-        _fail(key, "positive", v)
-    if key in POSITIVE_FLOATS and isinstance(v, (int, float)) and not (v > 0 and math.isfinite(v)):
-        _fail(key, "a positive finite number", v)
-    if key == "dtype" and v not in DTYPES:
-        _fail(key, f"one of {', '.join(DTYPES)}", v)
-    if key == "device" and not (v == "auto" or v == "cpu" or str(v).startswith("cuda")):
-        _fail(key, "auto, cpu, cuda or cuda:N", v)
-    if key in ("activation", "activations"):
-        for a in (v,) if isinstance(v, str) else v:
-            if a not in ACTIVATIONS:
-                _fail(key, f"among {', '.join(sorted(ACTIVATIONS))}", a)
-    if key == "functions":
-        for f in v:
-            if f not in FUNCTIONS:
-                _fail(key, f"among {', '.join(sorted(FUNCTIONS))}", f)
+    key = f.name
+    if key in NONNEGATIVE_INTS:
+        rule = integer(0)
+    elif key in POSITIVE_INTS or key.startswith("n_"):
+        rule = integer(1)
+    elif key in POSITIVE_FLOATS:
+        rule = positive_finite
+    else:
+        rule = {
+            "dtype": one_of(DTYPES),
+            "device": DEVICE,
+            "activation": _among(ACTIVATIONS),
+            "activations": _among(ACTIVATIONS),
+            "functions": _among(FUNCTIONS),
+        }.get(key)
+    return (nonempty,) if rule is None else (nonempty, rule)
 
 
 def _check_losses(names: tuple[str, ...], module: Any) -> None:
@@ -103,17 +109,14 @@ def _check_losses(names: tuple[str, ...], module: Any) -> None:
         )
     for name in names:
         if name not in known:
-            _fail("losses", f"among {', '.join(known)}", name)
+            raise error("losses", f"among {', '.join(known)}", name)
 
 
 def check_config(cfg: Any, module: Any = None) -> None:
-    """Raise ``ValueError`` if a setting of ``cfg`` (an experiment's ``Config``) is out of range;
-    then run ``module.validate(cfg)`` where the experiment defines one."""
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
-        if isinstance(v, tuple) and not v:
-            _fail(f.name, "a non-empty list", "")
-        _check_field(f.name, v)
+    """Raise ``ValueError`` if a setting of ``cfg`` (an experiment's ``Config``) is out of range
+    (:func:`sobolev.config.validate` with the rules named above); then run
+    ``module.validate(cfg)`` where the experiment defines one."""
+    validate(cfg, _by_name)
     if hasattr(cfg, "losses"):
         _check_losses(cfg.losses, module)
     if module is not None and hasattr(module, "validate"):

@@ -28,7 +28,8 @@ from sobolev.curvature import LossHessian, fitted_rate, gd_contraction, spectrum
 from sobolev.derivatives import derivatives
 from sobolev.losses import SobolevLoss, loss_order
 from sobolev.metrics import heldout_evaluator, reach_over_seeds
-from sobolev.training import TrainConfig, fit, seed_everything
+from sobolev.theory import hessian_spectrum
+from sobolev.training import fit, seed_everything
 
 from ..report import (
     LOSS_COLORS,
@@ -43,8 +44,8 @@ from ..report import (
     subplots,
     wins_cell,
 )
-from ..seeds import over_seeds, paired_wins
-from .seeded import config_of, setting_note
+from ..seeds import over_seeds, paired_runs, paired_wins
+from .seeded import config_of, setting_note, train_config
 from .student_teacher import make_network
 
 
@@ -79,22 +80,13 @@ class Config:
         return cls(n_train=500, n_test=500, steps=400, n_checkpoints=40, seeds=1)
 
 
-def _theory() -> Callable | None:
-    """``sobolev.theory.hessian_spectrum`` if that module is present (imported lazily)."""
-    try:
-        from sobolev.theory import hessian_spectrum
-    except ImportError:
-        return None
-    return hessian_spectrum
-
-
 def _spectra_evaluator(
     cfg: Config, x_train, stacks: dict, x_test, teacher: nn.Module, activation: str
 ) -> Callable:
     """``evaluate`` callback: held-out errors plus the spectrum edges of every loss's empirical
     Hessian at the current parameters (and the population ones for shallow ReLU students)."""
     errors = heldout_evaluator(teacher, x_test, 1)
-    population = _theory() if (cfg.model == "shallow" and activation == "relu") else None
+    population = _population_available(cfg.model, activation)
 
     def evaluate(model: nn.Module) -> dict[str, float]:
         out = errors(model)
@@ -108,11 +100,11 @@ def _spectra_evaluator(
                 f"{name}_lmax": e.lambda_max,
                 f"{name}_cond": e.condition,
             }
-        if population is not None:
+        if population:
             W, W_star = model.W.detach().double().cpu(), teacher.W.detach().double().cpu()
             for part, name in (("L", "L2"), ("H", "H1")):
                 try:
-                    s = population(W, W_star, part)
+                    s = hessian_spectrum(W, W_star, part)
                     lo, hi, cond = 2 * s.lam_min, 2 * s.lam_max, s.cond
                 except ValueError:  # degenerate angle: the population Hessian is undefined there
                     lo = hi = cond = math.nan
@@ -122,10 +114,12 @@ def _spectra_evaluator(
     return evaluate
 
 
-def run(cfg: Config, out: Path) -> dict:
+def validate(cfg: Config) -> None:
+    """Settings the shared config checks do not cover; ``ValueError`` naming the setting."""
     if cfg.n_checkpoints < 2 or cfg.steps < cfg.n_checkpoints:
         raise ValueError(
-            f"need 2 ≤ n_checkpoints ≤ steps, got n_checkpoints={cfg.n_checkpoints}, steps={cfg.steps}"
+            f"need 2 ≤ n_checkpoints ≤ steps, got n_checkpoints={cfg.n_checkpoints}, "
+            f"steps={cfg.steps}"
         )
     if not 1 >= cfg.rate_window[0] > cfg.rate_window[1] > 0:
         raise ValueError(
@@ -135,62 +129,19 @@ def run(cfg: Config, out: Path) -> dict:
         raise ValueError(
             f"eta_factor must be in (0, 2) (stable gradient descent), got {cfg.eta_factor}"
         )
-    dtype = getattr(torch, cfg.dtype)
+
+
+def run(cfg: Config, out: Path) -> dict:
+    validate(cfg)
     records: dict[str, dict[str, list]] = {}
     results: dict[str, dict] = {}
     rates: list[dict[str, Any]] = []
     for act in cfg.activations:
-        records[act] = {name: [] for name in cfg.losses}
-        for s in range(cfg.seeds):
-            seed_everything(10_000 + s)
-            teacher = make_network(cfg.model, cfg.d, cfg.teacher_width, act, cfg.depth).to(dtype)
-            gen = torch.Generator().manual_seed(20_000 + s)
-            x_train = torch.randn(cfg.n_train, cfg.d, generator=gen, dtype=dtype)
-            x_test = torch.randn(cfg.n_test, cfg.d, generator=gen, dtype=dtype)
-            full = derivatives(
-                teacher, x_train, max(map(loss_order, cfg.losses)), create_graph=False
-            )
-            stacks = {name: tuple(full[: loss_order(name) + 1]) for name in cfg.losses}
-            evaluate = _spectra_evaluator(cfg, x_train, stacks, x_test, teacher, act)
-            for name in cfg.losses:
-                seed_everything(s)  # the same initial student for every loss
-                student = make_network(cfg.model, cfg.d, cfg.width, act, cfg.depth).to(dtype)
-                loss = SobolevLoss(loss_order(name))
-                lam_max0 = spectrum_edges(
-                    LossHessian(student, loss, (x_train, *stacks[name])), dense_max=cfg.dense_max
-                ).lambda_max
-                eta = cfg.eta_factor / lam_max0
-                tc = TrainConfig(
-                    steps=cfg.steps,
-                    optimizer="sgd",
-                    lr=eta,
-                    log_every=cfg.steps // cfg.n_checkpoints,
-                    checkpoint_every=cfg.steps // cfg.n_checkpoints,
-                    seed=s,
-                    dtype=cfg.dtype,
-                    device=cfg.device,
-                    progress=False,
-                )
-                hist = fit(
-                    student,
-                    loss,
-                    (x_train, *stacks[name]),
-                    tc,
-                    out_dir=out / act / name / f"seed{s}",
-                    evaluate=evaluate,
-                    desc=f"{act} {name} seed {s}",
-                )
-                records[act][name].append(hist.records)
-                rates.append(
-                    {
-                        "activation": act,
-                        "loss": name,
-                        "seed": s,
-                        "eta": eta,
-                        **_rate(hist.records, name, eta, cfg.rate_window),
-                    }
-                )
-        results[act] = _summarise(cfg, records[act], [r for r in rates if r["activation"] == act])
+        runs = _compare(cfg, act, out)
+        records[act] = {name: [recs for recs, _ in per] for name, per in runs.items()}
+        own = [runs[name][s][1] for s in range(cfg.seeds) for name in cfg.losses]  # seed-major
+        rates += own
+        results[act] = _summarise(cfg, records[act], own)
     figures = [
         _spectra_figure(cfg, records, out),
         _convergence_figure(cfg, records, out),
@@ -200,10 +151,64 @@ def run(cfg: Config, out: Path) -> dict:
         {
             "results": results,
             "rates": rates,
-            "theory_available": _theory() is not None,
+            "theory_available": any(_population_available(cfg.model, a) for a in cfg.activations),
             "figures": figures,
         }
     )
+
+
+def _population_available(model: str, activation: str) -> bool:
+    """Whether :func:`sobolev.theory.hessian_spectrum` applies: shallow ReLU students."""
+    return model == "shallow" and activation == "relu"
+
+
+def _compare(cfg: Config, act: str, out: Path) -> dict[str, list[tuple[list[dict], dict]]]:
+    """Gradient descent on every loss with activation ``act`` over paired seeds, each at η =
+    ``eta_factor``/λ_max of its own loss's Hessian at the initial student: per loss, per seed,
+    the records and the run's rates (:func:`_rate`, with its activation, loss, seed and η)."""
+    dtype = getattr(torch, cfg.dtype)
+
+    def prepare(s: int) -> tuple[torch.Tensor, dict, Callable]:
+        seed_everything(10_000 + s)
+        teacher = make_network(cfg.model, cfg.d, cfg.teacher_width, act, cfg.depth).to(dtype)
+        gen = torch.Generator().manual_seed(20_000 + s)
+        x_train = torch.randn(cfg.n_train, cfg.d, generator=gen, dtype=dtype)
+        x_test = torch.randn(cfg.n_test, cfg.d, generator=gen, dtype=dtype)
+        full = derivatives(teacher, x_train, max(map(loss_order, cfg.losses)), create_graph=False)
+        stacks = {name: tuple(full[: loss_order(name) + 1]) for name in cfg.losses}
+        evaluate = _spectra_evaluator(cfg, x_train, stacks, x_test, teacher, act)
+        return x_train, stacks, evaluate
+
+    def train(name: str, s: int, shared: tuple) -> tuple[list[dict], dict[str, Any]]:
+        x_train, stacks, evaluate = shared
+        student = make_network(cfg.model, cfg.d, cfg.width, act, cfg.depth).to(dtype)
+        loss = SobolevLoss(loss_order(name))
+        lam_max0 = spectrum_edges(
+            LossHessian(student, loss, (x_train, *stacks[name])), dense_max=cfg.dense_max
+        ).lambda_max
+        eta = cfg.eta_factor / lam_max0
+        every = cfg.steps // cfg.n_checkpoints
+        hist = fit(
+            student,
+            loss,
+            (x_train, *stacks[name]),
+            train_config(
+                cfg,
+                seed=s,
+                optimizer="sgd",
+                lr=eta,
+                log_every=every,
+                checkpoint_every=every,
+                progress=False,
+            ),
+            out_dir=out / act / name / f"seed{s}",
+            evaluate=evaluate,
+            desc=f"{act} {name} seed {s}",
+        )
+        rate = _rate(hist.records, name, eta, cfg.rate_window)
+        return hist.records, {"activation": act, "loss": name, "seed": s, "eta": eta, **rate}
+
+    return paired_runs(cfg.losses, range(cfg.seeds), train, prepare)
 
 
 def _rate(recs: list[dict], name: str, eta: float, window: tuple[float, float]) -> dict[str, float]:
@@ -241,7 +246,8 @@ SPECTRUM = ("lmin", "lmax", "cond")
 
 def _per_seed(cfg: Config, run: list[dict], rate: dict[str, float]) -> dict[str, float]:
     """One seed's numbers: its step size, rates, final loss and errors, and the spectrum edges of
-    every loss's Hessian at its first and last checkpoint (``init_H1_cond``, ``final_L2_lmin``, …)."""
+    every loss's Hessian at its first and last checkpoint (``init_H1_cond``, ``final_L2_lmin``,
+    …)."""
     return {
         "eta": rate["eta"],
         "rate_measured": rate["measured"],
@@ -259,9 +265,9 @@ def _per_seed(cfg: Config, run: list[dict], rate: dict[str, float]) -> dict[str,
 
 
 def _summarise(cfg: Config, per_loss: dict[str, list], rates: list[dict]) -> dict[str, Any]:
-    """Per loss: :func:`sobolev_lab.seeds.over_seeds` of the seeds' numbers (see :func:`_per_seed`), with
-    the medians of the spectrum edges also under ``init`` and ``final``, the time to each value
-    error, and the population spectra (shallow ReLU)."""
+    """Per loss: :func:`sobolev_lab.seeds.over_seeds` of the seeds' numbers (see
+    :func:`_per_seed`), with the medians of the spectrum edges also under ``init`` and ``final``,
+    the time to each value error, and the population spectra (shallow ReLU)."""
     out: dict[str, Any] = {}
     for name, runs in per_loss.items():
         own = [r for r in rates if r["loss"] == name]  # in seed order, like runs
@@ -402,8 +408,10 @@ def tables(summary: dict[str, Any]) -> str:
             )
     note = setting_note(summary, cfg.seeds)
     md = (
-        f"### Gradient descent at η = {cfg.eta_factor:g}/λ_max(init) per loss ({note}): {cfg.model}, d = {cfg.d}, "
-        f"width {cfg.width}, n = {cfg.n_train}, {cfg.steps} full-batch steps; median [min, max] over seeds; "
+        f"### Gradient descent at η = {cfg.eta_factor:g}/λ_max(init) per loss ({note}): "
+        f"{cfg.model}, d = {cfg.d}, "
+        f"width {cfg.width}, n = {cfg.n_train}, {cfg.steps} full-batch steps; median [min, max] "
+        "over seeds; "
         f"rates are d log(loss)/step (more negative = faster)\n\n"
     )
     md += markdown_table(
@@ -439,7 +447,8 @@ def tables(summary: dict[str, Any]) -> str:
             both.append([act, name, cells[0], cells[1], wins[0], cells[2], cells[3], wins[1]])
     if all(l in cfg.losses for l in ("L2", "H1")):
         md += (
-            f"\n### Condition numbers of both empirical losses at the same parameters, along each run ({note})\n\n"
+            "\n### Condition numbers of both empirical losses at the same parameters, along each "
+            f"run ({note})\n\n"
             + markdown_table(
                 [
                     "activation",
@@ -463,7 +472,8 @@ def tables(summary: dict[str, Any]) -> str:
     ]
     if pop:
         md += (
-            f"\n### Population Hessians (sobolev.theory) at the same weights, shallow ReLU ({note}; medians)\n\n"
+            "\n### Population Hessians (sobolev.theory) at the same weights, shallow ReLU "
+            f"({note}; medians)\n\n"
             + markdown_table(
                 ["activation", "trajectory", "κ(L) population", "κ(H) population", "at"], pop
             )
@@ -472,9 +482,9 @@ def tables(summary: dict[str, Any]) -> str:
 
 
 def _paired_within(result: dict[str, Any], a: str, b: str) -> str:
-    """``k/n``: of the n seeds of one :func:`sobolev_lab.seeds.over_seeds` result where entries ``a`` and
-    ``b`` are both finite (a condition number is not, where the Hessian is indefinite), those with
-    ``a`` < ``b``; ``–`` where there are none."""
+    """``k/n``: of the n seeds of one :func:`sobolev_lab.seeds.over_seeds` result where entries
+    ``a`` and ``b`` are both finite (a condition number is not, where the Hessian is indefinite),
+    those with ``a`` < ``b``; ``–`` where there are none."""
     pairs = [
         (p[a], p[b])
         for p in result["per_seed"]

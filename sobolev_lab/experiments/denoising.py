@@ -31,7 +31,7 @@ from sobolev.image_losses import ImageSobolevLoss, loss_from_name
 from sobolev.image_metrics import image_errors
 from sobolev.memory import training_step_peak
 from sobolev.models.conv import ConvAutoencoder, PaperAutoencoder
-from sobolev.training import TrainConfig, fit, resolve_device, seed_everything
+from sobolev.training import fit, resolve_device
 
 from ..report import (
     cost_table,
@@ -44,7 +44,8 @@ from ..report import (
     subplots,
     wins_cell,
 )
-from ..seeds import over_seeds, paired_wins
+from ..seeds import over_seeds, paired_runs, paired_wins
+from .seeded import train_config
 
 EXTRA_COLORS = [
     "tab:red",
@@ -55,7 +56,8 @@ EXTRA_COLORS = [
     "tab:olive",
     "tab:cyan",
 ]
-LOSS_NAMES = IMAGE_LOSS_NAMES  #: the names ``--set losses=…`` accepts (checked by sobolev_lab.experiments.checks)
+#: the names ``--set losses=…`` accepts (checked by :mod:`sobolev_lab.experiments.checks`)
+LOSS_NAMES = IMAGE_LOSS_NAMES
 MODELS = ("ours", "paper")
 METRICS = ("mse", "psnr", "ssim")
 
@@ -100,7 +102,8 @@ class Config:
 
     @classmethod
     def paper(cls, quick: bool = False) -> Config:
-        """The official settings; ``quick``: the same on 128 digits upsampled to 28×28, 2 epochs, 2 seeds."""
+        """The official settings; ``quick``: the same on 128 digits upsampled to 28×28, 2 epochs,
+        2 seeds."""
         cfg = cls(
             model="paper",
             n_train=None,
@@ -119,7 +122,8 @@ class Config:
 
 
 def validate(cfg: Config) -> None:
-    """Checks beyond the shared ones (:mod:`sobolev_lab.experiments.checks`), before anything runs."""
+    """Checks beyond the shared ones (:mod:`sobolev_lab.experiments.checks`), before anything
+    runs."""
     if cfg.model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {cfg.model!r}")
     for kind in cfg.corruptions:
@@ -148,7 +152,8 @@ def _corrupter(cfg: Config, kind: str, frequency_pi: float | None = None):
 
 
 def _objective(loss_fn: ImageSobolevLoss, corrupter):
-    """Reconstruct the clean batch (x,) from its corruption (Gaussian noise from torch's global RNG)."""
+    """Reconstruct the clean batch (x,) from its corruption (Gaussian noise from torch's global
+    RNG)."""
 
     def objective(model: nn.Module, batch: tuple[Tensor, ...]):
         clean = batch[0]
@@ -171,6 +176,78 @@ def _test_sets(cfg: Config, kind: str, clean: Tensor) -> dict[str, Tensor]:
     return sets
 
 
+def _compare(cfg: Config, kind: str, train, test, out: Path) -> tuple[dict, dict, dict]:
+    """Every loss on corruption ``kind`` over paired seeds: per loss the final test errors over
+    seeds (:func:`sobolev_lab.seeds.over_seeds`) and the test curves (median and band over seeds),
+    and the reconstructions of the first ``n_show`` test images by each loss's first seed."""
+    channels, size = train.images.shape[1], train.images.shape[-1]
+    steps_per_epoch = train.batches_per_epoch(cfg.batch_size)
+    noisy = _test_sets(cfg, kind, test.images)
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        clean = _to_model(model, test.images)
+        with torch.no_grad():
+            recs = {name: model(_to_model(model, x)) for name, x in noisy.items()}
+        return {
+            f"{name}_{k}": v
+            for name, rec in recs.items()
+            for k, v in image_errors(rec, clean).items()
+        }
+
+    shown = {f"noisy {n}": x[: cfg.n_show] for n, x in noisy.items()} | {
+        "clean": test.images[: cfg.n_show]
+    }
+    loss_fns = {name: loss_from_name(name) for name in cfg.losses}
+
+    def train_one(name: str, seed: int, _: None) -> tuple[dict, list]:
+        model = _make_model(cfg, channels, size)
+        objective = _objective(loss_fns[name], _corrupter(cfg, kind))
+        tc = train_config(
+            cfg,
+            seed=seed,
+            steps=cfg.epochs * steps_per_epoch,
+            log_every=steps_per_epoch,
+            checkpoint_every=5 * steps_per_epoch,
+        )
+        hist = fit(
+            model,
+            objective,
+            (train.images,),
+            tc,
+            out_dir=out / kind / name / f"seed{seed}",
+            evaluate=evaluate,
+            desc=f"DAE {kind} {name} seed {seed}",
+        )
+        final = hist.records[-1]
+        batch = (_to_model(model, train.images[: cfg.batch_size]),)
+        per_seed = {
+            **{k: final[k] for k in final if k.startswith(("test_", "ood_"))},
+            "time_per_epoch_s": final["time"] / cfg.epochs,
+            "peak_step_memory_mb": training_step_peak(model, objective, batch) / 2**20,
+        }
+        records = [
+            {**r, "epoch": r["step"] / steps_per_epoch} for r in hist.records if "test_mse" in r
+        ]
+        if seed == 0:
+            with torch.no_grad():
+                shown[name] = {
+                    n: model(_to_model(model, x[: cfg.n_show])).cpu() for n, x in noisy.items()
+                }
+        return per_seed, records
+
+    runs = paired_runs(cfg.losses, range(cfg.seeds), train_one)
+    results, curves = {}, {}
+    for name, per in runs.items():
+        records = [recs for _, recs in per]
+        results[name] = over_seeds([p for p, _ in per])
+        curves[name] = {
+            key: seed_band(records, key, x="epoch")
+            for key in records[0][0]
+            if key.startswith(("test_", "ood_"))
+        }
+    return results, curves, shown
+
+
 def run(cfg: Config, out: Path) -> dict:
     data = load_data(
         cfg.data,
@@ -180,82 +257,12 @@ def run(cfg: Config, out: Path) -> dict:
         n_test=cfg.n_test,
     )
     train, test = data.train, data.test
-    channels, size = train.images.shape[1], train.images.shape[-1]
-    steps_per_epoch = train.batches_per_epoch(cfg.batch_size)
     device = resolve_device(cfg.device)
     results: dict = {}
     curves: dict = {}
     shown: dict = {}
     for kind in cfg.corruptions:
-        noisy = _test_sets(cfg, kind, test.images)
-
-        def evaluate(model: nn.Module) -> dict[str, float]:
-            clean = _to_model(model, test.images)
-            with torch.no_grad():
-                recs = {name: model(_to_model(model, x)) for name, x in noisy.items()}
-            return {
-                f"{name}_{k}": v
-                for name, rec in recs.items()
-                for k, v in image_errors(rec, clean).items()
-            }
-
-        results[kind], curves[kind] = {}, {}
-        shown[kind] = {f"noisy {n}": x[: cfg.n_show] for n, x in noisy.items()} | {
-            "clean": test.images[: cfg.n_show]
-        }
-        for name in cfg.losses:
-            loss_fn = loss_from_name(name)
-            per_seed, records = [], []
-            for seed in range(cfg.seeds):
-                seed_everything(seed)  # same initial network for every loss
-                model = _make_model(cfg, channels, size)
-                objective = _objective(loss_fn, _corrupter(cfg, kind))
-                tc = TrainConfig(
-                    steps=cfg.epochs * steps_per_epoch,
-                    lr=cfg.lr,
-                    batch_size=cfg.batch_size,
-                    log_every=steps_per_epoch,
-                    checkpoint_every=5 * steps_per_epoch,
-                    seed=seed,
-                    device=cfg.device,
-                )
-                hist = fit(
-                    model,
-                    objective,
-                    (train.images,),
-                    tc,
-                    out_dir=out / kind / name / f"seed{seed}",
-                    evaluate=evaluate,
-                    desc=f"DAE {kind} {name} seed {seed}",
-                )
-                final = hist.records[-1]
-                batch = (_to_model(model, train.images[: cfg.batch_size]),)
-                per_seed.append(
-                    {
-                        **{k: final[k] for k in final if k.startswith(("test_", "ood_"))},
-                        "time_per_epoch_s": final["time"] / cfg.epochs,
-                        "peak_step_memory_mb": training_step_peak(model, objective, batch) / 2**20,
-                    }
-                )
-                records.append(
-                    [
-                        {**r, "epoch": r["step"] / steps_per_epoch}
-                        for r in hist.records
-                        if "test_mse" in r
-                    ]
-                )
-                if seed == 0:
-                    with torch.no_grad():
-                        shown[kind][name] = {
-                            n: model(_to_model(model, x[: cfg.n_show])).cpu()
-                            for n, x in noisy.items()
-                        }
-            results[kind][name] = over_seeds(per_seed)
-            curves[kind][name] = {
-                key: seed_band(records, key, x="epoch")
-                for key in records[0][0]
-                if key.startswith(("test_", "ood_"))
-            }
+        results[kind], curves[kind], shown[kind] = _compare(cfg, kind, train, test, out)
     memory_note = (
         "CUDA allocator peak"
         if device.type == "cuda"
@@ -281,8 +288,10 @@ def tables(summary: dict) -> str:
     seeds, base = cfg["seeds"], cfg["losses"][0]
     setting = summary.get("setting", "ours")
     head = (
-        f"setting: {setting}; data: {data['name']} {'×'.join(map(str, data['shape']))}, n_train = {data['n_train']}, "
-        f"n_test = {data['n_test']}; model: {cfg['model']}; {cfg['epochs']} epochs, batch {cfg['batch_size']}, "
+        f"setting: {setting}; data: {data['name']} {'×'.join(map(str, data['shape']))}, n_train = "
+        f"{data['n_train']}, "
+        f"n_test = {data['n_test']}; model: {cfg['model']}; {cfg['epochs']} epochs, batch "
+        f"{cfg['batch_size']}, "
         f"Adam lr {cfg['lr']:g}; {seeds} seed(s), median [min, max]"
     )
     parts = []
@@ -313,15 +322,18 @@ def tables(summary: dict) -> str:
                     ]
                 )
             parts.append(
-                f"### Denoising autoencoder, test on {label}, after {cfg['epochs']} epochs\n\n{head}\n\n"
+                f"### Denoising autoencoder, test on {label}, after {cfg['epochs']} "
+                f"epochs\n\n{head}\n\n"
                 + markdown_table(
                     ["loss", "test MSE", "PSNR (dB)", "SSIM", f"seeds with lower MSE than {base}"],
                     rows,
                 )
             )
         parts.append(
-            f"### Denoising autoencoder, {kind}: cost per epoch\n\n{head}. Time: wall time of the training "
-            f"steps (on a shared machine it varies with the load; `benchmarks/bench_image.py` measures step "
+            f"### Denoising autoencoder, {kind}: cost per epoch\n\n{head}. Time: wall time of the "
+            "training "
+            "steps (on a shared machine it varies with the load; `benchmarks/bench_image.py` "
+            "measures step "
             f"ratios). Memory: {summary['memory_method']}.\n\n" + cost_table(res, base)
         )
     return "\n".join(parts) + "\n"
@@ -367,6 +379,7 @@ def _curves(cfg: Config, curves: dict, out: Path) -> str:
     keys = (("psnr", "PSNR (dB)", False), ("ssim", "SSIM", False), ("mse", "MSE", True))
     fig, axes = subplots(len(keys), len(panels))
     for c, (kind, prefix) in enumerate(panels):
+        test_name = f"unseen {cfg.ood_frequency:g}π" if prefix == "ood" else "training"
         for r, (key, label, logy) in enumerate(keys):
             ax = axes[r, c]
             ax.set_prop_cycle(color=EXTRA_COLORS)  # for losses without a colour in LOSS_COLORS
@@ -376,8 +389,7 @@ def _curves(cfg: Config, curves: dict, out: Path) -> str:
                 {n: (b["x"], b["median"]) for n, b in bands.items()},
                 xlabel="epoch",
                 ylabel=f"test {label}",
-                title=f"{kind}, {'unseen ' + format(cfg.ood_frequency, 'g') + 'π' if prefix == 'ood' else 'training'} noise "
-                f"(median of {cfg.seeds})",
+                title=f"{kind}, {test_name} noise (median of {cfg.seeds})",
                 logy=logy,
             )
             for line, b in zip(ax.get_lines(), bands.values()):

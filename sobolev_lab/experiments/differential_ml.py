@@ -1,4 +1,5 @@
-"""Differential machine learning (Huge & Savine 2020): pricing surrogates from noisy pathwise labels.
+"""Differential machine learning (Huge & Savine 2020): pricing surrogates from noisy pathwise
+labels.
 
 Each training sample is one Monte-Carlo path (:mod:`sobolev.finance`): spot x at t1, the payoff
 at t2 and its pathwise derivative ∂payoff/∂x. *Standard* training fits the payoffs (L2);
@@ -37,7 +38,7 @@ from sobolev.finance import HeldOutSet, PricingModel, pricing_model
 from sobolev.losses import SobolevLoss, sobolev_loss
 from sobolev.models import MLP
 from sobolev.normalize import Normalizer, Surrogate
-from sobolev.training import TrainConfig, fit, seed_everything
+from sobolev.training import fit
 
 from ..report import (
     fmt,
@@ -49,7 +50,8 @@ from ..report import (
     subplots,
     wins_cell,
 )
-from ..seeds import over_seeds, paired_wins
+from ..seeds import over_seeds, paired_runs, paired_wins
+from .seeded import train_config
 
 #: training methods of the main comparison: name -> Sobolev order
 METHODS = {"standard": 0, "differential": 1}
@@ -140,7 +142,7 @@ def directional_objective(
         x, y, w, dw = batch
         V = w[None, None]  # (S=1, k=1, B, d)
         total, terms = sobolev_loss(
-            derivatives(model, x, 1, directions=V), DerivativeStack((y, dw), V)
+            derivatives(model, x, 1, directions=V), DerivativeStack((y, dw), V), return_terms=True
         )
         return total / (1 + d), terms
 
@@ -185,21 +187,18 @@ def power_law_size(sizes: tuple[int, ...], errors: list[float], target: float) -
 def _train(
     cfg: Config, d: int, seed: int, objective: Any, data: tuple[Tensor, ...]
 ) -> tuple[nn.Module, float]:
-    """A fresh network (initialised from ``seed``) trained on ``data``; returns it and its training seconds."""
-    seed_everything(seed)
+    """A fresh network trained on ``data`` (in a :func:`sobolev_lab.seeds.paired_runs` run, which
+    seeds its initialisation); returns it and its training seconds."""
     net = MLP(d, 1, cfg.width, cfg.depth, cfg.activation)
     bs, steps = cfg.plan(data[0].shape[0])
-    tc = TrainConfig(
+    tc = train_config(
+        cfg,
+        seed=seed,
         steps=steps,
-        lr=cfg.lr,
         schedule="cosine",
-        lr_min_factor=cfg.lr_min_factor,
         batch_size=bs,
         log_every=max(steps, 1),
         checkpoint_every=0,
-        seed=seed,
-        dtype=cfg.dtype,
-        device=cfg.device,
         progress=False,
     )
     hist = fit(net, objective, data, tc)
@@ -217,38 +216,63 @@ def _timed(f: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - t
 
 
+def _labelled_paths(
+    model: PricingModel, n: int, seed: int, direction_seed: int | None = None
+) -> dict[str, Any]:
+    """One seed's ``n`` training paths: spots ``x``, payoffs ``y``, pathwise deltas ``dydx`` and
+    the seconds their simulation took (``label_s``); with ``direction_seed``, also one random
+    direction ``w`` per path (drawn in normalised coordinates, w ~ N(0, I)), its directional
+    derivative ``dv`` along ``σ_x·w`` (the simulator's units; forward mode) and their seconds
+    (``dir_s``), and the normaliser of all ``n`` paths (``norm_all``)."""
+    x, z = _paths(model, n, seed)
+    model.labels(x[:2], z[:2])  # warm-up: time the simulation, not the first call's set-up
+    if direction_seed is not None:
+        model.labels(x[:2], z[:2], x[:2])  # and of the directional mode
+    (y, dydx), label_s = _timed(lambda: model.labels(x, z))
+    paths = {"x": x, "y": y, "dydx": dydx, "label_s": label_s}
+    if direction_seed is not None:
+        norm_all = Normalizer.fit(x, y)
+        gen = torch.Generator().manual_seed(direction_seed)
+        w = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+        (_, dv), dir_s = _timed(lambda: model.labels(x, z, w * norm_all.x_std))
+        paths |= {"w": w, "dv": dv, "dir_s": dir_s, "norm_all": norm_all}
+    return paths
+
+
 def _compare(cfg: Config, d: int) -> dict[str, Any]:
-    """Standard vs differential for one dimension: errors per method and size, and sample efficiency."""
+    """Standard vs differential for one dimension: errors per method and size, and sample
+    efficiency."""
     model = pricing_model(d, seed=cfg.basket_seed)
     test = model.test_set(cfg.n_test, torch.Generator().manual_seed(7))
-    per: dict[str, dict[int, list[dict[str, float]]]] = {
-        m: {n: [] for n in cfg.sizes} for m in METHODS
+    n_max = max(cfg.sizes)
+
+    def train(setting: tuple[int, str], s: int, p: dict[str, Any]) -> dict[str, float]:
+        n, name = setting
+        norm = Normalizer.fit(p["x"][:n], p["y"][:n])
+        data = norm.transform(p["x"][:n], p["y"][:n], p["dydx"][:n])
+        k = METHODS[name]
+        net, secs = _train(cfg, d, s, SobolevLoss(k, weighting="dimension"), data[: 2 + k])
+        return {
+            **heldout_errors(norm.wrap(net), test),
+            "train_time_s": secs,
+            "label_time_s": p["label_s"] * n / n_max,
+        }
+
+    settings = [(n, m) for n in cfg.sizes for m in METHODS]
+    runs = paired_runs(
+        settings, range(cfg.seeds), train, lambda s: _labelled_paths(model, n_max, s)
+    )
+    res: dict[str, Any] = {
+        m: {str(n): over_seeds(runs[(n, m)]) for n in cfg.sizes} for m in METHODS
     }
-    for s in range(cfg.seeds):
-        x, z = _paths(model, max(cfg.sizes), s)
-        model.labels(x[:2], z[:2])  # warm-up: time the simulation, not the first call's set-up
-        (y, dydx), label_s = _timed(lambda: model.labels(x, z))
-        for n in cfg.sizes:
-            norm = Normalizer.fit(x[:n], y[:n])
-            data = norm.transform(x[:n], y[:n], dydx[:n])
-            for name, k in METHODS.items():
-                net, secs = _train(cfg, d, s, SobolevLoss(k, weighting="dimension"), data[: 2 + k])
-                per[name][n].append(
-                    {
-                        **heldout_errors(norm.wrap(net), test),
-                        "train_time_s": secs,
-                        "label_time_s": label_s * n / max(cfg.sizes),
-                    }
-                )
-    res: dict[str, Any] = {m: {str(n): over_seeds(per[m][n]) for n in cfg.sizes} for m in METHODS}
     eff: dict[str, Any] = {}
     for metric in METRICS:
         eff[metric] = {}
         for n0 in cfg.match_at:
             rows = []
             for s in range(cfg.seeds):
-                std = [per["standard"][n][s][metric] for n in cfg.sizes]
-                target = per["differential"][n0][s][metric]
+                std = [runs[(n, "standard")][s][metric] for n in cfg.sizes]
+                target = runs[(n0, "differential")][s][metric]
                 hit = match_size(cfg.sizes, std, target)
                 rows.append(
                     {
@@ -264,48 +288,51 @@ def _compare(cfg: Config, d: int) -> dict[str, Any]:
     return res
 
 
+def _high_d_problem(
+    variant: str, n: int, p: dict[str, Any], d: int
+) -> tuple[Any, tuple[Tensor, ...], Normalizer, float]:
+    """Objective, normalised training data, normaliser and label seconds of ``variant`` on the
+    first ``n`` of one seed's paths (:func:`_labelled_paths` with directions)."""
+    norm = Normalizer.fit(p["x"][:n], p["y"][:n])
+    x_n, y_n, g_n = norm.transform(p["x"][:n], p["y"][:n], p["dydx"][:n])
+    if variant == "directional labels":
+        w_n, dv_n = norm.directional_to(p["w"][:n] * p["norm_all"].x_std, p["dv"][:n])
+        return directional_objective(d), (x_n, y_n, w_n, dv_n), norm, p["dir_s"]
+    losses = {
+        "standard": SobolevLoss(0, weighting="dimension"),
+        "differential": SobolevLoss(1, weighting="dimension"),
+        "random direction per step": SobolevLoss(1, weighting="dimension", directions=1),
+    }
+    data = (x_n, y_n) if variant == "standard" else (x_n, y_n, g_n)
+    return losses[variant], data, norm, p["label_s"]
+
+
 def _high_d(cfg: Config) -> dict[str, Any]:
     """Full pathwise gradients vs one derivative label per sample (fixed direction) vs the full
     gradient along one fresh random direction per step, at d = ``high_d``."""
     d = cfg.high_d
     model = pricing_model(d, seed=cfg.basket_seed)
     test = model.test_set(cfg.n_test, torch.Generator().manual_seed(7))
-    per: dict[str, dict[int, list[dict[str, float]]]] = {
-        v: {n: [] for n in cfg.high_d_sizes} for v in HIGH_D_VARIANTS
+    n_max = max(cfg.high_d_sizes)
+
+    def prepare(s: int) -> dict[str, Any]:
+        return _labelled_paths(model, n_max, s, direction_seed=2_000 + s)
+
+    def train(setting: tuple[int, str], s: int, p: dict[str, Any]) -> dict[str, float]:
+        n, variant = setting
+        objective, data, norm, label_s = _high_d_problem(variant, n, p, d)
+        net, secs = _train(cfg, d, s, objective, data)
+        return {
+            **heldout_errors(norm.wrap(net), test),
+            "train_time_s": secs,
+            "label_time_s": label_s * n / n_max,
+        }
+
+    settings = [(n, v) for n in cfg.high_d_sizes for v in HIGH_D_VARIANTS]
+    runs = paired_runs(settings, range(cfg.seeds), train, prepare)
+    return {
+        v: {str(n): over_seeds(runs[(n, v)]) for n in cfg.high_d_sizes} for v in HIGH_D_VARIANTS
     }
-    for s in range(cfg.seeds):
-        x, z = _paths(model, max(cfg.high_d_sizes), s)
-        model.labels(x[:2], z[:2])  # warm-up of both modes, as above
-        model.labels(x[:2], z[:2], x[:2])
-        (y, dydx), full_s = _timed(lambda: model.labels(x, z))
-        norm_all = Normalizer.fit(x, y)
-        # directions drawn in normalised coordinates (w ~ N(0, I)): v = σ_x·w in the simulator's units
-        w = torch.randn(x.shape, generator=torch.Generator().manual_seed(2_000 + s), dtype=x.dtype)
-        (_, dv), dir_s = _timed(lambda: model.labels(x, z, w * norm_all.x_std))
-        for n in cfg.high_d_sizes:
-            norm = Normalizer.fit(x[:n], y[:n])
-            x_n, y_n, g_n = norm.transform(x[:n], y[:n], dydx[:n])
-            w_n, dv_n = norm.directional_to(w[:n] * norm_all.x_std, dv[:n])
-            runs = {
-                "standard": (SobolevLoss(0, weighting="dimension"), (x_n, y_n), full_s),
-                "differential": (SobolevLoss(1, weighting="dimension"), (x_n, y_n, g_n), full_s),
-                "directional labels": (directional_objective(d), (x_n, y_n, w_n, dv_n), dir_s),
-                "random direction per step": (
-                    SobolevLoss(1, weighting="dimension", directions=1),
-                    (x_n, y_n, g_n),
-                    full_s,
-                ),
-            }
-            for v, (obj, data, label_s) in runs.items():
-                net, secs = _train(cfg, d, s, obj, data)
-                per[v][n].append(
-                    {
-                        **heldout_errors(norm.wrap(net), test),
-                        "train_time_s": secs,
-                        "label_time_s": label_s * n / x.shape[0],
-                    }
-                )
-    return {v: {str(n): over_seeds(per[v][n]) for n in cfg.high_d_sizes} for v in HIGH_D_VARIANTS}
 
 
 def run(cfg: Config, out: Path) -> dict:
@@ -370,10 +397,14 @@ def tables(summary: dict) -> str:
     setting = summary.get("setting", "ours")
     net = f"{cfg.depth} hidden layers × {cfg.width} {cfg.activation}"
     head = (
-        f"setting: {setting}; {cfg.seeds} seeds (paired: same paths and initialisation for every method); "
-        f"network {net}; Adam lr {cfg.lr:g} cosine to {cfg.lr * cfg.lr_min_factor:g}, {cfg.epochs} epochs, batch "
-        f"n/{cfg.batches_per_epoch} clipped to [{cfg.min_batch}, {cfg.max_batch}], at most {cfg.max_steps} steps; "
-        f"{cfg.n_test} test points; cells: median [min, max] over seeds; wall-clock seconds on one CPU thread"
+        f"setting: {setting}; {cfg.seeds} seeds (paired: same paths and initialisation for every "
+        "method); "
+        f"network {net}; Adam lr {cfg.lr:g} cosine to {cfg.lr * cfg.lr_min_factor:g}, {cfg.epochs} "
+        "epochs, batch "
+        f"n/{cfg.batches_per_epoch} clipped to [{cfg.min_batch}, {cfg.max_batch}], at most "
+        f"{cfg.max_steps} steps; "
+        f"{cfg.n_test} test points; cells: median [min, max] over seeds; wall-clock seconds on one "
+        "CPU thread"
     )
     out = [f"### Differential ML: test error vs training size ({head})\n"]
     rows = []
@@ -427,8 +458,10 @@ def tables(summary: dict) -> str:
                     ]
                 )
     out.append(
-        f"\n### Sample efficiency: training size at which standard training matches differential training "
-        f"at n ({setting}; {cfg.seeds} seeds; log–log interpolation of each seed's standard curve)\n"
+        "\n### Sample efficiency: training size at which standard training matches differential "
+        "training "
+        f"at n ({setting}; {cfg.seeds} seeds; log–log interpolation of each seed's standard "
+        "curve)\n"
     )
     out.append(
         markdown_table(
@@ -463,7 +496,8 @@ def tables(summary: dict) -> str:
                     ]
                 )
         out.append(
-            f"\n### Basket d = {cfg.high_d}: full pathwise gradients vs one directional derivative per "
+            f"\n### Basket d = {cfg.high_d}: full pathwise gradients vs one directional derivative "
+            "per "
             f"sample ({setting}; {cfg.seeds} seeds; same network and steps)\n"
         )
         out.append(

@@ -10,10 +10,10 @@ the same distances for as many held-out real images. Time and peak memory per ep
 
 ``Config.paper()``: the official ``DIffusion_Models/`` settings that fit a CPU — ``pred_x0``,
 1000 linear-schedule steps, 20 sampling steps, Adam 1e-4, batch 48, UNet widths ×(1, 2, 4) —
-with L2 vs the official loss (``H1-paper-l1``: ``mean(dx) + mean(dy)``, :func:`sobolev.image_sobolev_loss`
-``method="paper-l1"``) vs our squared H1, on Fashion-MNIST 28×28 (the paper: CelebA-HQ 128² RGB,
-base width 64, 100 epochs). The same command runs on a folder of RGB images
-(``data=PATH channels=3 image_size=128``) and on a GPU (``device=cuda``).
+with L2 vs the official loss (``H1-paper-l1``: ``mean(dx) + mean(dy)``,
+:func:`sobolev.image_sobolev_loss` ``method="paper-l1"``) vs our squared H1, on Fashion-MNIST
+28×28 (the paper: CelebA-HQ 128² RGB, base width 64, 100 epochs). The same command runs on a
+folder of RGB images (``data=PATH channels=3 image_size=128``) and on a GPU (``device=cuda``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from sobolev.image_losses import LOSS_NAMES as IMAGE_LOSS_NAMES
 from sobolev.image_losses import loss_from_name
 from sobolev.memory import training_step_peak
 from sobolev.models.unet import UNet
-from sobolev.training import TrainConfig, fit, resolve_device, seed_everything
+from sobolev.training import fit, resolve_device
 
 from ..report import (
     cost_table,
@@ -45,16 +45,19 @@ from ..report import (
     subplots,
     wins_cell,
 )
-from ..seeds import over_seeds, paired_wins
+from ..seeds import over_seeds, paired_runs, paired_wins
 from .denoising import EXTRA_COLORS
+from .seeded import train_config
 
-LOSS_NAMES = IMAGE_LOSS_NAMES  #: the names ``--set losses=…`` accepts (checked by sobolev_lab.experiments.checks)
+#: the names ``--set losses=…`` accepts (checked by :mod:`sobolev_lab.experiments.checks`)
+LOSS_NAMES = IMAGE_LOSS_NAMES
 FD_LABEL = "FD and KD (×10³) in the features of a classifier trained here, not Inception FID/KID"
 
 
 @dataclass
 class Config:
-    data: str = "fashion-mnist"  # "fashion-mnist", "digits", or a folder of IDX or PNG/JPEG files (sub-folders = classes)
+    # "fashion-mnist", "digits", or a folder of IDX or PNG/JPEG files (sub-folders = classes)
+    data: str = "fashion-mnist"
     image_size: int | None = None  # None: the data's own size; N: resize to N×N
     channels: int = 1
     n_train: int | None = 12000  # a fixed random subset that fits a CPU (None: all)
@@ -122,7 +125,8 @@ class Config:
 
 
 def validate(cfg: Config) -> None:
-    """Checks beyond the shared ones (:mod:`sobolev_lab.experiments.checks`), before anything runs."""
+    """Checks beyond the shared ones (:mod:`sobolev_lab.experiments.checks`), before anything
+    runs."""
     if cfg.n_fd_samples < 2:
         raise ValueError(f"n_fd_samples must be an integer ≥ 2, got {cfg.n_fd_samples!r}")
     if cfg.batch_size < 1:
@@ -156,6 +160,83 @@ def _feature_classifier(train, test, out: Path, cfg: Config):
     return clf, task, accuracy
 
 
+def _compare(
+    cfg: Config,
+    objective_name: str,
+    schedule: DDPMSchedule,
+    x0: Tensor,
+    steps_per_epoch: int,
+    distances: FeatureDistances,
+    out: Path,
+) -> tuple[dict, dict, dict]:
+    """Every loss with diffusion objective ``objective_name`` over paired seeds: per loss the
+    final and best sample distances over seeds (:func:`sobolev_lab.seeds.over_seeds`), their
+    curves (median and band over seeds), and the first seed's samples at each evaluation."""
+    shape = (cfg.n_fd_samples, *x0.shape[1:])
+    objectives = {
+        name: diffusion_objective(schedule, loss_from_name(name), objective_name)
+        for name in cfg.losses
+    }
+    grids: dict = {}
+
+    def train(loss_name: str, seed: int, _: None) -> tuple[dict, list]:
+        snapshots: list[Tensor] = []
+
+        def evaluate(model: nn.Module) -> dict[str, float]:
+            samples = ddim_sample(
+                model,
+                schedule,
+                shape,
+                steps=cfg.sample_steps,
+                objective=objective_name,
+                generator=torch.Generator().manual_seed(1000 + seed),
+            )
+            images = ((samples + 1) / 2).clamp(0, 1).cpu()
+            snapshots.append(images[: cfg.n_show])
+            return distances(images)
+
+        model = UNet(x0.shape[1], cfg.base, cfg.mults)
+        objective = objectives[loss_name]
+        tc = train_config(
+            cfg,
+            seed=seed,
+            schedule="constant",  # cfg.schedule is the noise schedule, not the learning rate's
+            steps=cfg.epochs * steps_per_epoch,
+            log_every=cfg.eval_every * steps_per_epoch,
+            checkpoint_every=cfg.eval_every * steps_per_epoch,
+        )
+        hist = fit(
+            model,
+            objective,
+            (x0,),
+            tc,
+            out_dir=out / objective_name / loss_name / f"seed{seed}",
+            evaluate=evaluate,
+            desc=f"DDPM {objective_name} {loss_name} seed {seed}",
+        )
+        batch = (x0[: cfg.batch_size].to(next(model.parameters())),)
+        evals = [{**r, "epoch": r["step"] / steps_per_epoch} for r in hist.records if "fd" in r]
+        per_seed = {
+            "final_fd": evals[-1]["fd"],
+            "final_kd": evals[-1]["kd"],
+            "best_fd": min(r["fd"] for r in evals),
+            "best_kd": min(r["kd"] for r in evals),
+            "time_per_epoch_s": hist.records[-1]["time"] / cfg.epochs,
+            "peak_step_memory_mb": training_step_peak(model, objective, batch) / 2**20,
+        }
+        if seed == 0:  # on resume, only the evaluations run here
+            grids[loss_name] = ([r["epoch"] for r in evals][-len(snapshots) :], snapshots)
+        return per_seed, evals
+
+    runs = paired_runs(cfg.losses, range(cfg.seeds), train)
+    results, curves = {}, {}
+    for name, per in runs.items():
+        records = [evals for _, evals in per]
+        results[name] = over_seeds([p for p, _ in per])
+        curves[name] = {key: seed_band(records, key, x="epoch") for key in ("fd", "kd")}
+    return results, curves, grids
+
+
 def run(cfg: Config, out: Path) -> dict:
     data = load_data(
         cfg.data,
@@ -176,75 +257,13 @@ def run(cfg: Config, out: Path) -> dict:
     floor = distances(test.images[: cfg.n_fd_samples])  # held-out real images vs the training set
     schedule = DDPMSchedule(cfg.timesteps, cfg.schedule)
     x0 = train.images * 2 - 1
-    shape = (cfg.n_fd_samples, *train.images.shape[1:])
     results: dict = {}
     curves: dict = {}
     grids: dict = {}
-    for objective_name in cfg.objectives:
-        results[objective_name], curves[objective_name], grids[objective_name] = {}, {}, {}
-        for loss_name in cfg.losses:
-            objective = diffusion_objective(schedule, loss_from_name(loss_name), objective_name)
-            per_seed, records = [], []
-            for seed in range(cfg.seeds):
-                snapshots: list[Tensor] = []
-
-                def evaluate(model: nn.Module) -> dict[str, float]:
-                    samples = ddim_sample(
-                        model,
-                        schedule,
-                        shape,
-                        steps=cfg.sample_steps,
-                        objective=objective_name,
-                        generator=torch.Generator().manual_seed(1000 + seed),
-                    )
-                    images = ((samples + 1) / 2).clamp(0, 1).cpu()
-                    snapshots.append(images[: cfg.n_show])
-                    return distances(images)
-
-                seed_everything(seed)  # same initial network for every loss
-                model = UNet(train.images.shape[1], cfg.base, cfg.mults)
-                tc = TrainConfig(
-                    steps=cfg.epochs * steps_per_epoch,
-                    lr=cfg.lr,
-                    batch_size=cfg.batch_size,
-                    log_every=cfg.eval_every * steps_per_epoch,
-                    checkpoint_every=cfg.eval_every * steps_per_epoch,
-                    seed=seed,
-                    device=cfg.device,
-                )
-                hist = fit(
-                    model,
-                    objective,
-                    (x0,),
-                    tc,
-                    out_dir=out / objective_name / loss_name / f"seed{seed}",
-                    evaluate=evaluate,
-                    desc=f"DDPM {objective_name} {loss_name} seed {seed}",
-                )
-                batch = (x0[: cfg.batch_size].to(next(model.parameters())),)
-                evals = [
-                    {**r, "epoch": r["step"] / steps_per_epoch} for r in hist.records if "fd" in r
-                ]
-                records.append(evals)
-                per_seed.append(
-                    {
-                        "final_fd": evals[-1]["fd"],
-                        "final_kd": evals[-1]["kd"],
-                        "best_fd": min(r["fd"] for r in evals),
-                        "best_kd": min(r["kd"] for r in evals),
-                        "time_per_epoch_s": hist.records[-1]["time"] / cfg.epochs,
-                        "peak_step_memory_mb": training_step_peak(model, objective, batch) / 2**20,
-                    }
-                )
-                if seed == 0:  # on resume, only the evaluations run here
-                    grids[objective_name][loss_name] = (
-                        [r["epoch"] for r in evals][-len(snapshots) :],
-                        snapshots,
-                    )
-            results[objective_name][loss_name] = over_seeds(per_seed)
-            curves[objective_name][loss_name] = {
-                key: seed_band(records, key, x="epoch") for key in ("fd", "kd")
-            }
+    for name in cfg.objectives:
+        results[name], curves[name], grids[name] = _compare(
+            cfg, name, schedule, x0, steps_per_epoch, distances, out
+        )
     memory = (
         "CUDA allocator peak"
         if device.type == "cuda"
@@ -276,10 +295,14 @@ def tables(summary: dict) -> str:
     )
     base = cfg["losses"][0]
     head = (
-        f"setting: {summary.get('setting', 'ours')}; data: {data['name']} {'×'.join(map(str, data['shape']))}, "
-        f"n_train = {data['n_train']}; UNet base {cfg['base']}, mults {tuple(cfg['mults'])}; {cfg['epochs']} epochs, "
-        f"batch {cfg['batch_size']}, Adam lr {cfg['lr']:g}; {cfg['n_fd_samples']} samples, {cfg['sample_steps']} DDIM steps; "
-        f"{cfg['seeds']} seed(s), median [min, max]. {FD_LABEL}: classifier on {clf['task']}, test accuracy "
+        f"setting: {summary.get('setting', 'ours')}; data: {data['name']} "
+        f"{'×'.join(map(str, data['shape']))}, "
+        f"n_train = {data['n_train']}; UNet base {cfg['base']}, mults {tuple(cfg['mults'])}; "
+        f"{cfg['epochs']} epochs, "
+        f"batch {cfg['batch_size']}, Adam lr {cfg['lr']:g}; {cfg['n_fd_samples']} samples, "
+        f"{cfg['sample_steps']} DDIM steps; "
+        f"{cfg['seeds']} seed(s), median [min, max]. {FD_LABEL}: classifier on {clf['task']}, test "
+        "accuracy "
         f"{clf['test_accuracy']:.3f}; real-vs-real floor ({cfg['n_fd_samples']} held-out images): "
         f"FD {floor['fd']:.4g}, KD {floor['kd']:.4g}."
     )
@@ -327,8 +350,10 @@ def tables(summary: dict) -> str:
             )
         )
         parts.append(
-            f"### DDPM ({obj}): cost per epoch (device {cfg['device']})\n\nTime: wall time of the training steps "
-            f"(on a shared machine it varies with the load; `benchmarks/bench_image_diffusion.py` measures step "
+            f"### DDPM ({obj}): cost per epoch (device {cfg['device']})\n\nTime: wall time of the "
+            "training steps "
+            "(on a shared machine it varies with the load; `benchmarks/bench_image_diffusion.py` "
+            "measures step "
             f"costs). Memory: {summary['memory_method']}.\n\n" + cost_table(res, base)
         )
     return "\n".join(parts) + "\n"

@@ -46,9 +46,10 @@ from sobolev.numdiff import (
     fd_derivative,
     grid_derivatives,
     grid_points,
+    interior_grid,
     uniform_grid,
 )
-from sobolev.training import TrainConfig, fit, seed_everything
+from sobolev.training import fit
 
 from ..report import (
     band_plot,
@@ -61,8 +62,8 @@ from ..report import (
     subplots,
     wins_cell,
 )
-from ..seeds import over_seeds, paired_wins
-from .seeded import config_of, setting_note
+from ..seeds import paired_runs, paired_wins
+from .seeded import config_of, finals_over_seeds, setting_note, train_config
 
 METHODS = {"L2": "L2", "exact": "H1-exact", "fd": "H1-FD", "chebyshev": "H1-Chebyshev"}
 """Config method name -> label in tables and figures."""
@@ -157,11 +158,11 @@ class Config:
 
     @classmethod
     def paper(cls, quick: bool = False) -> Config:
-        """The official ``Differentiation/`` code: Ackley on [-2, 2]², 4×64 tanh MLP (PyTorch's default
-        initialisation), Adam lr 1e-4 constant, 200,000 full-batch epochs, 5 repeats; L2, exact and
-        Chebyshev on the 101×101 CGL grid (N = 100), FD (3-point central, per axis on the interior)
-        on the uniform 100×100 grid; time to training-grid value MSE 1e-3, 1e-4, 1e-5. With
-        ``quick``: the same, 40 epochs, 2 seeds."""
+        """The official ``Differentiation/`` code: Ackley on [-2, 2]², 4×64 tanh MLP (PyTorch's
+        default initialisation), Adam lr 1e-4 constant, 200,000 full-batch epochs, 5 repeats; L2,
+        exact and Chebyshev on the 101×101 CGL grid (N = 100), FD (3-point central, per axis on the
+        interior) on the uniform 100×100 grid; time to training-grid value MSE 1e-3, 1e-4, 1e-5.
+        With ``quick``: the same, 40 epochs, 2 seeds."""
         full = cls(
             studies=("2d",),
             n_grid=100,
@@ -208,7 +209,8 @@ def validate(cfg: Config) -> None:
     one_of("reach_on", cfg.reach_on, tuple(REACH_ON))
     if len(cfg.dims) != len(cfg.dim_points):
         raise ValueError(
-            f"dim_points needs one grid size per entry of dims ({len(cfg.dims)}), got {cfg.dim_points!r}"
+            f"dim_points needs one grid size per entry of dims ({len(cfg.dims)}), got "
+            f"{cfg.dim_points!r}"
         )
     if any(d < 1 for d in cfg.dims) or any(
         n < 2 for n in (cfg.n_grid, cfg.n_cheb, *cfg.dim_points)
@@ -247,10 +249,10 @@ def _grid(method: str, n: int, cfg: Config) -> Tensor:
 def training_set(
     method: str, d: int, n: int, cfg: Config
 ) -> tuple[Tensor, tuple[Tensor, ...], Tensor | None]:
-    """Points ``X`` (P, d), target stack ``(u, Du)`` (order 0 for L2) and, for estimated gradients, the
-    exact gradient at ``X`` (P, 1, d), all float64, from Ackley values on an ``n^d`` grid (for
-    Chebyshev ``n`` is the number of CGL points per axis). FD with ``fd_boundary="per-axis"``: see
-    :func:`per_axis_fd_set`."""
+    """Points ``X`` (P, d), target stack ``(u, Du)`` (order 0 for L2) and, for estimated
+    gradients, the exact gradient at ``X`` (P, 1, d), all float64, from Ackley values on an
+    ``n^d`` grid (for Chebyshev ``n`` is the number of CGL points per axis). FD with
+    ``fd_boundary="per-axis"``: see :func:`per_axis_fd_set`."""
     grid = [_grid(method, n, cfg)] * d
     X = grid_points(grid)
     values = ackley(X).reshape((n,) * d)
@@ -263,25 +265,21 @@ def training_set(
             raise ValueError(
                 "fd_boundary='per-axis' trains each partial on its own points: use per_axis_fd_set"
             )
-        X, stack = grid_derivatives(
-            values,
-            grid,
-            1,
-            "fd",
-            accuracy=cfg.fd_accuracy,
-            boundary=cfg.fd_boundary,
-            return_points=True,
+        stack = grid_derivatives(
+            values, grid, 1, "fd", accuracy=cfg.fd_accuracy, boundary=cfg.fd_boundary
         )
+        if cfg.fd_boundary == "interior":
+            X = grid_points(interior_grid(grid, 1, cfg.fd_accuracy))
     else:
         stack = grid_derivatives(values, grid, 1, "chebyshev")
     return X, tuple(stack), derivatives(ackley, X, 1, create_graph=False)[1]
 
 
 def per_axis_fd_set(d: int, n: int, accuracy: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """The official FD targets on the uniform ``n^d`` grid: ``(X, u, G, M, exact)``, X (P, d), u (P, 1)
-    on all P = n^d points; G (P, d) the central-difference partial ∂_i u where axis i's stencil fits
-    (0 elsewhere), M (P, d) the 0/1 mask of those points ((n − 2s)·n^{d−1} per axis), exact (P, d)
-    the true gradient; float64."""
+    """The official FD targets on the uniform ``n^d`` grid: ``(X, u, G, M, exact)``, X (P, d),
+    u (P, 1) on all P = n^d points; G (P, d) the central-difference partial ∂_i u where axis i's
+    stencil fits (0 elsewhere), M (P, d) the 0/1 mask of those points ((n − 2s)·n^{d−1} per
+    axis), exact (P, d) the true gradient; float64."""
     grid = [uniform_grid(n, *DOMAIN, dtype=torch.float64)] * d
     X = grid_points(grid)
     values = ackley(X).reshape((n,) * d)
@@ -320,7 +318,8 @@ class PerAxisLoss(nn.Module):
 def _training_problem(
     method: str, d: int, n: int, cfg: Config
 ) -> tuple[Any, tuple[Tensor, ...], int, float | None]:
-    """``(objective, data, n_points, target-side gradient rel. error)`` of ``method`` on the ``n^d`` grid."""
+    """``(objective, data, n_points, target-side gradient rel. error)`` of ``method`` on the
+    ``n^d`` grid."""
     directional = cfg.directions if d >= cfg.directions_from else None
     if method == "fd" and cfg.fd_boundary == "per-axis":
         X, u, G, M, exact = per_axis_fd_set(d, n, cfg.fd_accuracy)
@@ -337,59 +336,52 @@ def _training_problem(
 def compare(
     cfg: Config, d: int, n: int, n_cheb: int, steps: int, batch_size: int, out: Path
 ) -> dict[str, Any]:
-    """Train every method of ``cfg`` on an Ackley grid of ``n^d`` uniform or ``n_cheb^d`` CGL points;
-    per method its label, records per seed, training-set size and target-side gradient error."""
+    """Train every method of ``cfg`` over paired seeds on an Ackley grid of ``n^d`` uniform or
+    ``n_cheb^d`` CGL points; per method its label, records per seed, training-set size and
+    target-side gradient error."""
     x_test = torch.rand(
         cfg.n_test, d, generator=torch.Generator().manual_seed(12345 + d), dtype=torch.float64
     )
     x_test = DOMAIN[0] + (DOMAIN[1] - DOMAIN[0]) * x_test
     evaluate = heldout_evaluator(ackley, x_test, 1)
-    results: dict[str, Any] = {}
-    for method in cfg.methods:
-        n_axis = n_cheb if on_chebyshev_grid(method, cfg) else n
-        objective, data, n_points, target_err = _training_problem(method, d, n_axis, cfg)
-        runs = []
-        for s in range(cfg.seeds):
-            seed_everything(s)  # the same initial network for every method
-            model = MLP(d, 1, cfg.width, cfg.depth, cfg.activation)
-            tc = TrainConfig(
-                steps=steps,
-                optimizer=cfg.optimizer,
-                lr=cfg.lr,
-                schedule=cfg.schedule,
-                batch_size=batch_size or None,
-                log_every=cfg.log_every,
-                checkpoint_every=max(steps // 4, 1),
-                seed=s,
-                dtype=cfg.dtype,
-                device=cfg.device,
-                progress=False,
-            )
-            hist = fit(
-                model,
-                objective,
-                data,
-                tc,
-                out_dir=out / METHODS[method] / f"seed{s}",
-                evaluate=evaluate,
-                desc=f"d={d} {METHODS[method]} seed {s}",
-            )
-            runs.append(hist.records)
-        directional = isinstance(objective, SobolevLoss) and objective.directions is not None
-        results[method] = {
+    problems = {
+        method: _training_problem(method, d, n_cheb if on_chebyshev_grid(method, cfg) else n, cfg)
+        for method in cfg.methods
+    }
+
+    def train(method: str, s: int, _: None) -> list[dict[str, Any]]:
+        model = MLP(d, 1, cfg.width, cfg.depth, cfg.activation)
+        objective, data = problems[method][:2]
+        tc = train_config(
+            cfg,
+            seed=s,
+            steps=steps,
+            batch_size=batch_size,
+            checkpoint_every=max(steps // 4, 1),
+            progress=False,
+        )
+        hist = fit(
+            model,
+            objective,
+            data,
+            tc,
+            out_dir=out / METHODS[method] / f"seed{s}",
+            evaluate=evaluate,
+            desc=f"d={d} {METHODS[method]} seed {s}",
+        )
+        return hist.records
+
+    runs = paired_runs(cfg.methods, range(cfg.seeds), train)
+    return {
+        method: {
             "label": METHODS[method],
-            "runs": runs,
+            "runs": runs[method],
             "n_points": n_points,
             "target_grad_rel_err": target_err,
-            "directional": directional,
+            "directional": isinstance(objective, SobolevLoss) and objective.directions is not None,
         }
-    return results
-
-
-def final_errors(runs: Sequence[Sequence[dict[str, Any]]]) -> dict[str, Any]:
-    """The last record's held-out errors, training-grid value MSE and training time per seed, as
-    :func:`sobolev_lab.seeds.over_seeds` (medians, ``range``, ``per_seed``)."""
-    return over_seeds([{k: r[-1][src] for k, src in FINALS.items()} for r in runs])
+        for method, (objective, _, n_points, target_err) in problems.items()
+    }
 
 
 # --------------------------------------------------------------------------- accuracy study
@@ -412,13 +404,12 @@ def fitted_order(
 
 def _estimate_error(fn: Callable[[Tensor], Tensor], grid: list[Tensor], **kwargs) -> float:
     """Relative L2 error of the first derivative estimated by ``grid_derivatives(**kwargs)``."""
-    X, stack = grid_derivatives(
-        fn(grid_points(grid)).reshape([g.shape[0] for g in grid]),
-        grid,
-        1,
-        return_points=True,
-        **kwargs,
+    stack = grid_derivatives(
+        fn(grid_points(grid)).reshape([g.shape[0] for g in grid]), grid, 1, **kwargs
     )
+    if kwargs.get("boundary") == "interior":
+        grid = interior_grid(grid, 1, kwargs["accuracy"])
+    X = grid_points(grid)
     return stack_errors(stack[1:], derivatives(fn, X, 1, create_graph=False)[1:])["d0_rel"]
 
 
@@ -477,7 +468,7 @@ def run(cfg: Config, out: Path) -> dict:
             r["label"]: {
                 "n_points": r["n_points"],
                 "target_grad_rel_err": r["target_grad_rel_err"],
-                **final_errors(r["runs"]),
+                **finals_over_seeds(r["runs"], FINALS),
                 "reach_value_mse": reach_over_seeds(r["runs"], reach_key, cfg.thresholds),
             }
             for r in main.values()
@@ -493,7 +484,7 @@ def run(cfg: Config, out: Path) -> dict:
                     "n_points": r["n_points"],
                     "directional": r["directional"],
                     "target_grad_rel_err": r["target_grad_rel_err"],
-                    **final_errors(r["runs"]),
+                    **finals_over_seeds(r["runs"], FINALS),
                 }
                 for r in res.values()
             }
@@ -522,7 +513,8 @@ def _curves(main: dict, cfg: Config, out: Path) -> str:
             ((value_key, value_label), ("d1_mse", "held-out gradient MSE"))
         ):
             ax = axes[r, c]
-            # band_plot colours L2 itself (not drawing from the cycle); the H1 runs take theirs in order
+            # band_plot colours L2 itself (not drawing from the cycle); the H1 runs take theirs in
+            # order
             ax.set_prop_cycle(
                 color=[COLORS[m["label"]] for m in main.values() if m["label"] != "L2"]
                 or ["tab:blue"]
@@ -591,14 +583,16 @@ def _accuracy_figure(cfg: Config, accuracy: dict, orders: dict, out: Path) -> st
 
 
 def _wins_vs_l2(per: dict[str, Any], label: str, key: str) -> str:
-    """``k/n``: seeds in which ``label`` ended below L2 on ``key`` (– for L2 itself or without L2)."""
+    """``k/n``: seeds in which ``label`` ended below L2 on ``key`` (– for L2 itself or without
+    L2)."""
     if label == "L2" or "L2" not in per:
         return "–"
     return wins_cell(paired_wins(per[label], per["L2"], key))
 
 
 def tables(summary: dict[str, Any]) -> str:
-    """The Markdown tables of a run (2-D study, dimension study, estimate accuracy), from its summary."""
+    """The Markdown tables of a run (2-D study, dimension study, estimate accuracy), from its
+    summary."""
     cfg = config_of(Config, summary)
     note = setting_note(summary, cfg.seeds)
     thr = [f"{t:g}" for t in cfg.thresholds]
@@ -607,10 +601,14 @@ def tables(summary: dict[str, Any]) -> str:
         r2 = summary["results_2d"]
         reach_label = REACH_ON[cfg.reach_on][1]
         head = (
-            f"### Ackley 2-D ({note}): {cfg.width}×{cfg.depth} {cfg.activation} MLP, {cfg.optimizer} lr {cfg.lr:g} "
-            f"({cfg.schedule}), {cfg.steps} full-batch steps; grids {cfg.n_grid}² uniform, {cfg.n_cheb}² CGL "
-            f"(L2 and H1-exact on the {cfg.l2_exact_grid} grid); FD accuracy {cfg.fd_accuracy}, boundary "
-            f"{cfg.fd_boundary}; errors on {cfg.n_test} held-out random points; median [min, max] over seeds; "
+            f"### Ackley 2-D ({note}): {cfg.width}×{cfg.depth} {cfg.activation} MLP, "
+            f"{cfg.optimizer} lr {cfg.lr:g} "
+            f"({cfg.schedule}), {cfg.steps} full-batch steps; grids {cfg.n_grid}² uniform, "
+            f"{cfg.n_cheb}² CGL "
+            f"(L2 and H1-exact on the {cfg.l2_exact_grid} grid); FD accuracy {cfg.fd_accuracy}, "
+            "boundary "
+            f"{cfg.fd_boundary}; errors on {cfg.n_test} held-out random points; median [min, max] "
+            "over seeds; "
             f"time to {reach_label}: median over the seeds that reach it\n\n"
         )
         rows = [
@@ -666,7 +664,8 @@ def tables(summary: dict[str, Any]) -> str:
                     ]
                 )
         parts.append(
-            f"### Ackley over dimension d ({note}; {cfg.dim_steps} steps; H1 with {cfg.directions} random "
+            f"### Ackley over dimension d ({note}; {cfg.dim_steps} steps; H1 with {cfg.directions} "
+            "random "
             f"directions from d = {cfg.directions_from}; median [min, max] over seeds)\n\n"
             + markdown_table(
                 [
@@ -694,7 +693,8 @@ def tables(summary: dict[str, Any]) -> str:
             for name, errs in est.items()
         ]
         parts.append(
-            f"### Derivative-estimate accuracy ({note.split(',')[0]}; rel. L2 error of u' at N = {n_max}; "
+            f"### Derivative-estimate accuracy ({note.split(',')[0]}; rel. L2 error of u' at N = "
+            f"{n_max}; "
             f"order fitted over the upper half of N = {acc['N']})\n\n"
             + markdown_table(
                 ["function", "estimator", f"error at N = {n_max}", "fitted order"], arows

@@ -20,7 +20,7 @@ from sobolev.derivatives import derivatives
 from sobolev.losses import SobolevLoss, loss_order
 from sobolev.metrics import heldout_evaluator
 from sobolev.models import MLP
-from sobolev.training import TrainConfig, fit, seed_everything
+from sobolev.training import fit
 
 from ..report import (
     LOSS_COLORS,
@@ -35,7 +35,8 @@ from ..report import (
     subplots,
     wins_cell,
 )
-from ..seeds import over_seeds, paired_wins
+from ..seeds import paired_runs, paired_wins
+from .seeded import finals_over_seeds, train_config
 
 
 @dataclass
@@ -64,84 +65,66 @@ class Config:
         return cls(epochs=1000, seeds=2, log_every=50, table_every=250)
 
 
-def run(cfg: Config, out: Path) -> dict:
+FINALS = {
+    "train_loss": "loss",
+    "value_rel_l2": "d0_rel",
+    "value_max": "d0_max",
+    "deriv_rel_l2": "d1_rel",
+    "deriv_max": "d1_max",
+    "train_time_s": "time",
+}
+"""Summary key -> record key of the final values stored per seed."""
+
+
+def _fit_function(cfg: Config, name: str, out: Path) -> dict[str, list]:
+    """Every loss on function ``name`` over paired seeds: per loss, per seed, the training
+    records and the fitted value and derivative on 400 plotting points."""
     dtype = getattr(torch, cfg.dtype)
+    fn = get_function(name)
+    x_train = fn.linspace(cfg.n_train, dtype)
+    x_plot = fn.linspace(400, dtype)
+
+    def prepare(seed: int):
+        gen = torch.Generator().manual_seed(10_000 + seed)
+        return heldout_evaluator(fn, fn.uniform(cfg.n_test, generator=gen, dtype=dtype), order=1)
+
+    def train(loss_name: str, seed: int, evaluate) -> tuple[list, list]:
+        k = loss_order(loss_name)
+        model = MLP(1, 1, cfg.width, cfg.depth, cfg.activation).to(dtype)
+        target = derivatives(fn, x_train, k, create_graph=False)
+        hist = fit(
+            model,
+            SobolevLoss(k),
+            (x_train, *target),
+            train_config(cfg, seed=seed, steps=cfg.epochs),
+            out_dir=out / name / loss_name / f"seed{seed}",
+            evaluate=evaluate,
+            desc=f"{name} {loss_name} seed {seed}",
+        )
+        model.cpu()
+        fitted = derivatives(model, x_plot.to(next(model.parameters())), 1, create_graph=False)
+        return hist.records, [t.squeeze(-1).squeeze(-1) for t in fitted]
+
+    return paired_runs(cfg.losses, range(cfg.seed, cfg.seed + cfg.seeds), train, prepare)
+
+
+def run(cfg: Config, out: Path) -> dict:
     results: dict[str, dict] = {}
     loss_tables: dict[str, dict] = {}
     records: dict[str, dict[str, list]] = {}
     fits: dict[str, dict[str, list]] = {}
     for name in cfg.functions:
-        fn = get_function(name)
-        x_train = fn.linspace(cfg.n_train, dtype)
-        x_plot = fn.linspace(400, dtype)
-        results[name], records[name], fits[name] = (
-            {},
-            {l: [] for l in cfg.losses},
-            {l: [] for l in cfg.losses},
-        )
-        per_seed: dict[str, list[dict]] = {l: [] for l in cfg.losses}
-        for s in range(cfg.seeds):
-            seed = cfg.seed + s
-            x_test = fn.uniform(
-                cfg.n_test, generator=torch.Generator().manual_seed(10_000 + seed), dtype=dtype
-            )
-            evaluate = heldout_evaluator(fn, x_test, order=1)
-            for loss_name in cfg.losses:
-                k = loss_order(loss_name)
-                seed_everything(seed)  # the same initial network for every loss
-                model = MLP(1, 1, cfg.width, cfg.depth, cfg.activation).to(dtype)
-                target = derivatives(fn, x_train, k, create_graph=False)
-                tc = TrainConfig(
-                    steps=cfg.epochs,
-                    optimizer=cfg.optimizer,
-                    lr=cfg.lr,
-                    schedule=cfg.schedule,
-                    log_every=cfg.log_every,
-                    checkpoint_every=cfg.checkpoint_every,
-                    seed=seed,
-                    dtype=cfg.dtype,
-                    device=cfg.device,
-                )
-                hist = fit(
-                    model,
-                    SobolevLoss(k),
-                    (x_train, *target),
-                    tc,
-                    out_dir=out / name / loss_name / f"seed{seed}",
-                    evaluate=evaluate,
-                    desc=f"{name} {loss_name} seed {seed}",
-                )
-                final = hist.records[-1]
-                per_seed[loss_name].append(
-                    {
-                        "train_loss": final["loss"],
-                        "value_rel_l2": final["d0_rel"],
-                        "value_max": final["d0_max"],
-                        "deriv_rel_l2": final["d1_rel"],
-                        "deriv_max": final["d1_max"],
-                        "train_time_s": final["time"],
-                    }
-                )
-                records[name][loss_name].append(hist.records)
-                model.cpu()
-                fits[name][loss_name].append(
-                    [
-                        t.squeeze(-1).squeeze(-1)
-                        for t in derivatives(
-                            model, x_plot.to(next(model.parameters())), 1, create_graph=False
-                        )
-                    ]
-                )
-        for loss_name in cfg.losses:
-            results[name][loss_name] = over_seeds(per_seed[loss_name])
+        runs = _fit_function(cfg, name, out)
+        records[name] = {l: [r for r, _ in per] for l, per in runs.items()}
+        fits[name] = {l: [f for _, f in per] for l, per in runs.items()}
+        results[name] = {l: finals_over_seeds(records[name][l], FINALS) for l in cfg.losses}
         steps = [r["step"] for r in records[name][cfg.losses[0]][0]]
-        loss_tables[name] = {
-            "epoch": [st for st in steps if st % cfg.table_every == 0 or st == cfg.epochs]
-        }
+        epochs = [st for st in steps if st % cfg.table_every == 0 or st == cfg.epochs]
+        loss_tables[name] = {"epoch": epochs}
         for loss_name in cfg.losses:
             band = seed_band(records[name][loss_name], "loss")
             loss_tables[name][loss_name] = [
-                m for st, m in zip(steps, band["median"]) if st in loss_tables[name]["epoch"]
+                m for st, m in zip(steps, band["median"]) if st in epochs
             ]
     figures = [_fit_figure(cfg, fits, out), _curve_figure(cfg, records, out)]
     return json_safe({"results": results, "loss_tables": loss_tables, "figures": figures})
@@ -153,7 +136,8 @@ def tables(summary: dict) -> str:
     losses, res = cfg["losses"], summary["results"]
     setting = (
         f"{summary.get('setting', 'ours')}, {cfg['n_train']} points, {cfg['depth']}×{cfg['width']} "
-        f"{cfg['activation']}, {cfg['optimizer']} lr {cfg['lr']:g} ({cfg['schedule']}), {cfg['epochs']} epochs, "
+        f"{cfg['activation']}, {cfg['optimizer']} lr {cfg['lr']:g} ({cfg['schedule']}), "
+        f"{cfg['epochs']} epochs, "
         f"{cfg['seeds']} seeds"
     )
     out = [f"Setting: {setting}.\n"]
@@ -189,7 +173,8 @@ def tables(summary: dict) -> str:
                 ]
             )
         out.append(
-            f"**{fn.description}: held-out errors after {cfg['epochs']} epochs, median [min, max] over "
+            f"**{fn.description}: held-out errors after {cfg['epochs']} epochs, median [min, max] "
+            "over "
             f"seeds**\n\n"
             + markdown_table(
                 [

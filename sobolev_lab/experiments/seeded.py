@@ -1,6 +1,7 @@
-"""Helpers shared by the experiments that compare losses over paired seeds: per-seed final values
-from training records, runs that diverge, the config of a summary, and the heading line every
-table starts with."""
+"""Helpers shared by the experiments that compare losses over paired seeds
+(:func:`sobolev_lab.seeds.paired_runs`): the training settings of a run from the experiment's
+config, per-seed final values from training records, runs that diverge, the config of a summary,
+and the heading line every table starts with."""
 
 from __future__ import annotations
 
@@ -11,19 +12,41 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sobolev.training import TrainConfig
+
 from ..seeds import over_seeds
+
+#: experiment settings whose "off" value is ``None`` in :class:`TrainConfig`
+OFF = {"batch_size": 0, "lbfgs_line_search": "none"}
+_TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig)) - {"seed"}
+
+
+def train_config(cfg: Any, *, seed: int, **settings: Any) -> TrainConfig:
+    """The :class:`sobolev.training.TrainConfig` of one training run of an experiment: each
+    setting of ``cfg`` (the experiment's ``Config``) that ``TrainConfig`` has under the same name
+    (``steps``, ``optimizer``, ``lr``, ``schedule``, ``batch_size``, ``log_every``, ``dtype``,
+    ``device``, …), overridden by ``settings``, with the run's ``seed``. The experiments' "off"
+    values (:data:`OFF`: ``batch_size=0`` for full batch, ``lbfgs_line_search="none"``) become
+    ``None``."""
+    values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    values = {k: v for k, v in values.items() if k in _TRAIN_FIELDS} | settings
+    for name, off in OFF.items():
+        if name in values and values[name] == off:
+            values[name] = None
+    return TrainConfig(seed=seed, **values)
 
 
 def finals_over_seeds(
     runs: Sequence[Sequence[dict[str, Any]]], keys: dict[str, str]
 ) -> dict[str, Any]:
-    """:func:`sobolev_lab.seeds.over_seeds` of each seed's last record: ``keys`` maps a summary key to
-    the record key it is read from (``{"value_rel_err": "d0_rel", ...}``)."""
+    """:func:`sobolev_lab.seeds.over_seeds` of each seed's last record: ``keys`` maps a summary
+    key to the record key it is read from (``{"value_rel_err": "d0_rel", ...}``)."""
     return over_seeds([{out: r[-1][src] for out, src in keys.items()} for r in runs])
 
 
 def config_of(cls: type, summary: dict[str, Any]) -> Any:
-    """The experiment config ``cls(**summary["config"])`` with JSON lists turned back into tuples."""
+    """The experiment config ``cls(**summary["config"])`` with JSON lists turned back into
+    tuples."""
 
     def back(v: Any) -> Any:
         return tuple(back(x) for x in v) if isinstance(v, list) else v
@@ -33,11 +56,16 @@ def config_of(cls: type, summary: dict[str, Any]) -> Any:
 
 
 def setting_note(summary: dict[str, Any], seeds: int | None) -> str:
-    """``"setting: ours, 3 seeds (paired)"``: which setting a table shows and over how many seeds."""
+    """``"setting: ours, 3 seeds (paired: …)"``: which setting a table shows and over how many
+    seeds."""
     setting = summary.get("setting", "ours")
     if seeds is None:
         return f"setting: {setting}"
-    return f"setting: {setting}, {seeds} seed{'s' if seeds != 1 else ''} (paired: same data and initialisation for every loss)"
+    plural = "s" if seeds != 1 else ""
+    return (
+        f"setting: {setting}, {seeds} seed{plural} "
+        "(paired: same data and initialisation for every loss)"
+    )
 
 
 def records_or_diverged(
@@ -69,7 +97,8 @@ def finite_band(band: dict[str, list[float]]) -> dict[str, list[float]]:
 
 
 def diverged_seeds(result: dict[str, Any], key: str) -> int:
-    """How many seeds of an :func:`sobolev_lab.seeds.over_seeds` result have no finite ``key`` (None in JSON)."""
+    """How many seeds of an :func:`sobolev_lab.seeds.over_seeds` result have no finite ``key``
+    (None in JSON)."""
     return sum(
         1
         for p in result["per_seed"]

@@ -1,4 +1,6 @@
-"""Student–teacher regression over activations: L2 vs H1 on the empirical risk (arXiv 2509.19773, §4).
+"""Student–teacher regression over activations: L2 vs H1 on the empirical risk.
+
+arXiv 2509.19773, §4.
 
 Teacher: a random network of the student's family (shallow g(x) = Σ_i σ(w_i·x), or an MLP);
 inputs x ~ N(0, I_d); n training samples; H1 targets are the teacher's exact input gradients.
@@ -22,7 +24,7 @@ from sobolev.derivatives import derivatives
 from sobolev.losses import SobolevLoss, loss_order
 from sobolev.metrics import heldout_evaluator, reach_over_seeds
 from sobolev.models import MLP, TwoLayer
-from sobolev.training import TrainConfig, fit, seed_everything
+from sobolev.training import fit, seed_everything
 
 from ..report import (
     band_plot,
@@ -35,8 +37,8 @@ from ..report import (
     subplots,
     wins_cell,
 )
-from ..seeds import paired_wins
-from .seeded import config_of, finals_over_seeds, setting_note
+from ..seeds import paired_runs, paired_wins
+from .seeded import config_of, finals_over_seeds, setting_note, train_config
 
 MODELS = ("shallow", "mlp")
 
@@ -85,7 +87,8 @@ class Config:
 
 
 def make_network(model: str, d: int, width: int, activation: str, depth: int = 2) -> nn.Module:
-    """A student or teacher: ``"shallow"`` :class:`TwoLayer` (a_i = 1) or ``"mlp"`` (ω₀ = 1 for sine)."""
+    """A student or teacher: ``"shallow"`` :class:`TwoLayer` (a_i = 1) or ``"mlp"`` (ω₀ = 1 for
+    sine)."""
     if model == "shallow":
         return TwoLayer(d, width, activation)
     if model == "mlp":
@@ -97,53 +100,49 @@ FINALS = {"value_rel_err": "d0_rel", "grad_rel_err": "d1_rel", "train_time_s": "
 """Summary key -> record key of the final values stored per seed."""
 
 
-def run(cfg: Config, out: Path) -> dict:
+def _compare(cfg: Config, act: str, out: Path) -> dict[str, list]:
+    """Every loss with activation ``act`` over paired seeds: per loss, each seed's records."""
     dtype = getattr(torch, cfg.dtype)
+
+    def prepare(s: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+        seed_everything(10_000 + s)
+        teacher = make_network(cfg.model, cfg.d, cfg.teacher_width, act, cfg.depth).to(dtype)
+        gen = torch.Generator().manual_seed(20_000 + s)
+        x_train = torch.randn(cfg.n_train, cfg.d, generator=gen, dtype=dtype)
+        x_test = torch.randn(cfg.n_test, cfg.d, generator=gen, dtype=dtype)
+        return teacher, x_train, x_test
+
+    def train(name: str, s: int, shared: tuple) -> list[dict]:
+        teacher, x_train, x_test = shared
+        k = loss_order(name)
+        student = make_network(cfg.model, cfg.d, cfg.width, act, cfg.depth)
+        hist = fit(
+            student,
+            SobolevLoss(k),
+            (x_train, *derivatives(teacher, x_train, k, create_graph=False)),
+            train_config(cfg, seed=s, checkpoint_every=max(cfg.steps // 4, 1), progress=False),
+            out_dir=out / act / name / f"seed{s}",
+            evaluate=heldout_evaluator(teacher, x_test, 1),
+            desc=f"{act} {name} seed {s}",
+        )
+        return hist.records
+
+    return paired_runs(cfg.losses, range(cfg.seeds), train, prepare)
+
+
+def run(cfg: Config, out: Path) -> dict:
     records: dict[str, dict[str, list]] = {}
     results: dict[str, dict] = {}
     for act in cfg.activations:
-        records[act], results[act] = {}, {}
-        for name in cfg.losses:
-            k = loss_order(name)
-            runs = []
-            for s in range(cfg.seeds):
-                seed_everything(10_000 + s)
-                teacher = make_network(cfg.model, cfg.d, cfg.teacher_width, act, cfg.depth).to(
-                    dtype
-                )
-                gen = torch.Generator().manual_seed(20_000 + s)
-                x_train = torch.randn(cfg.n_train, cfg.d, generator=gen, dtype=dtype)
-                x_test = torch.randn(cfg.n_test, cfg.d, generator=gen, dtype=dtype)
-                seed_everything(s)  # the same initial student for every loss
-                student = make_network(cfg.model, cfg.d, cfg.width, act, cfg.depth)
-                tc = TrainConfig(
-                    steps=cfg.steps,
-                    optimizer=cfg.optimizer,
-                    lr=cfg.lr,
-                    batch_size=cfg.batch_size or None,
-                    log_every=cfg.log_every,
-                    checkpoint_every=max(cfg.steps // 4, 1),
-                    seed=s,
-                    dtype=cfg.dtype,
-                    device=cfg.device,
-                    progress=False,
-                )
-                hist = fit(
-                    student,
-                    SobolevLoss(k),
-                    (x_train, *derivatives(teacher, x_train, k, create_graph=False)),
-                    tc,
-                    out_dir=out / act / name / f"seed{s}",
-                    evaluate=heldout_evaluator(teacher, x_test, 1),
-                    desc=f"{act} {name} seed {s}",
-                )
-                runs.append(hist.records)
-            records[act][name] = runs
-            results[act][name] = {
+        records[act] = _compare(cfg, act, out)
+        results[act] = {
+            name: {
                 **finals_over_seeds(runs, FINALS),
                 "reach_value_err": reach_over_seeds(runs, "d0_rel", cfg.thresholds),
                 "reach_grad_err": reach_over_seeds(runs, "d1_rel", cfg.thresholds),
             }
+            for name, runs in records[act].items()
+        }
     figures = [_curves(cfg, records, out, x, f"curves_{x}.png") for x in ("step", "time")]
     return json_safe({"results": results, "figures": figures})
 
@@ -188,9 +187,12 @@ def tables(summary: dict[str, Any]) -> str:
                 ]
             )
     head = (
-        f"### Student–teacher ({setting_note(summary, cfg.seeds)}): {cfg.model}, d = {cfg.d}, width {cfg.width}, "
-        f"n = {cfg.n_train}, {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size or 'full'}, {cfg.steps} steps; "
-        f"test errors relative to the teacher, median [min, max] over seeds; time to a value error: median over "
+        f"### Student–teacher ({setting_note(summary, cfg.seeds)}): {cfg.model}, d = {cfg.d}, "
+        f"width {cfg.width}, "
+        f"n = {cfg.n_train}, {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size or 'full'}, "
+        f"{cfg.steps} steps; "
+        "test errors relative to the teacher, median [min, max] over seeds; time to a value "
+        "error: median over "
         f"the seeds that reach it\n\n"
     )
     return head + markdown_table(

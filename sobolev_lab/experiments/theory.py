@@ -1,4 +1,5 @@
-"""Theory validation, conditioning and gradient flow for student–teacher ReLU networks (DESIGN.md §3).
+"""Theory validation, conditioning and gradient flow for student–teacher ReLU networks
+(:mod:`sobolev.theory`).
 
 1. Closed forms vs Monte-Carlo: losses L, J, H; the L-gradient; the per-sample autodiff J-gradient
    against its expectation and against the population ∇J (which differs by the indicator's
@@ -247,7 +248,8 @@ def _flows(cfg: Config, g: torch.Generator, out: Path) -> tuple[dict, list[dict]
                 )
                 if not res.success:
                     raise RuntimeError(
-                        f"{name} flow (K={K}, init {init}) failed: {res.message}; adjust flow_rtol/flow_atol/kink_tol"
+                        f"{name} flow (K={K}, init {init}) failed: {res.message}; adjust "
+                        "flow_rtol/flow_atol/kink_tol"
                     )
                 for metric, tol, rel in metrics:
                     key = f"{metric}<={tol:g}" + ("*initial" if rel else "")
@@ -388,7 +390,8 @@ def tables(summary: dict) -> str:
     flow_cols = list(flows[0]) if flows else []
     n_mc = summary.get("config", {}).get("n_mc", rows[0]["n"] if rows else None)
     return (
-        f"### Theory: student–teacher ReLU networks (setting: {summary.get('setting', 'ours')}; closed forms, "
+        f"### Theory: student–teacher ReLU networks (setting: {summary.get('setting', 'ours')}; "
+        "closed forms, "
         f"Monte Carlo with n = {n_mc}, one fixed seed)\n\n"
         + markdown_table(["quantity", "value"], headline)
         + "\n### Closed forms vs Monte Carlo\n\n"

@@ -1,12 +1,10 @@
-"""Fast derivative paths (jet, reverse-contracted directions) against the straightforward ones.
+"""Tests of sobolev.jet (Taylor mode through MLP-like chains) and of the other fast directional
+paths of sobolev.derivatives (reverse-contracted directions, Hessian-vector products).
 
 Reference: nested ``torch.func.jvp`` for directional stacks and repeated ``torch.autograd.grad``
 for full stacks, in float64; both the values and the parameter gradients of a loss on them
 must agree to rounding.
 """
-
-import runpy
-from pathlib import Path
 
 import pytest
 import torch
@@ -216,18 +214,3 @@ def test_jet_applies_only_to_supported_chains():
     h = _Hooked().double()
     assert derivative_method(h, 3, d=3, m=1, n_sets=1) == "jet"
     _assert_same(h, derivatives(h, x, 3, directions=V), [h(x)] + _jvp_directional(h, x, 3, V, True))
-
-
-def test_peak_memory_bytes_counts_live_tensors():
-    """The benchmarks' CPU memory probe sees exactly the peak of live tensor bytes."""
-    timing = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "timing.py"))
-    n = 1_000_000  # float64: 8 MB each
-
-    def fn():
-        a = torch.empty(n)
-        b = torch.empty(n)
-        del a
-        c = torch.empty(n)  # a is gone: at most two live at once
-        del b, c
-
-    assert timing["peak_memory_bytes"](fn) == 2 * 8 * n

@@ -1,16 +1,19 @@
-"""The `sobolev` command: list, run with overrides, resume, errors; the demo's outputs."""
+"""The `sobolev` command: list, version, threads, run with overrides, resume, errors; the demo's
+outputs."""
 
 import json
+from importlib.metadata import version
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from sobolev_lab.cli import main
 from sobolev_lab.experiments import regression
 
 
-def _run(*args):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+def _run(*args, **kw):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False, **kw)
 
 
 def test_list_names_every_experiment():
@@ -82,19 +85,6 @@ def test_errors_are_clear(tmp_path):
     assert res.exit_code == 2 and "--overwrite" in res.output
     res = CliRunner().invoke(main, ["run", "regression", "--resume", "--out", str(tmp_path / "d")])
     assert res.exit_code == 2 and "config.json" in res.output
-
-
-def test_list_overrides_are_stripped_and_checked(tmp_path):
-    from sobolev_lab.cli import apply_overrides
-    from sobolev_lab.experiments import conditioning, regression
-
-    cfg = apply_overrides(regression.Config(), ("losses=L2, H1",))
-    assert cfg.losses == ("L2", "H1")
-    import click
-    import pytest
-
-    with pytest.raises(click.BadParameter, match="expected 2"):
-        apply_overrides(conditioning.Config(), ("rate_window=0.1",))
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +202,30 @@ def test_overwrite_keeps_the_previous_run_when_the_new_one_fails(finished_run, m
     assert res.exit_code == 2 and "kept as it was" in res.output, res.output
     assert _snapshot(finished_run) == before
     assert not list(finished_run.parent.glob(".*replaced"))
+
+
+def test_version_prints_the_installed_version():
+    res = _run("--version")
+    assert res.exit_code == 0
+    assert version("sobolev") in res.output
+
+
+@pytest.fixture
+def restore_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def test_threads_sets_torch_threads(restore_threads):
+    torch.set_num_threads(2)
+    assert _run("--threads", "1", "list").exit_code == 0
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(2)
+    assert _run("list", env={"SOBOLEV_THREADS": "1"}).exit_code == 0  # the environment variable too
+    assert torch.get_num_threads() == 1
+
+
+def test_threads_rejects_zero(restore_threads):
+    res = CliRunner().invoke(main, ["--threads", "0", "list"])
+    assert res.exit_code == 2 and "--threads" in res.output

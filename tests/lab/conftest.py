@@ -1,0 +1,38 @@
+"""Fixtures of the harness tests: a summary as the CLI stores it, and the checks every
+experiment's outputs pass."""
+
+import dataclasses
+import json
+
+import pytest
+
+
+def _as_cli(summary: dict, cfg, setting: str = "ours") -> dict:
+    return json.loads(
+        json.dumps({**summary, "config": dataclasses.asdict(cfg), "setting": setting})
+    )
+
+
+@pytest.fixture
+def as_cli():
+    """``as_cli(summary, cfg, setting="ours")``: an experiment's ``run`` summary as the CLI stores
+    it (config and setting added, through JSON), the input of its ``tables``."""
+    return _as_cli
+
+
+@pytest.fixture
+def check_outputs():
+    """``check_outputs(mod, cfg, summary, out, seeds)``: the summary is strict JSON, every figure
+    was written, and ``mod.tables`` (returned) names the setting and the seeds."""
+
+    def check(mod, cfg, summary, out, seeds: int) -> str:
+        json.dumps(summary, allow_nan=False)  # strict JSON: no inf/NaN
+        assert summary["figures"]
+        for fig in summary["figures"]:
+            assert (out / fig).stat().st_size > 1000
+        assert not (out / "table.md").exists()  # the CLI writes it, from tables(summary)
+        table = mod.tables(_as_cli(summary, cfg))
+        assert table.startswith("### ") and f"setting: ours, {seeds} seed" in table
+        return table
+
+    return check
