@@ -1,1 +1,2 @@
-"""Speed and memory benchmarks of `sobolev` (run with ``python -m benchmarks`` or ``make bench``)."""
+"""Speed and memory benchmarks of `sobolev` (run with ``python -m benchmarks``
+or ``make bench``)."""

@@ -7,7 +7,8 @@ is collected. ``--only`` runs the named modules (``training`` or ``bench_trainin
 their results into the existing ``results.json``; the Markdown is regenerated from the merged
 results. ``--threads`` sets torch's intra-op threads (default: torch's own choice); on a machine
 shared with other jobs, 1 thread avoids the collapse of multi-threaded kernels under
-oversubscription. A module that raises is reported (in both files and on stderr) and the exit status is 1.
+oversubscription. A module that raises is reported (in both files and on stderr) and the exit status
+is 1.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def run_module(name: str, quick: bool) -> dict[str, Any]:
         res = mod.run(quick=quick)
         if not isinstance(res, dict) or not {"title", "rows", "notes"} <= set(res):
             raise TypeError(
-                f"bench_{name}.run must return a dict with 'title', 'rows', 'notes', got {type(res).__name__}"
+                f"bench_{name}.run must return a dict with 'title', 'rows', 'notes', got "
+                f"{type(res).__name__}"
             )
         res = {"title": str(res["title"]), "rows": list(res["rows"]), "notes": str(res["notes"])}
     except Exception:  # noqa: BLE001 — one failing module must not lose the others' results

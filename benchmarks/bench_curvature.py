@@ -64,9 +64,12 @@ def run(quick: bool = False) -> dict:
             }
         )
     return {
-        "title": "Hessian-vector products and spectrum edges of empirical Sobolev losses (tanh MLP, float64)",
+        "title": (
+            "Hessian-vector products and spectrum edges of empirical Sobolev losses "
+            "(tanh MLP, float64)"
+        ),
         "rows": rows,
-        "notes": "build = loss + gradient with create_graph (once per point); hvp = one further backward through "
-        "it (third-order nested for H1, fourth for H2). Edges: dense = P products + eigvalsh; "
-        "lanczos = ARPACK eigsh, both ends.",
+        "notes": "build = loss + gradient with create_graph (once per point); hvp = one further "
+        "backward through it (third-order nested for H1, fourth for H2). Edges: dense = P products "
+        "+ eigvalsh; lanczos = ARPACK eigsh, both ends.",
     }

@@ -1,5 +1,6 @@
-"""Image H^1 losses (Fourier, finite differences, the official autoencoder and diffusion losses)
-vs L2 for the small conv autoencoder: time and peak memory of one training step, and the loss alone, with ratios to L2.
+"""Image H^1 losses (Fourier, finite differences, the official autoencoder and diffusion losses) vs
+L2 for the small conv autoencoder: time and peak memory of one training step, and the loss alone,
+with ratios to L2.
 
 An epoch is ``n_train // batch`` identical steps, so the per-epoch ratio is the per-step ratio.
 """
@@ -64,10 +65,10 @@ def run(quick: bool = False) -> dict:
                 }
             )
     notes = (
-        "Training step = zero_grad, autoencoder forward, loss, backward, Adam step; medians of interleaved "
-        "repeats (ratios measured in the same process). loss_fwd_bwd_ms is the loss and its gradient alone "
-        "on a fixed output; loss_share_of_L2_step puts it against the whole L2 step, which bounds the "
-        "overhead the loss can add. Peak memory: CUDA allocator on GPU, torch-profiler tensor memory on CPU "
-        "(sobolev.memory.peak_memory_bytes)."
+        "Training step = zero_grad, autoencoder forward, loss, backward, Adam step; medians of "
+        "interleaved repeats (ratios measured in the same process). loss_fwd_bwd_ms is the loss "
+        "and its gradient alone on a fixed output; loss_share_of_L2_step puts it against the whole "
+        "L2 step, which bounds the overhead the loss can add. Peak memory: CUDA allocator on GPU, "
+        "torch-profiler tensor memory on CPU (sobolev.memory.peak_memory_bytes)."
     )
     return {"title": "Image Sobolev losses vs L2 (conv autoencoder)", "rows": rows, "notes": notes}

@@ -78,10 +78,10 @@ def run(quick: bool = False) -> dict:
             }
         )
     notes = (
-        f"One training step (forward, loss, backward, Adam) on a batch of {BATCH}, one torch thread, median "
-        "CPU process time of interleaved repeats after one warm-up round; per official step (batch 48) and per "
-        "epoch of 30,000 images scale it linearly in the batch. Peak memory: torch-profiler tensor memory of "
-        "forward + loss + backward."
+        f"One training step (forward, loss, backward, Adam) on a batch of {BATCH}, one torch "
+        "thread, median CPU process time of interleaved repeats after one warm-up round; per "
+        "official step (batch 48) and per epoch of 30,000 images scale it linearly in the batch. "
+        "Peak memory: torch-profiler tensor memory of forward + loss + backward."
     )
     return {
         "title": "DDPM training step at CelebA-HQ size (128x128 RGB, UNet base 16)",

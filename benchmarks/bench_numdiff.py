@@ -1,4 +1,5 @@
-"""Throughput of sobolev.numdiff against findiff (finite differences) and numpy.polynomial.chebyshev.
+"""Throughput of sobolev.numdiff against findiff (finite differences)
+and numpy.polynomial.chebyshev.
 
 Rows compare the same float64 arrays on the CPU: ``ratio = baseline_s / sobolev_s`` (above 1:
 sobolev.numdiff is faster). Finite differences: first derivative at accuracy 2 and 4 and second
@@ -101,7 +102,8 @@ def _chebyshev_rows(sizes: list[int], repeats: int) -> list[dict]:
 
 
 def _seconds_per_call(fn, repeats: int) -> float:
-    """Median seconds per call, batching fast calls into groups of about 10 ms; fewer repeats if slow."""
+    """Median seconds per call, batching fast calls into groups of about 10 ms; fewer repeats
+    if slow."""
     t0 = time.perf_counter()
     fn()  # also the warm-up
     single = time.perf_counter() - t0
@@ -131,10 +133,12 @@ def run(quick: bool = False) -> dict:
         torch.set_num_threads(threads)
     fd_ratios = [r["ratio"] for r in rows if r["case"].startswith("fd")]
     notes = (
-        "float64 on CPU, torch on 1 thread (findiff and NumPy are single-threaded; on a loaded shared machine "
-        "torch's thread pool also makes multi-threaded timings erratic); ratio = baseline_s / sobolev_s (>1: "
-        f"sobolev faster). Finite differences vs findiff {findiff.__version__}: ratio min {min(fd_ratios):.2f}, "
-        f"median {float(np.median(fd_ratios)):.2f}. Chebyshev vs numpy chebfit/chebder/chebval on 64 lines."
+        "float64 on CPU, torch on 1 thread (findiff and NumPy are single-threaded; on a loaded "
+        "shared machine torch's thread pool also makes multi-threaded timings erratic); ratio = "
+        "baseline_s / sobolev_s (>1: sobolev faster). Finite differences vs findiff "
+        f"{findiff.__version__}: ratio min {min(fd_ratios):.2f}, median "
+        f"{float(np.median(fd_ratios)):.2f}. Chebyshev vs numpy chebfit/chebder/chebval on 64 "
+        "lines."
     )
     return {
         "title": "sobolev.numdiff vs findiff and numpy.polynomial.chebyshev",

@@ -48,7 +48,8 @@ def _model() -> MLP:
 
 
 def hand_loop(order: int, steps: int) -> float:
-    """Seconds for ``steps`` steps of the loop a user would write (order 0: MSE; 1: value + gradient)."""
+    """Seconds for ``steps`` steps of the loop a user would write (order 0: MSE; 1: value +
+    gradient)."""
     x, u, du = _tiny_problem()
     model = _model()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -154,7 +155,10 @@ def _h2_rows(quick: bool) -> list[dict]:
         )
         rows.append(
             {
-                "step": f"H2 full Hessian by a loop of d backwards, d={d}, MLP 4×256 tanh, batch {batch}, float32",
+                "step": (
+                    f"H2 full Hessian by a loop of d backwards, d={d}, MLP 4×256 tanh, "
+                    f"batch {batch}, float32"
+                ),
                 "vs": "one vmapped backward",
                 "ms": round(1e3 * times["loop"], 2),
                 "vs ms": round(1e3 * times["vmapped"], 2),
@@ -172,20 +176,22 @@ def run(quick: bool = False) -> dict:
     finally:
         torch.set_num_threads(threads)
     notes = (
-        "One torch thread. 'ratio' = ms / 'vs ms' (overhead rows: median of per-round ratios), measured interleaved in one process. Overhead "
-        "rows: the fit step's cost is (T(N steps) − T(0 steps)) / N (the 'fit fixed cost per call' is "
-        "the steps=0 call: validation, planning and the final record, paid once per call); target ≤ 1.2× the "
-        "hand-written loop (issue 14 measured 1.5× before: 1.75 ms against 1.16 ms). What was removed "
-        "per step: the NaN/Inf checks of x and of the supplied targets (data are checked once when "
-        "fit starts), the distributed averaging call in a single process, the loss detach and term "
-        "conversions except at logged steps, the scheduler step for a constant rate, and the "
-        "optimiser's closure path for Adam/SGD; the loss reduces each order with one sum. A fused "
-        "forward-tangent path for MLPs (value and input gradient in one forward, then one backward) "
-        "was measured at this size and was not faster than double backward, so it was not added. "
-        "H2 rows: S = 4 direction sets at d = 1 take one Hessian-vector product (min(S, d)), then "
-        "contract the Hessian with each set; issue 14 measured 13× an L2 step before, against 4.5× "
-        "for the full Hessian. Loop rows: ratio < 1 means the loop of d backwards (now used on CPU) "
-        "is faster than the vmapped backward (still used on other devices)."
+        "One torch thread. 'ratio' = ms / 'vs ms' (overhead rows: median of per-round ratios), "
+        "measured interleaved in one process. Overhead rows: the fit step's cost is (T(N steps) − "
+        "T(0 steps)) / N (the 'fit fixed cost per call' is the steps=0 call: validation, planning "
+        "and the final record, paid once per call); target ≤ 1.2× the hand-written loop (issue 14 "
+        "measured 1.5× before: 1.75 ms against 1.16 ms). What was removed per step: the NaN/Inf "
+        "checks of x and of the supplied targets (data are checked once when fit starts), the "
+        "distributed averaging call in a single process, the loss detach and term conversions "
+        "except at logged steps, the scheduler step for a constant rate, and the optimiser's "
+        "closure path for Adam/SGD; the loss reduces each order with one sum. A fused "
+        "forward-tangent path for MLPs (value and input gradient in one forward, then one "
+        "backward) was measured at this size and was not faster than double backward, so it was "
+        "not added. H2 rows: S = 4 direction sets at d = 1 take one Hessian-vector product "
+        "(min(S, d)), then contract the Hessian with each set; issue 14 measured 13× an L2 step "
+        "before, against 4.5× for the full Hessian. Loop rows: ratio < 1 means the loop of d "
+        "backwards (now used on CPU) is faster than the vmapped backward (still used on other "
+        "devices)."
     )
     return {
         "title": "fit overhead on a tiny problem; H2 directions at S ≥ d",

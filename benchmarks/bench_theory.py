@@ -34,10 +34,12 @@ def run(quick: bool = False) -> dict:
     for row in rows:
         row["ratio_to_loss"] = row["seconds"] / base
     return {
-        "title": "sobolev.theory: population loss / gradient / Hessian (K=K*=10, d=100, float64, CPU)",
+        "title": (
+            "sobolev.theory: population loss / gradient / Hessian (K=K*=10, d=100, float64, CPU)"
+        ),
         "rows": rows,
-        "notes": "Median wall time after warm-up. The Hessian is autodiff of the closed form (jacfwd over "
-        "jacrev, 1000 tangents); the gradient is the hand-derived formula.",
+        "notes": "Median wall time after warm-up. The Hessian is autodiff of the closed form "
+        "(jacfwd over jacrev, 1000 tangents); the gradient is the hand-derived formula.",
     }
 
 

@@ -55,7 +55,8 @@ MAX_D_FULL_H2 = 8
 def training_step(
     model: nn.Module, x: Tensor, order: int, n_dirs: int | None, how: str = "auto"
 ) -> Callable[[], None]:
-    """A closure doing one Sobolev training step of ``model`` on ``x`` (B, d) against a fixed random target."""
+    """A closure doing one Sobolev training step of ``model`` on ``x`` (B, d) against a fixed
+    random target."""
     B, d = x.shape
     V = (
         None
@@ -132,21 +133,23 @@ def run(quick: bool = False) -> dict:
             )
     notes = (
         f"MLP {DEPTH}×{WIDTH} tanh, batch {batch}, float32, Adam; median of {repeats} interleaved "
-        f"repeats after 1 warm-up step; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{platform.processor() or platform.machine()}. 'x L2' = step time / L2 step time in the same "
-        "run; 'matmul flops x L2' = FLOPs of all matrix products in the step (profiler count) / the L2 "
-        "step's; 'mem x L2' = peak live tensor bytes during the step / the L2 step's.\n\n"
-        "Why the targets H1-one-direction ≤ 1.5× and order-2-directions ≤ 3× are not reached: they are "
-        "below the arithmetic floor. The L2 step does 3 matrix products per layer (forward, input and "
-        "weight gradients). An exact first-derivative term needs a second stream through every layer "
-        "(a tangent, or the input-gradient pass of a double backward) and its backward: 6 products, "
-        "2.0× (the column shows exactly 2.0). An order-2 mixed term D²u[v₁, v₂] needs four streams "
-        "(value, v₁, v₂ and the mixed one for the jet; value, adjoint and a Hessian-vector product's two "
-        "for reverse mode): 4.0×; S sets cost 2 + 2S streams by Hessian-vector products (10× at S = 4; "
-        "the jet's 1 + 3S would be 13×). Measured times sit at or slightly below these counts (the "
-        "L2 step's fixed costs dilute them). The jet has fewer products at large d (it never forms "
-        "the input gradient of the first layer: 1.83× and 3.5× at d = 256) but more elementwise "
-        "work, and measured slower than double backward here, so it is chosen only where reverse "
-        "mode would need m backward passes (m outputs > S sets) or at order 3."
+        f"repeats after 1 warm-up step; torch {torch.__version__}, {torch.get_num_threads()} "
+        f"threads, {platform.processor() or platform.machine()}. 'x L2' = step time / L2 step time "
+        "in the same run; 'matmul flops x L2' = FLOPs of all matrix products in the step "
+        "(profiler count) / the L2 step's; 'mem x L2' = peak live tensor bytes during the step / "
+        "the L2 step's.\n\n"
+        "Why the targets H1-one-direction ≤ 1.5× and order-2-directions ≤ 3× are not reached: they "
+        "are below the arithmetic floor. The L2 step does 3 matrix products per layer (forward, "
+        "input and weight gradients). An exact first-derivative term needs a second stream through "
+        "every layer (a tangent, or the input-gradient pass of a double backward) and its "
+        "backward: 6 products, 2.0× (the column shows exactly 2.0). An order-2 mixed term D²u[v₁, "
+        "v₂] needs four streams (value, v₁, v₂ and the mixed one for the jet; value, adjoint and a "
+        "Hessian-vector product's two for reverse mode): 4.0×; S sets cost 2 + 2S streams by "
+        "Hessian-vector products (10× at S = 4; the jet's 1 + 3S would be 13×). Measured times sit "
+        "at or slightly below these counts (the L2 step's fixed costs dilute them). The jet has "
+        "fewer products at large d (it never forms the input gradient of the first layer: 1.83× "
+        "and 3.5× at d = 256) but more elementwise work, and measured slower than double backward "
+        "here, so it is chosen only where reverse mode would need m backward passes "
+        "(m outputs > S sets) or at order 3."
     )
     return {"title": "Sobolev training step vs L2 step (MLP)", "rows": rows, "notes": notes}

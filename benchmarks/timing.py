@@ -19,7 +19,8 @@ from sobolev.memory import peak_memory_bytes  # noqa: F401  (re-exported for the
 def median_time(
     fn: Callable[[], Any], *, repeats: int = 7, warmup: int = 2, number: int = 1
 ) -> float:
-    """Median wall time in seconds of ``number`` calls of ``fn``, over ``repeats`` after ``warmup``."""
+    """Median wall time in seconds of ``number`` calls of ``fn``, over ``repeats``
+    after ``warmup``."""
     for _ in range(warmup):
         fn()
     times = []

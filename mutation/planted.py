@@ -158,7 +158,10 @@ def check(plant: Plant, base: Path) -> str:
     path = folder / plant.file
     text = path.read_text()
     if text.count(plant.old) != 1:
-        return f"ERROR  {plant.name}: the edit matches {text.count(plant.old)} times in {plant.file} (code changed?)"
+        return (
+            f"ERROR  {plant.name}: the edit matches {text.count(plant.old)} times in "
+            f"{plant.file} (code changed?)"
+        )
     path.write_text(text.replace(plant.old, plant.new))
     rc = _pytest(folder, plant.tests)
     return f"{'caught' if rc == 1 else 'MISSED'}  {plant.name} ({' '.join(plant.tests)}, exit {rc})"

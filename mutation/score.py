@@ -37,7 +37,8 @@ def _read(path: Path) -> dict[str, str]:
 
 
 def statuses(folder: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """(first run, after triage) statuses of a run folder's mutants (the sample only, if sampled)."""
+    """(first run, after triage) statuses of a run folder's mutants (the sample only,
+    if sampled)."""
     now = _read(folder / "results.txt")
     first_file = folder / "results.first.txt"
     first = _read(first_file) if first_file.exists() else dict(now)
@@ -95,8 +96,8 @@ def main(name: str, folder: str, *flags: str) -> None:
     c = counts(status)
     score = c["killed"] / c["checked"] if c["checked"] else float("nan")
     print(
-        f"| {name} | {c['mutants']} | {c['killed'] - c['timeout']} | {c['timeout']} | {c['survived']} | {c['no_tests']} "
-        f"| {score:.1%} |"
+        f"| {name} | {c['mutants']} | {c['killed'] - c['timeout']} | {c['timeout']} | "
+        f"{c['survived']} | {c['no_tests']} | {score:.1%} |"
     )
     if "--record" in flags:
         record(name, d, first, status)

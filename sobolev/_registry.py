@@ -14,7 +14,8 @@ T = TypeVar("T")
 
 
 def lookup(registry: Mapping[str, T], name: object, argument: str) -> T:
-    """``registry[name]``; a ``ValueError`` naming ``argument`` and the registered names otherwise."""
+    """``registry[name]``; a ``ValueError`` naming ``argument`` and the registered
+    names otherwise."""
     if isinstance(name, str) and name in registry:
         return registry[name]
     raise ValueError(f"{argument} must be one of {tuple(registry)}, got {name!r}")

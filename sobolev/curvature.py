@@ -1,5 +1,5 @@
-"""Curvature of empirical losses: Hessian-vector products w.r.t. a model's parameters, dense Hessians,
-and the extreme eigenvalues (Lanczos, via SciPy's ARPACK ``eigsh``).
+"""Curvature of empirical losses: Hessian-vector products w.r.t. a model's parameters, dense
+Hessians, and the extreme eigenvalues (Lanczos, via SciPy's ARPACK ``eigsh``).
 
 The loss is θ ↦ objective(model_θ, batch) with θ (P,) the model's trainable parameters flattened
 in ``model.parameters()`` order. Hessian-vector products use double backward: the gradient is
@@ -34,8 +34,9 @@ class LossHessian:
 
     Args:
         model: the network, at the parameters where the Hessian is taken (not modified).
-        objective: a :class:`SobolevLoss` (``batch = (x, u, Du, …)`` or ``(x, target_fn)``) or a callable
-            ``objective(model, batch) -> loss | (loss, terms)``, as for :func:`sobolev.fit`.
+        objective: a :class:`SobolevLoss` (``batch = (x, u, Du, …)`` or ``(x, target_fn)``) or a
+            callable ``objective(model, batch) -> loss | (loss, terms)``, as for
+            :func:`sobolev.fit`.
         batch: the data tensors the loss is evaluated on (the whole empirical sample).
 
     The gradient graph is built once; :meth:`hvp` reuses it, so each product costs one backward.
@@ -73,7 +74,8 @@ class LossHessian:
         """H v for v of shape (P,) (or (P, r): r products, one backward each); detached."""
         if not isinstance(v, Tensor):
             raise TypeError(
-                f"v must be a torch.Tensor of shape (P,) = ({self.n_params},), got {type(v).__name__}"
+                f"v must be a torch.Tensor of shape (P,) = ({self.n_params},), got "
+                f"{type(v).__name__}"
             )
         if v.shape[0] != self.n_params or v.ndim not in (1, 2):
             raise ValueError(
@@ -148,7 +150,8 @@ def lanczos_extremes(
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` smallest and ``k`` largest (algebraic) eigenvalues of a symmetric operator of size n.
+    """The ``k`` smallest and ``k`` largest (algebraic) eigenvalues of a symmetric operator of
+    size n.
 
     Implicitly restarted Lanczos (ARPACK ``eigsh`` on a ``LinearOperator``); ``matvec`` maps a (n,)
     tensor to a (n,) tensor; ``tol`` is ARPACK's relative accuracy of each Ritz value. Returns two
@@ -230,9 +233,9 @@ def spectrum_edges(
 
 
 def gd_contraction(lambda_min: float, lambda_max: float, lr: float) -> float:
-    """Per-step contraction factor max(|1 − η λ_min|, |1 − η λ_max|) of the error of gradient descent
-    with step ``lr`` = η on a quadratic with these extreme Hessian eigenvalues (< 1 iff 0 < η λ < 2);
-    the loss contracts by its square."""
+    """Per-step contraction factor max(|1 − η λ_min|, |1 − η λ_max|) of the error of gradient
+    descent with step ``lr`` = η on a quadratic with these extreme Hessian eigenvalues
+    (< 1 iff 0 < η λ < 2); the loss contracts by its square."""
     return max(abs(1 - lr * lambda_min), abs(1 - lr * lambda_max))
 
 

@@ -54,6 +54,16 @@ __all__ = [
 Fn = Callable[[Tensor], Tensor]
 MultiIndex = tuple[int, ...]
 
+#: Limits on work that grows exponentially with the order, refused with a ValueError that says
+#: the cost (raise them to proceed anyway). Full stacks nest ``order`` reverse-mode passes, each
+#: through the graph of the last, which grows about 3× per order (an MLP at order 10: seconds);
+#: nested forward mode (``partial_derivatives``, the ``"jvp"`` directional fallback) doubles its
+#: passes per order (an MLP at order 8: seconds). The jet (orders ≤ 3) is not limited.
+MAX_FULL_ORDER = 10
+MAX_NESTED_ORDER = 8
+#: the most entries a full stack may hold, B·m·(1 + d + … + dᵏ) (2**28: 2 GiB in float64)
+MAX_STACK_ENTRIES = 2**28
+
 
 class DerivativeStack(tuple):
     """Tuple ``(u, Du, …)`` of derivative tensors; ``directions`` is set for directional stacks.
@@ -151,10 +161,38 @@ _NOT_DIFFERENTIABLE = (
 
 
 def _full_stack(f: Fn, x: Tensor, order: int, create_graph: bool) -> list[Tensor]:
-    """Full derivative tensors by repeated reverse mode on the batch sum (backward passes per order: :func:`_gradients`)."""
+    """Full derivative tensors by repeated reverse mode on the batch sum (backward passes per
+    order: :func:`_gradients`); refused beyond :data:`MAX_FULL_ORDER` or
+    :data:`MAX_STACK_ENTRIES`."""
+    if order > MAX_FULL_ORDER:
+        raise ValueError(
+            f"order={order} > MAX_FULL_ORDER={MAX_FULL_ORDER}: a full stack nests {order} reverse "
+            f"passes whose graphs grow about 3× per order (order {order} ≈ "
+            f"{3.0 ** (order - MAX_FULL_ORDER):.3g}× the seconds of order {MAX_FULL_ORDER}); use "
+            "a lower order, or raise the module constant sobolev.derivatives.MAX_FULL_ORDER"
+        )
     with torch.set_grad_enabled(create_graph or order > 0):
         xg = x if x.requires_grad or order == 0 else x.detach().requires_grad_(True)
-        return _reverse_stack(_as_2d(f(xg), x.shape[0]), xg, order, create_graph)
+        u = _as_2d(f(xg), x.shape[0])
+        (B, m), d = u.shape, x.shape[1]
+        entries = B * m * sum(d**j for j in range(order + 1))
+        if entries > MAX_STACK_ENTRIES:
+            raise ValueError(
+                f"full derivatives up to order {order} of f at x of shape ({B}, {d}) with "
+                f"m={m} outputs hold B·m·(1 + d + … + d^{order}) = {entries:.3g} entries, more "
+                f"than MAX_STACK_ENTRIES={MAX_STACK_ENTRIES}: use directions=S (random "
+                "directional derivatives) or partial_derivatives for selected partials"
+            )
+        return _reverse_stack(u, xg, order, create_graph)
+
+
+def _check_nested(order: int, what: str) -> None:
+    if order > MAX_NESTED_ORDER:
+        raise ValueError(
+            f"{what} of order {order} > MAX_NESTED_ORDER={MAX_NESTED_ORDER} take 2^{order} = "
+            f"{2**order} nested forward-mode passes; use a lower order, or raise "
+            "the module constant sobolev.derivatives.MAX_NESTED_ORDER"
+        )
 
 
 #: devices where P gradients are taken by a loop of P backward passes rather than one vmapped
@@ -273,6 +311,12 @@ def _directional_stack(
         evaluated = _evaluate(f, x, order, create_graph)
         m = evaluated[0].shape[1]
     method = derivative_method(f, order, d=x.shape[1], m=m, n_sets=directions.shape[0])
+    if method == "jvp":
+        _check_nested(
+            order,
+            f"directional derivatives by nested forward mode (the jet, for MLP-like chains, "
+            f"stops at order {jet.MAX_ORDER})",
+        )
     return DIRECTIONAL_METHODS[method](f, x, order, directions, create_graph, evaluated)
 
 
@@ -451,6 +495,7 @@ def _check_partials(partials: Sequence[Sequence[int]], d: int) -> list[MultiInde
             raise ValueError(
                 f"partials must be multi-indices of {d} non-negative integers, got {a}"
             )
+        _check_nested(sum(a), f"partial derivatives {a}")
     return out
 
 
@@ -486,7 +531,8 @@ def derivatives(
             ``nn.Module``), an ``x`` that requires grad, or (other callables) an output on one
             row of ``x`` that requires grad. So a stack of a parameter-free target function is a
             constant. With ``False`` the results are detached and no graph is retained.
-        check_finite: raise ``ValueError`` if ``x`` holds NaN or Inf (skip for points already checked).
+        check_finite: raise ``ValueError`` if ``x`` holds NaN or Inf (skip for points already
+            checked).
 
     Returns:
         A :class:`DerivativeStack` (a tuple; ``directions`` set for a directional stack).
@@ -536,7 +582,8 @@ def _resolve_directions(
         V = V.unsqueeze(2).expand(-1, -1, B, -1)
     if V.ndim != 4 or V.shape[1] < order or V.shape[2] != B or V.shape[3] != d:
         raise ValueError(
-            f"directions tensor must have shape (S, k≥{order}, B={B}, d={d}) or (S, k, d), got {tuple(directions.shape)}"
+            f"directions tensor must have shape (S, k≥{order}, B={B}, d={d}) or (S, k, d), "
+            f"got {tuple(directions.shape)}"
         )
     return V.to(dtype=x.dtype, device=x.device)
 
@@ -561,7 +608,8 @@ def directional_stack(stack: Sequence[Tensor], directions: Tensor) -> Derivative
     for j, D in enumerate(stack[1:], start=1):
         if D.shape != (B, D.shape[1]) + (d,) * j:
             raise ValueError(
-                f"stack entry of order {j} must have shape (B, m{', d' * j}) = ({B}, m{f', {d}' * j}), got {tuple(D.shape)}"
+                f"stack entry of order {j} must have shape (B, m{', d' * j}) = "
+                f"({B}, m{f', {d}' * j}), got {tuple(D.shape)}"
             )
         idx = "".join(letters[:j])
         spec = "bc" + idx + "," + ",".join(f"sb{i}" for i in idx) + "->bcs"

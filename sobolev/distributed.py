@@ -33,7 +33,8 @@ from torch import Tensor, nn
 
 @dataclass(frozen=True)
 class Dist:
-    """Where this process stands: ``rank`` of ``world_size`` processes, ``local_rank`` on its node."""
+    """Where this process stands: ``rank`` of ``world_size`` processes, ``local_rank`` on its
+    node."""
 
     rank: int = 0
     world_size: int = 1
@@ -50,7 +51,8 @@ class Dist:
         return self.rank == 0
 
     def device(self, device: torch.device) -> torch.device:
-        """``device`` with CUDA pinned to this process's GPU (``cuda:local_rank``) when distributed."""
+        """``device`` with CUDA pinned to this process's GPU (``cuda:local_rank``) when
+        distributed."""
         if self.enabled and device.type == "cuda" and device.index is None:
             return torch.device("cuda", self.local_rank % torch.cuda.device_count())
         return device
@@ -72,7 +74,8 @@ def setup() -> Dist:
         return Dist()
     if not dist.is_available():
         raise RuntimeError(
-            f"WORLD_SIZE={world} asks for {world} processes, but this torch build has no torch.distributed"
+            f"WORLD_SIZE={world} asks for {world} processes, "
+            "but this torch build has no torch.distributed"
         )
     if torch.cuda.is_available():
         torch.cuda.set_device(local % torch.cuda.device_count())
@@ -113,7 +116,8 @@ def broadcast_module(model: nn.Module, ctx: Dist) -> None:
 
 
 def shard(idx: Tensor, ctx: Dist) -> Tensor:
-    """This rank's part of the global batch ``idx`` (sample indices, (B,)): ``idx[rank::world_size]``.
+    """This rank's part of the global batch ``idx`` (sample indices, (B,)):
+    ``idx[rank::world_size]``.
 
     Whole samples go to a rank (a sample is one row of the data: a point with its derivative
     targets, or a whole image or grid), so numerical derivative targets stay intact. Shard sizes
@@ -123,7 +127,8 @@ def shard(idx: Tensor, ctx: Dist) -> Tensor:
         return idx
     if idx.numel() < ctx.world_size:
         raise ValueError(
-            f"the global batch has {idx.numel()} samples, fewer than the {ctx.world_size} processes: "
+            f"the global batch has {idx.numel()} samples, "
+            f"fewer than the {ctx.world_size} processes: "
             "raise batch_size or use fewer processes"
         )
     return idx[ctx.rank :: ctx.world_size]

@@ -52,7 +52,8 @@ def kernel_distance(x: Tensor, y: Tensor) -> float:
     Its expectation is 0 when x and y come from the same distribution (it can be negative)."""
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or min(x.shape[0], y.shape[0]) < 2:
         raise ValueError(
-            f"x and y must be (m, d) and (n, d) with m, n ≥ 2, got {tuple(x.shape)} and {tuple(y.shape)}"
+            f"x and y must be (m, d) and (n, d) with m, n ≥ 2, got {tuple(x.shape)} and "
+            f"{tuple(y.shape)}"
         )
     return _self_kernel_mean(x) + _self_kernel_mean(y) - 2 * _cross_kernel_mean(x, y)
 

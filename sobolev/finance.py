@@ -95,7 +95,8 @@ class PricingModel(ABC):
 
     @abstractmethod
     def payoff(self, x: Tensor, z: Tensor) -> Tensor:
-        """Payoff (n, 1) of the paths driven by ``z`` from spots ``x`` (n, d); differentiable in x."""
+        """Payoff (n, 1) of the paths driven by ``z`` from spots ``x`` (n, d); differentiable
+        in x."""
 
     @abstractmethod
     def price(self, x: Tensor) -> Tensor:
@@ -127,7 +128,8 @@ class PricingModel(ABC):
         if directions is not None:
             if directions.shape != x.shape:
                 raise ValueError(
-                    f"directions must have the shape of x {tuple(x.shape)}, got {tuple(directions.shape)}"
+                    f"directions must have the shape of x {tuple(x.shape)}, got "
+                    f"{tuple(directions.shape)}"
                 )
             y, dv = jvp(lambda s: self.payoff(s, z), (x,), (directions.to(DTYPE),))
             return y.detach(), dv.detach().unsqueeze(-1)
@@ -139,7 +141,8 @@ class PricingModel(ABC):
 
     def sample(self, n: int, *, generator: torch.Generator, directional: bool = False) -> Samples:
         """n training samples, one path each: x (n, d), payoff (n, 1), pathwise gradient (n, 1, d);
-        with ``directional`` only the derivative along a random v ~ N(0, I) per sample, (n, 1, 1)."""
+        with ``directional`` only the derivative along a random v ~ N(0, I) per
+        sample, (n, 1, 1)."""
         _check_n(n)
         x = self.draw_spots(n, generator)
         z = self.draw_noise(n, generator)
@@ -205,7 +208,8 @@ class BlackScholesCall(PricingModel):
 
 
 class BachelierBasket(PricingModel):
-    """Basket call a·S2 − K in a correlated Bachelier model of dimension d, the paper's second example.
+    """Basket call a·S2 − K in a correlated Bachelier model of dimension d, the paper's
+    second example.
 
     The correlation (from a random (2d, d) matrix R as normalised RᵀR), the weights a (uniform in
     [1, 10], summing to 1) and the volatilities (uniform in [5, 50], rescaled so the basket's
@@ -286,5 +290,6 @@ class BachelierBasket(PricingModel):
 
 
 def pricing_model(d: int, *, seed: int = 0) -> PricingModel:
-    """The paper's example of dimension d: Black–Scholes call for d = 1, Bachelier basket otherwise."""
+    """The paper's example of dimension d: Black–Scholes call for d = 1, Bachelier
+    basket otherwise."""
     return BlackScholesCall() if d == 1 else BachelierBasket(d, seed=seed)

@@ -2,7 +2,8 @@
 
 For an error image ``e = pred − target`` of N = H·W pixels, the periodic H^s norm is
 
-    ‖e‖²_{H^s} = (1/N²) Σ_ξ (1 + |ξ|²)^s |ê(ξ)|²,     ê = fft2(e),  ξ = 2π·fftfreq(n, d=spacing) per axis,
+    ‖e‖²_{H^s} = (1/N²) Σ_ξ (1 + |ξ|²)^s |ê(ξ)|²,
+    ê = fft2(e),  ξ = 2π·fftfreq(n, d=spacing) per axis,
 
 i.e. the mean over pixels of |(1 − Δ)^{s/2} e|²; by Parseval s = 0 is the mean squared error, and
 s = 1 is ``mean(e²) + mean(|∇e|²)`` with spectral derivatives (ξ in radians per unit of
@@ -170,8 +171,9 @@ def image_derivatives(
     boundary: str = "one-sided",
     accuracy: int = 2,
 ) -> list[list[Tensor]]:
-    """Finite-difference derivatives of images (B, C, H, W): ``[[u], [u_y, u_x], [u_yy, u_yx, u_xy, u_xx]]``
-    up to ``order`` ≤ 2 (the entries of the gradient and of the full Hessian tensor).
+    """Finite-difference derivatives of images (B, C, H, W):
+    ``[[u], [u_y, u_x], [u_yy, u_yx, u_xy, u_xx]]`` up to ``order`` ≤ 2 (the entries of the gradient
+    and of the full Hessian tensor).
 
     ``boundary`` as in :func:`sobolev.numdiff.fd_derivative`: ``"one-sided"`` (same size, one-sided
     stencils at the edges), ``"periodic"``, or ``"interior"`` (each order cropped to the pixels
@@ -335,11 +337,12 @@ def image_sobolev_loss(
     symmetric frequencies ``ξ = 2π·fftfreq(n, d=spacing)`` (``spacing``: one number or
     ``(h_y, h_x)``), any real ``s ≥ 0``; ``s = 0`` is exactly ``F.mse_loss`` (computed as such).
 
-    ``method="fd"`` (non-periodic): ``Σ_j λ_j · mean_pixels Σ_entries (Dʲe)²`` for j ≤ s ∈ {0, 1, 2},
-    Dʲ the finite-difference value / gradient / full Hessian (see :func:`image_derivatives`;
-    ``boundary``, ``accuracy`` as in :func:`sobolev.numdiff.fd_derivative`), ``weights`` = λ_0..λ_s
-    (default ones). With weights (1, 2, 1) at s = 2, or ones at s = 1, it approximates the Fourier
-    norm for smooth periodic images.
+    ``method="fd"`` (non-periodic): ``Σ_j λ_j · mean_pixels Σ_entries (Dʲe)²`` for j ≤ s ∈
+    {0, 1, 2}, Dʲ the finite-difference value / gradient / full Hessian (see
+    :func:`image_derivatives`; ``boundary``, ``accuracy`` as in
+    :func:`sobolev.numdiff.fd_derivative`), ``weights`` = λ_0..λ_s (default ones). With weights
+    (1, 2, 1) at s = 2, or ones at s = 1, it approximates the Fourier norm for smooth
+    periodic images.
 
     ``method="paper"``: the official denoising-autoencoder loss of arXiv 2509.19773
     (``Denoising Autoencoder/train.py``), ``mean(dx²) + mean(dy²)`` with
@@ -402,7 +405,8 @@ class ImageSobolevLoss(nn.Module):
         return _image_loss(pred, target, self.options, return_terms)
 
 
-#: the names the image experiments accept in ``--set losses=…`` (:func:`loss_from_name` reads any H<s>)
+#: the names the image experiments accept in ``--set losses=…`` (:func:`loss_from_name` reads
+#: any H<s>)
 LOSS_NAMES = (
     "L2",
     "H0.5",

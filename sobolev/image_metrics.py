@@ -53,7 +53,8 @@ def ssim(
     g = gaussian_window(sigma, dtype=pred.dtype).to(pred.device)
     if min(h, w) < g.numel():
         raise ValueError(
-            f"images must be at least {g.numel()} pixels per side for SSIM with sigma={sigma}, got {h}×{w}"
+            f"images must be at least {g.numel()} pixels per side for SSIM with sigma={sigma}, got "
+            f"{h}×{w}"
         )
     kernel = (g[:, None] * g[None, :]).expand(c, 1, -1, -1)
     filt = lambda t: F.conv2d(t, kernel, groups=c)

@@ -104,7 +104,8 @@ def check_weights(weights: Sequence[float] | None, n: int, what: str) -> list[fl
 
 
 def _per_sample(err: Tensor, p: float, directional: bool) -> Tensor:
-    """Σ |err|^p over all non-batch axes (averaged over the last, direction axis if directional): (B,)."""
+    """Σ |err|^p over all non-batch axes (averaged over the last, direction axis if
+    directional): (B,)."""
     a = err * err if p == 2 else err.abs().pow(p)
     if directional:
         a = a.mean(-1)
@@ -195,7 +196,8 @@ def sobolev_loss(
     for key, w, a, b in zip(keys, lam, preds, targets):
         if a.shape != b.shape:
             raise ValueError(
-                f"shape mismatch at {term_name(key)}: prediction {tuple(a.shape)} vs target {tuple(b.shape)}"
+                f"shape mismatch at {term_name(key)}: prediction {tuple(a.shape)} vs target "
+                f"{tuple(b.shape)}"
             )
         if check_finite and not torch.isfinite(b).all():
             raise ValueError(f"target {term_name(key)} contains NaN or Inf")
@@ -249,7 +251,8 @@ class SobolevLoss(nn.Module):
                 raise ValueError(f"directions must be None or a positive int, got {directions!r}")
             if p != 2:
                 raise ValueError(
-                    "directional estimates are unbiased only for p = 2; use full derivatives for p ≠ 2"
+                    "directional estimates are unbiased only for p = 2; "
+                    "use full derivatives for p ≠ 2"
                 )
         if partials is not None:
             partials = [tuple(int(i) for i in a) for a in partials]
@@ -261,7 +264,8 @@ class SobolevLoss(nn.Module):
                 raise ValueError("pass either partials or directions, not both")
             if weighting != "none":
                 raise ValueError(
-                    "weighting='dimension' balances whole orders; with partials give explicit weights"
+                    "weighting='dimension' balances whole orders; "
+                    "with partials give explicit weights"
                 )
             order = max(sum(a) for a in partials)
         lookup(WEIGHTINGS, weighting, "weighting")
@@ -286,7 +290,8 @@ class SobolevLoss(nn.Module):
         return_terms: bool = False,
         check_finite: bool = True,
     ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
-        """Loss of ``model`` at ``x`` (B, d) against ``target``; with ``return_terms`` also the per-order terms.
+        """Loss of ``model`` at ``x`` (B, d) against ``target``; with ``return_terms`` also the
+        per-order terms.
 
         Targets are constants: a supplied stack is detached (a graph it carries is not
         differentiated) and one computed from a callable has no graph. ``check_finite=False``
@@ -346,11 +351,13 @@ class SobolevLoss(nn.Module):
             target = (target,)
         if not isinstance(target, Sequence) or isinstance(target, (str, bytes)):
             raise TypeError(
-                f"target must be a derivative stack, a Tensor or a callable, got {type(target).__name__}"
+                "target must be a derivative stack, a Tensor or a callable, got "
+                f"{type(target).__name__}"
             )
         if len(target) != self.order + 1:
             raise ValueError(
-                f"target stack has {len(target)} entries but order={self.order} needs {self.order + 1}"
+                f"target stack has {len(target)} entries but order={self.order} needs "
+                f"{self.order + 1}"
             )
         target = [
             (t.unsqueeze(-1) if j == 0 and t.ndim == 1 else t).detach()

@@ -36,7 +36,8 @@ def stack_errors(pred: Sequence[Tensor], true: Sequence[Tensor]) -> dict[str, fl
 def heldout_evaluator(
     target: Callable[[Tensor], Tensor] | Sequence[Tensor], x: Tensor, order: int
 ) -> Callable[[nn.Module], dict[str, float]]:
-    """An ``evaluate`` callback for :func:`sobolev.fit`: errors of orders 0..``order`` at ``x`` (B, d).
+    """An ``evaluate`` callback for :func:`sobolev.fit`: errors of orders 0..``order`` at
+    ``x`` (B, d).
 
     ``target`` is the exact function (differentiated once here) or its derivative stack at ``x``.
     """

@@ -25,7 +25,8 @@ from .derivatives import derivatives
 
 
 def _tensor(a: Any, name: str) -> Tensor:
-    """``a`` (array-like or tensor) as a floating tensor; float64 unless it already is a float tensor."""
+    """``a`` (array-like or tensor) as a floating tensor; float64 unless it already is a
+    float tensor."""
     if isinstance(a, Tensor):
         t = a.detach()
         return t if t.is_floating_point() else t.to(torch.float64)
@@ -173,7 +174,8 @@ class Normalizer:
 
 
 class Surrogate(nn.Module):
-    """x ↦ μ_y + σ_y · model((x − μ_x)/σ_x): a network trained on normalised data, in original units.
+    """x ↦ μ_y + σ_y · model((x − μ_x)/σ_x): a network trained on normalised data, in
+    original units.
 
     ``forward`` maps (B, d) to (B, m); :meth:`predict` returns the values and their gradients
     (the deltas) in original units, by autodiff through the affine maps.

@@ -7,7 +7,16 @@ checkpoint holds only tensors and plain data (RNG states as lists and tuples, th
 dict) and is loaded with ``weights_only=True``, so loading one cannot run code. Calling
 :func:`fit` again on the same directory resumes from the checkpoint: model, optimiser, schedule,
 step counter, data order and all RNG streams are restored, so the resumed run reproduces the
-uninterrupted one exactly; metrics logged after the checkpoint are dropped and recomputed.
+uninterrupted one exactly; metrics logged after the checkpoint are dropped and recomputed. A
+resume must be the same run: the same settings (``steps`` may grow unless a cosine schedule runs
+over it; ``log_every``, ``checkpoint_every``, ``progress`` and ``device`` may change) and the same
+data (the checkpoint holds their shapes and a digest).
+
+The run directory is locked while :func:`fit` trains in it (``.lock``, holding the pid, under
+``flock``: one process at a time; a lock left by a killed process is taken over with a warning),
+and nothing is written through a symbolic link: a directory that is a link, or whose
+``checkpoint.pt``, ``metrics.jsonl``, their ``.tmp`` files or ``.lock`` are links, is refused
+before anything is written, and files are opened with ``O_NOFOLLOW``.
 
 :func:`fit` reads in three parts: validate and plan (:func:`_as_data` checks and converts the
 data once; :func:`_plan` decides between a fresh start and a resume and checks the checkpoint
@@ -26,6 +35,7 @@ rank 0 reads the checkpoint and broadcasts it, each rank restoring its own RNG s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -59,6 +69,11 @@ from .config import (
 )
 from .losses import SobolevLoss
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: the lock falls back to the pid it holds
+    fcntl = None  # type: ignore[assignment]
+
 Objective = Callable[[nn.Module, tuple[Tensor, ...]], "Tensor | tuple[Tensor, dict[str, Tensor]]"]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -85,7 +100,8 @@ class TrainConfig:
     (parameters with ≥ 2 dimensions: not biases or normalisation gains); Adam and SGD.
     ``dtype``: ``None`` keeps the model's floating dtype (data are cast to it); ``"float32"`` or
     ``"float64"`` casts model and data. ``checkpoint_every=0`` checkpoints only at the end and on
-    an interrupt.
+    an interrupt. ``device``: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:N"``
+    …; a device this machine lacks is refused here.
 
     Each setting's rule is in its field's metadata, checked by :func:`sobolev.config.validate`
     (``lbfgs_at`` ≤ ``steps`` and L-BFGS without a schedule are checked after it).
@@ -124,13 +140,16 @@ class TrainConfig:
             raise error("lbfgs_at", f"None or in [0, steps={self.steps}]", self.lbfgs_at)
         if self.optimizer == "lbfgs" and self.schedule != "constant":
             raise ValueError(
-                "schedule applies to adam and sgd only: use schedule='constant' with optimizer='lbfgs'"
+                "schedule applies to adam and sgd only: "
+                "use schedule='constant' with optimizer='lbfgs'"
             )
         self.betas = tuple(float(b) for b in self.betas)
+        resolve_device(self.device)  # a device this machine lacks is refused here, not mid-run
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Raised by :func:`fit` after SIGINT/SIGTERM, once the checkpoint of the last step is written."""
+    """Raised by :func:`fit` after SIGINT/SIGTERM, once the checkpoint of the last step is
+    written."""
 
 
 @dataclass
@@ -154,10 +173,29 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` picks CUDA when present, else CPU."""
+    """``"auto"`` picks CUDA when present, else CPU; a device this machine lacks is a
+    ``ValueError`` naming it."""
+    expected = "'auto', 'cpu', 'cuda', 'cuda:N' or another torch device name"
+    if not isinstance(device, str):
+        raise error("device", expected, device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise error("device", expected, device) from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ValueError(
+                f"device={device!r} but CUDA is not available on this machine: "
+                "use device='auto' or 'cpu'"
+            )
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"device={device!r} but this machine has {n} CUDA device(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} but MPS is not available on this machine")
+    return dev
 
 
 def _make_optimizer(name: str, model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -231,10 +269,27 @@ def _set_rng_state(state: dict[str, Any], data_gen: torch.Generator) -> None:
     data_gen.set_state(state["data"])
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _open_nofollow(path: Path, mode: str) -> Any:
+    """``open(path, mode)`` (``"wb"``, ``"w"`` or ``"a"``) that refuses to write through a symbolic
+    link (``O_NOFOLLOW``: a link planted after the checks of :func:`_check_run_dir` is refused)."""
+    if path.is_symlink():
+        raise ValueError(f"{path} is a symbolic link: refusing to write through it")
+    flags = os.O_WRONLY | os.O_CREAT | _NOFOLLOW
+    flags |= os.O_APPEND if mode == "a" else os.O_TRUNC
+    return os.fdopen(os.open(path, flags, 0o644), mode)
+
+
 def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, fsync, then rename over ``path``: never a torn file."""
+    """``torch.save`` to a temporary file, fsync, then rename over ``path``: never a torn file.
+
+    Neither ``path`` nor its temporary file may be a symbolic link (``ValueError`` naming it)."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    if path.is_symlink():
+        raise ValueError(f"{path} is a symbolic link: refusing to write through it")
+    with _open_nofollow(tmp, "wb") as fh:
         torch.save(obj, fh)
         fh.flush()
         os.fsync(fh.fileno())
@@ -242,7 +297,8 @@ def save_atomic(obj: Any, path: Path) -> None:
 
 
 class _Interrupt:
-    """Turns SIGINT/SIGTERM into a flag checked between steps, so a checkpoint is always consistent."""
+    """Turns SIGINT/SIGTERM into a flag checked between steps, so a checkpoint is always
+    consistent."""
 
     def __init__(self) -> None:
         self.flag = False
@@ -289,7 +345,8 @@ class _Batches:
 
 
 def as_objective(objective: Objective | SobolevLoss, *, check_finite: bool = True) -> Objective:
-    """``objective`` as a callable ``(model, batch) -> loss | (loss, terms)`` (a SobolevLoss reads ``batch = (x, u, Du, …)``).
+    """``objective`` as a callable ``(model, batch) -> loss | (loss, terms)`` (a SobolevLoss
+    reads ``batch = (x, u, Du, …)``).
 
     ``check_finite=False`` skips the SobolevLoss's per-call NaN/Inf check of supplied target
     stacks (for data checked once up front, as :func:`fit` does); targets from a callable are
@@ -318,7 +375,124 @@ def call_objective(
     return res if isinstance(res, tuple) else (res, {})
 
 
-# --- validate and plan: nothing is written until the run is known to be valid ---------------------
+# --- the run directory: no symbolic links, one process at a time ---------------------------------
+
+#: the lock file of a run directory (holds the pid of the process training in it)
+LOCK_NAME = ".lock"
+#: every entry :func:`fit` writes in its run directory
+_RUN_ENTRIES = (
+    "checkpoint.pt",
+    "checkpoint.pt.tmp",
+    "metrics.jsonl",
+    "metrics.jsonl.tmp",
+    LOCK_NAME,
+)
+
+
+def _check_run_dir(out: Path) -> None:
+    """Refuse a run directory that is a symbolic link, or whose entries that :func:`fit` writes
+    are links or not regular files, before anything is written (writes never follow a link)."""
+    if out.is_symlink():
+        raise ValueError(
+            f"out_dir {out} is a symbolic link: refusing to write through it; "
+            f"pass the directory itself ({out.resolve()})"
+        )
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {out} exists and is not a directory")
+    for name in _RUN_ENTRIES:
+        p = out / name
+        if p.is_symlink():
+            raise ValueError(
+                f"{p} is a symbolic link: refusing to write through it out of the run "
+                "directory; remove it or use a new out_dir"
+            )
+        if p.exists() and not p.is_file():
+            raise ValueError(f"{p} is not a regular file; remove it or use a new out_dir")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    except (OSError, OverflowError, ValueError):
+        return False
+    return True
+
+
+class _RunLock:
+    """The lock of a run directory: ``out/.lock`` holding the owner's pid, held with ``flock``
+    (released by the system when the process dies) and removed on release.
+
+    A second process gets a one-line ``ValueError``; a lock file left by a process that died
+    (kill -9) is taken over with a warning. Without ``fcntl`` the pid decides: a live pid holds it.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.path, self.fd = out / LOCK_NAME, -1
+        for _ in range(5):  # the holder may remove the file between our open and flock
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
+            except OSError as e:  # read-only, or a link planted since _check_run_dir
+                raise ValueError(f"cannot lock out_dir {out} ({self.path}: {e.strerror})") from None
+            try:
+                old = os.read(fd, 64).decode(errors="replace").strip()
+                if not self._lock(fd, old):
+                    raise ValueError(
+                        f"out_dir {out} is in use by process {old or '?'} (lock {self.path}): "
+                        "wait for it to finish, or use another out_dir"
+                    )
+                st, now = os.fstat(fd), os.stat(self.path, follow_symlinks=False)
+                if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+                    os.close(fd)
+                    continue
+            except FileNotFoundError:
+                os.close(fd)
+                continue
+            except BaseException:
+                os.close(fd)
+                raise
+            if old and old != str(os.getpid()):
+                warnings.warn(
+                    f"{self.path}: took over the stale lock of process {old}, which is no longer "
+                    "running (it was killed, or the machine restarted)",
+                    stacklevel=3,
+                )
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            self.fd = fd
+            return
+        raise ValueError(f"could not lock out_dir {out} (its lock {self.path} keeps changing)")
+
+    @staticmethod
+    def _lock(fd: int, old: str) -> bool:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                return False
+            except OSError:  # a file system without flock: the pid decides
+                pass
+        return not (old.isdigit() and int(old) != os.getpid() and _pid_alive(int(old)))
+
+    def release(self) -> None:
+        if self.fd < 0:
+            return
+        try:
+            st, now = os.fstat(self.fd), os.stat(self.path, follow_symlinks=False)
+            if (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino):
+                self.path.unlink()
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(self.fd)  # closing releases the flock
+            self.fd = -1
+
+
+# --- validate and plan: nothing is written until the run is known to be valid ------------------
 
 #: settings a resumed run may change: the budget, and how it is watched and stored
 _RESUME_MAY_CHANGE = ("steps", "progress", "log_every", "checkpoint_every", "device")
@@ -340,7 +514,8 @@ _DATA_EXPECTED = (
 
 
 def _model_dtype(model: nn.Module) -> torch.dtype:
-    """The floating dtype of the model's first floating parameter or buffer (torch's default if none)."""
+    """The floating dtype of the model's first floating parameter or buffer (torch's default if
+    none)."""
     return next(
         (t.dtype for t in chain(model.parameters(), model.buffers()) if t.is_floating_point()),
         torch.get_default_dtype(),
@@ -348,7 +523,8 @@ def _model_dtype(model: nn.Module) -> torch.dtype:
 
 
 def _as_data(data: Any, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, ...]:
-    """``data`` as checked tensors on ``device``, floating ones cast to ``dtype``; array-likes are converted."""
+    """``data`` as checked tensors on ``device``, floating ones cast to ``dtype``; array-likes
+    are converted."""
     if (
         isinstance(data, (Tensor, np.ndarray, str, bytes))
         or not isinstance(data, Sequence)
@@ -386,6 +562,42 @@ def _as_data(data: Any, device: torch.device, dtype: torch.dtype) -> tuple[Tenso
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise ValueError(f"data[{i}] contains NaN or Inf")
     return tuple(out)
+
+
+def _data_id(data: tuple[Tensor, ...]) -> dict[str, Any]:
+    """What a checkpoint records of its data: the shapes, and a digest of the shapes, dtypes and
+    up to 4096 evenly spaced values of each tensor (cheap; another data set of the same shape
+    differs in it)."""
+    h = hashlib.blake2b(digest_size=16)
+    for t in data:
+        flat = t.detach().reshape(-1)
+        idx = torch.linspace(0, max(flat.numel() - 1, 0), min(flat.numel(), 4096)).long()
+        sample = flat[idx.to(flat.device)].cpu()
+        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
+        h.update(sample.to(torch.float64 if t.is_floating_point() else torch.int64).numpy())
+    return {"shapes": [list(t.shape) for t in data], "digest": h.hexdigest()}
+
+
+#: inputs resolved more coarsely than this (|x|·eps of the dtype) are warned about
+INPUT_RESOLUTION_LIMIT = 2.0**-10
+
+
+def _check_scale(data: tuple[Tensor, ...], dtype: torch.dtype, ctx: D.Dist) -> tuple[float, float]:
+    """The largest magnitudes of the inputs (``data[0]``) and of the other floating data; warns
+    when the inputs are so large that ``dtype`` resolves them only coarsely (float32: |x| ≳ 8e3),
+    where a network's units saturate and its derivatives lose their precision."""
+    mags = [float(t.abs().max()) if t.is_floating_point() and t.numel() else 0.0 for t in data]
+    x_max, rest = mags[0], max(mags[1:], default=0.0)
+    step = x_max * torch.finfo(dtype).eps
+    if step > INPUT_RESOLUTION_LIMIT and ctx.is_main:
+        name = str(dtype).removeprefix("torch.")
+        warnings.warn(
+            f"the inputs x (data[0]) reach |x| = {x_max:.3g}, where {name} resolves x only to "
+            f"{step:.2g}: a network's units saturate and its derivatives lose their precision, so "
+            "training may stall; standardise x (sobolev.normalize.Normalizer) or use float64",
+            stacklevel=3,
+        )
+    return x_max, rest
 
 
 def _run_config(cfg: TrainConfig, dtype: torch.dtype) -> dict[str, Any]:
@@ -430,8 +642,11 @@ def _unreadable(path: Path, e: Exception, what: str) -> str:
     )
 
 
-def _check_resumable(ck: dict[str, Any], run_config: dict[str, Any], out_dir: Any) -> None:
-    """A checkpoint continues only the run it belongs to: same settings, not past ``steps``.
+def _check_resumable(
+    ck: dict[str, Any], run_config: dict[str, Any], data_id: dict[str, Any], out_dir: Any
+) -> None:
+    """A checkpoint continues only the run it belongs to: same settings and data (:func:`_data_id`),
+    not past ``steps``; ``steps`` may grow unless a cosine schedule runs over it.
 
     Settings a checkpoint predates count at their defaults (the behaviour it was written with).
     """
@@ -451,10 +666,27 @@ def _check_resumable(ck: dict[str, Any], run_config: dict[str, Any], out_dir: An
             f"config differs from the checkpoint's in {diff}: resuming would mix two runs; "
             "use a new out_dir"
         )
+    if (
+        run_config["schedule"] == "cosine"
+        and run_config["lbfgs_at"] is None
+        and saved["steps"] != run_config["steps"]
+    ):
+        raise ValueError(
+            f"config differs from the checkpoint's in ['steps'] ({saved['steps']} → "
+            f"{run_config['steps']}): the cosine schedule runs over steps, so resuming would mix "
+            "two schedules; use a new out_dir"
+        )
+    if "data" in ck and ck["data"] != data_id:  # checkpoints before 'data' are not checked
+        raise ValueError(
+            f"data differ from the checkpoint's in {out_dir} (shapes {ck['data']['shapes']} → "
+            f"{data_id['shapes']}, or other values): resuming would mix two runs; "
+            "use a new out_dir"
+        )
 
 
 def _read_records(path: Path, keep: int) -> list[dict[str, Any]]:
-    """The first ``keep`` records of ``metrics.jsonl`` (those logged before the checkpoint); reads only."""
+    """The first ``keep`` records of ``metrics.jsonl`` (those logged before the checkpoint);
+    reads only."""
     lines = path.read_text().splitlines() if path.exists() else []
     if len(lines) < keep:
         raise ValueError(
@@ -469,34 +701,42 @@ def _read_records(path: Path, keep: int) -> list[dict[str, Any]]:
 
 @dataclass
 class _Plan:
-    """Rank 0's decision, shared with every rank: a fresh run, or a resume from ``ck`` with ``records``."""
+    """Rank 0's decision, shared with every rank: a fresh run, or a resume from ``ck`` with
+    ``records``."""
 
     config: dict[str, Any]
-    n: int
+    data: dict[str, Any]
     checkpointing: bool
     ck: dict[str, Any] | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _plan(out: Path | None, run_config: dict[str, Any], n: int, ctx: D.Dist, out_dir: Any) -> _Plan:
+def _plan(
+    out: Path | None,
+    run_config: dict[str, Any],
+    data_id: dict[str, Any],
+    ctx: D.Dist,
+    out_dir: Any,
+) -> _Plan:
     """Fresh start or resume, decided and checked on every rank before anything is written."""
-    plan = _Plan(run_config, n, checkpointing=out is not None)
+    plan = _Plan(run_config, data_id, checkpointing=out is not None)
     if out is not None and (out / "checkpoint.pt").exists():
         plan.ck = _load_checkpoint(out / "checkpoint.pt")
         plan.records = _read_records(out / "metrics.jsonl", plan.ck["n_records"])
     plan = D.broadcast_object(plan, ctx)
-    if plan.config != run_config or plan.n != n:
+    if plan.config != run_config or plan.data["shapes"] != data_id["shapes"]:
         raise ValueError(
             f"rank {ctx.rank} called fit with a config or data size other than rank 0's: "
             "every rank must pass the same config and data"
         )
     if plan.ck is not None:
-        _check_resumable(plan.ck, run_config, out_dir)
+        _check_resumable(plan.ck, run_config, data_id, out_dir)
     return plan
 
 
 def _prepare_out(out: Path | None, plan: _Plan) -> None:
-    """Rank 0: create the run directory, or cut ``metrics.jsonl`` back to the checkpoint's records."""
+    """Rank 0: create the run directory, or cut ``metrics.jsonl`` back to the checkpoint's
+    records."""
     if out is None:
         return
     metrics = out / "metrics.jsonl"
@@ -506,15 +746,17 @@ def _prepare_out(out: Path | None, plan: _Plan) -> None:
             metrics.unlink()
     elif len(metrics.read_text().splitlines()) != len(plan.records):
         tmp = metrics.with_name(metrics.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in plan.records))
+        with _open_nofollow(tmp, "w") as fh:
+            fh.write("".join(json.dumps(r) + "\n" for r in plan.records))
         os.replace(tmp, metrics)
 
 
-# --- one run: its state, one step, logging and checkpoints ------------------------------------------
+# --- one run: its state, one step, logging and checkpoints ---------------------------------------
 
 
 def _reseed(seed: int, rank: int, step: int, objective: Any) -> None:
-    """Distributed runs: torch's global RNG (and a SobolevLoss's own generator) from (seed, rank, step)."""
+    """Distributed runs: torch's global RNG (and a SobolevLoss's own generator) from
+    (seed, rank, step)."""
     s = D.step_seed(seed, rank, step)
     torch.manual_seed(s)
     gen = getattr(objective, "generator", None)
@@ -543,7 +785,9 @@ class _Run:
         ctx: D.Dist,
         out: Path | None,
         evaluate: Callable[[nn.Module], dict[str, float]] | None,
+        scale: tuple[float, float] = (0.0, 0.0),
     ) -> None:
+        self.scale = scale
         self.model, self.objective, self.data, self.cfg, self.ctx, self.evaluate_fn = (
             model,
             objective,
@@ -553,7 +797,7 @@ class _Run:
             evaluate,
         )
         self.obj = as_objective(objective, check_finite=False)  # data were checked once in _as_data
-        self.run_config = plan.config
+        self.run_config, self.data_id = plan.config, plan.data
         self.checkpointing = plan.checkpointing
         self.ckpt_path = out / "checkpoint.pt" if out is not None else None
         self.metrics_path = out / "metrics.jsonl" if out is not None else None
@@ -583,7 +827,8 @@ class _Run:
         rngs = ck["rng_ranks"]
         if len(rngs) != self.ctx.world_size and self.ctx.is_main:
             warnings.warn(
-                f"resuming with {self.ctx.world_size} process(es) a run checkpointed with {len(rngs)}: "
+                f"resuming with {self.ctx.world_size} process(es) "
+                f"a run checkpointed with {len(rngs)}: "
                 "training continues correctly but is not bit-for-bit the uninterrupted run",
                 stacklevel=4,
             )
@@ -630,9 +875,7 @@ class _Run:
             loss, terms, sink["halt"] = self._loss(batch, stop.flag)
             value = loss.item()
             if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"loss became {value} at step {self.step}: lower the learning rate"
-                )
+                raise FloatingPointError(self._not_finite(value))
             if cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             if "loss" not in sink:  # the first evaluation is at the step's starting parameters
@@ -656,6 +899,15 @@ class _Run:
         if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
             self.checkpoint()
         return sink["halt"]
+
+    def _not_finite(self, value: float) -> str:
+        dtype = _model_dtype(self.model)
+        return (
+            f"loss became {value} at step {self.step}: lower the learning rate, or rescale the "
+            f"data: the inputs x reach |x| = {self.scale[0]:.3g} and the other data "
+            f"{self.scale[1]:.3g} ({str(dtype).removeprefix('torch.')} overflows above "
+            f"{torch.finfo(dtype).max:.3g}; standardise them, e.g. sobolev.normalize.Normalizer)"
+        )
 
     def final(self) -> None:
         """Log the loss, terms and evaluation at the final parameters (no optimiser step)."""
@@ -698,7 +950,7 @@ class _Run:
         }
         self.history.records.append(rec)
         if self.metrics_path is not None:
-            with open(self.metrics_path, "a") as fh:
+            with _open_nofollow(self.metrics_path, "a") as fh:
                 fh.write(json.dumps(rec) + "\n")
 
     def checkpoint(self) -> None:
@@ -718,6 +970,7 @@ class _Run:
                     "batches": self.batches.state(),
                     "rng_ranks": rngs,
                     "config": self.run_config,
+                    "data": self.data_id,
                     "n_records": len(self.history.records),
                 },
                 self.ckpt_path,
@@ -750,6 +1003,9 @@ def fit(
         out_dir: run directory for ``metrics.jsonl`` and ``checkpoint.pt``; if it holds a
             checkpoint, training resumes from it (a refused resume leaves the directory as it
             was). ``None`` trains in memory only. Distributed: rank 0's ``out_dir`` is the one used.
+            It is locked while training (``out_dir/.lock``: a second ``fit`` on it is refused; the
+            lock of a process that died is taken over with a warning), and ``fit`` refuses a
+            directory that is a symbolic link or whose entries it writes are links.
         evaluate: called on the model at each logged step; its floats are logged (held-out
             errors, for example). Distributed: called on every rank, so every rank returns the
             same :class:`History`.
@@ -767,12 +1023,34 @@ def fit(
     device = ctx.device(resolve_device(cfg.device))
     dtype = DTYPES[cfg.dtype] if cfg.dtype is not None else _model_dtype(model)
     data = _as_data(data, device, dtype)
+    scale = _check_scale(data, dtype, ctx)
     out = Path(out_dir) if out_dir is not None and ctx.is_main else None
-    plan = _plan(out, _run_config(cfg, dtype), data[0].shape[0], ctx, out_dir)
-    if ctx.is_main:
-        _prepare_out(out, plan)
-    model.to(device=device, dtype=dtype)
-    run = _Run(model, objective, data, cfg, plan, ctx, out, evaluate)
+    lock = None
+    if out is not None:
+        _check_run_dir(out)
+        if out.is_dir():  # locked before the checkpoint is read
+            lock = _RunLock(out)
+    try:
+        plan = _plan(out, _run_config(cfg, dtype), _data_id(data), ctx, out_dir)
+        if out is not None and lock is None:  # a new directory: locked once created
+            out.mkdir(parents=True, exist_ok=True)
+            lock = _RunLock(out)
+            if (out / "checkpoint.pt").exists():
+                raise ValueError(f"another process started a run in out_dir {out} meanwhile")
+        if ctx.is_main:
+            _prepare_out(out, plan)
+        model.to(device=device, dtype=dtype)
+        run = _Run(model, objective, data, cfg, plan, ctx, out, evaluate, scale)
+        return _train(run, model, cfg, ctx, out, desc)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(
+    run: _Run, model: nn.Module, cfg: TrainConfig, ctx: D.Dist, out: Path | None, desc: str
+) -> History:
+    """Steps 2 and 3 of :func:`fit`: train, then the final checkpoint and record."""
 
     # 2. train, one step at a time, logging and checkpointing as configured
     bar = None

@@ -25,9 +25,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import shutil
+import stat
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,12 @@ def load_summary(key: str, root: Path = RESULTS_DIR) -> dict:
     """The committed summary ``root/key/summary.json``; a clear error when it is missing."""
     path = Path(root) / key / "summary.json"
     if not path.exists():
+        aside = sorted(Path(root).glob(f".{key}.replaced-*/{key}/summary.json"))
+        if aside and not os.path.lexists(path.parent):
+            raise ValueError(
+                f"no committed results for {key!r}: a `sobolev report --collect` was killed while "
+                f"replacing {path.parent}; the previous run is at {aside[-1].parent} (move it back)"
+            )
         raise ValueError(
             f"no committed results for {key!r}: {path} is missing (collect a run with "
             f"`sobolev report --collect RUN_DIR --key {key}`)"
@@ -433,7 +442,11 @@ def overview_table(root: Path = RESULTS_DIR) -> str:
     from .report import markdown_table
 
     rows = []
-    for d in sorted(p for p in Path(root).iterdir() if (p / "summary.json").exists()):
+    for d in sorted(
+        p
+        for p in Path(root).iterdir()
+        if not p.name.startswith(".") and (p / "summary.json").exists()
+    ):
         s = json.loads((d / "summary.json").read_text())
         cfg = s.get("config", {})
         seeds = cfg.get("seeds", cfg.get("repeats", "–"))
@@ -502,30 +515,170 @@ def write_document(path: Path, root: Path = RESULTS_DIR) -> bool:
     return new != text
 
 
+#: what may follow an experiment's name in a results key (:func:`default_key`)
+KEY_SUFFIXES = ("", "-paper", "-quick", "-paper-quick")
+
+
+def _is_file(path: Path) -> bool:
+    """``path`` is a regular file; a symbolic link is examined itself, never followed."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def results_keys(root: Path = RESULTS_DIR) -> list[str]:
+    """The keys :func:`collect` accepts: each registered experiment with each suffix of
+    :data:`KEY_SUFFIXES`, and the runs already under ``root`` (real directories; links and hidden
+    names are not runs)."""
+    keys = {name + suffix for name in experiments.EXPERIMENTS for suffix in KEY_SUFFIXES}
+    root = Path(root)
+    if root.is_dir():
+        keys |= {
+            p.name
+            for p in root.iterdir()
+            if not p.name.startswith(".") and stat.S_ISDIR(p.lstat().st_mode)
+        }
+    return sorted(keys)
+
+
+def destination(key: str, root: Path = RESULTS_DIR, source: str = "") -> Path:
+    """``root/key``, the directory a run is collected into, after checking that ``key`` is one of
+    :func:`results_keys` and that ``root/key`` is a direct child of ``root`` and not a symbolic
+    link; otherwise a one-line ValueError naming the key (``source`` says where it came from)."""
+    root = Path(root)
+    name = f"results key {key!r}{source}"
+    expected = (
+        f"expected the name of a registered experiment ({', '.join(experiments.EXPERIMENTS)}), "
+        f"optionally followed by {', '.join(KEY_SUFFIXES[1:])}, or of a run already in {root}"
+    )
+    if (
+        not isinstance(key, str)
+        or key in ("", ".", "..")
+        or Path(key).name != key
+        or "/" in key
+        or "\\" in key
+        or os.path.isabs(key)
+    ):
+        raise ValueError(f"{name} is not a name of a directory directly in {root}: {expected}")
+    if key not in results_keys(root):
+        raise ValueError(f"{name} is not a results key: {expected}")
+    dest = root / key
+    if os.path.islink(dest):
+        raise ValueError(f"{name}: {dest} is a symbolic link, which collect never replaces")
+    if dest.resolve().parent != root.resolve():
+        raise ValueError(f"{name} resolves outside {root}: {expected}")
+    return dest
+
+
 def default_key(run_dir: Path) -> str:
-    """``<experiment>[-paper][-quick]`` of a run directory."""
-    cfg = json.loads((Path(run_dir) / "config.json").read_text())
+    """``<experiment>[-paper][-quick]`` of a run directory, from its ``config.json`` (a regular
+    file: a symbolic link is not followed); a one-line ValueError naming the file when it has no
+    experiment name."""
+    path = Path(run_dir) / "config.json"
+    if os.path.islink(path):
+        raise ValueError(
+            f"{path} is a symbolic link, which collect never follows: "
+            "replace it by the file itself or pass the results key with --key"
+        )
+    if not _is_file(path):
+        raise ValueError(f"{path} is missing or not a file: pass the results key with --key")
+    try:
+        cfg = json.loads(path.read_text())
+    except ValueError as e:  # JSON and Unicode errors
+        raise ValueError(
+            f"{path} is not valid JSON ({e}): pass the results key with --key"
+        ) from None
+    experiment = cfg.get("experiment") if isinstance(cfg, dict) else None
+    if type(experiment) is not str:
+        raise ValueError(
+            f"{path} names no experiment (a string under 'experiment'): "
+            "pass the results key with --key"
+        )
     return (
-        cfg["experiment"]
+        experiment
         + ("-paper" if cfg.get("setting") == "paper" else "")
         + ("-quick" if cfg.get("quick") else "")
     )
 
 
-def collect(run_dir: Path, key: str | None = None, root: Path = RESULTS_DIR) -> Path:
-    """Copy a finished run's summary, config, tables, figures and small CSVs into ``root/key``
-    (replacing what was there); returns that directory."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "summary.json").exists():
-        raise ValueError(f"{run_dir} has no summary.json: only a finished run can be collected")
-    dest = Path(root) / (key or default_key(run_dir))
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
+def _collected_files(run_dir: Path) -> list[Path]:
+    """The files of ``run_dir`` that :func:`collect` copies; a one-line ValueError naming the
+    first of them that is a symbolic link (its target, maybe outside the run, is never read)."""
+    files = []
     for pattern in COLLECTED:
         for f in sorted(run_dir.glob(pattern)):
-            if f.stat().st_size <= MAX_COLLECTED_BYTES:
-                shutil.copy2(f, dest / f.name)
+            st = os.lstat(f)
+            if stat.S_ISLNK(st.st_mode):
+                raise ValueError(
+                    f"{f} is a symbolic link: collect copies only the regular files of a run "
+                    "directory, never what a link points to (replace it by the file itself)"
+                )
+            if stat.S_ISREG(st.st_mode) and st.st_size <= MAX_COLLECTED_BYTES:
+                files.append(f)
+    return files
+
+
+def _swap(new: Path, dest: Path) -> None:
+    """Put the directory ``new`` at ``dest``, a sibling in the same directory: the previous
+    ``dest`` is first set aside (renamed), put back if the second rename fails or is interrupted,
+    and removed only once ``new`` is in place."""
+    if not os.path.lexists(dest):
+        os.rename(new, dest)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{dest.name}.replaced-", dir=dest.parent))
+    os.rename(dest, aside / dest.name)
+    try:
+        os.rename(new, dest)
+    except BaseException:
+        os.rename(aside / dest.name, dest)
+        aside.rmdir()
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def collect(run_dir: Path, key: str | None = None, root: Path = RESULTS_DIR) -> Path:
+    """Copy a finished run's summary, config, tables, figures and small CSVs into ``root/key``
+    (replacing what was there); returns that directory.
+
+    ``key`` (default :func:`default_key`) must be one of :func:`results_keys` and ``root/key`` a
+    direct child of ``root`` (:func:`destination`). Only regular files are copied: an entry of the
+    run directory that would be collected and is a symbolic link is refused (one line naming it)
+    before anything is written, so no file from outside the run reaches ``root``. ``run_dir``
+    itself may be a link (or lie under one): it is the directory the user named and is followed
+    like ``cd``; no entry inside it is. The files are copied into a hidden temporary directory in
+    ``root`` first, which then replaces ``root/key`` (:func:`_swap`): an error or an interrupt
+    midway leaves the previous collected run as it was."""
+    run_dir = Path(run_dir)
+    summary = run_dir / "summary.json"
+    if not _is_file(summary):
+        if os.path.islink(summary):
+            raise ValueError(f"{summary} is a symbolic link: only a regular file is collected")
+        raise ValueError(f"{run_dir} has no summary.json: only a finished run can be collected")
+    if key is None:
+        key, source = default_key(run_dir), f" (the experiment of {run_dir / 'config.json'})"
+    else:
+        source = ""
+    root = Path(root)
+    dest = destination(key, root, source)
+    files = _collected_files(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.collecting-", dir=root))
+    try:
+        os.chmod(tmp, stat.S_IMODE(os.stat(root).st_mode) | stat.S_IRWXU)
+        for f in files:
+            shutil.copy2(f, tmp / f.name, follow_symlinks=False)
+            if not _is_file(tmp / f.name):
+                raise ValueError(f"{f} became a symbolic link while it was collected")
+        _swap(tmp, dest)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValueError(
+            f"could not collect {run_dir} into {dest} ({e}); {dest} is unchanged"
+        ) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return dest
 
 

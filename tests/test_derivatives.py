@@ -4,6 +4,7 @@ the implementation path actually taken."""
 
 import itertools
 import math
+import re
 import sys
 
 import numpy as np
@@ -255,7 +256,8 @@ def test_output_columns_that_do_not_depend_on_x(order):
 
 
 def test_linear_model_on_the_hessian_vector_path():
-    """m = 1, order 2 with directions: gradient then Hessian-vector products; a linear model's are 0."""
+    """m = 1, order 2 with directions: gradient then Hessian-vector products; a linear model's
+    are 0."""
     torch.manual_seed(0)
     lin = nn.Linear(3, 1)
     f = lambda z: lin(z)
@@ -283,7 +285,8 @@ def test_direction_tensor_is_cast_to_x():
 
 @pytest.mark.parametrize("order", [1, 2, 3])
 def test_vmapped_backward_path_equals_the_loop(monkeypatch, order):
-    """The one-vmapped-backward path (used off CPU) gives the CPU loop's full stack, and parameter gradients."""
+    """The one-vmapped-backward path (used off CPU) gives the CPU loop's full stack, and
+    parameter gradients."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 2))
     x = torch.randn(4, 3)
@@ -301,8 +304,8 @@ def test_vmapped_backward_path_equals_the_loop(monkeypatch, order):
 @pytest.mark.parametrize("vmapped", [False, True])
 @pytest.mark.parametrize("m,d", [(1, 1), (1, 3), (2, 3)])
 def test_full_hessian_of_a_linear_model_is_zero(monkeypatch, m, d, vmapped):
-    """Du of a linear model does not depend on x: the backward of each of its m·d entries reaches no x
-    (one backward when m·d = 1, else a loop or, as off CPU, one vmapped backward)."""
+    """Du of a linear model does not depend on x: the backward of each of its m·d entries
+    reaches no x (one backward when m·d = 1, else a loop or, as off CPU, one vmapped backward)."""
     if vmapped:
         monkeypatch.setattr(sys.modules["sobolev.derivatives"], "LOOP_BACKWARD_DEVICES", ())
     torch.manual_seed(0)
@@ -482,7 +485,8 @@ def test_partials_are_a_separate_function():
 
 
 def test_sample_directions_on_another_device_than_the_generator():
-    """A generator on one device and a requested other device: drawn on the generator's, then moved."""
+    """A generator on one device and a requested other device: drawn on the generator's, then
+    moved."""
     want = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(7), dtype=torch.float32)
     got = sample_directions(
         2, 3, 4, 5, generator=torch.Generator().manual_seed(7), dtype=torch.float32, device="cpu:0"
@@ -662,7 +666,8 @@ def test_the_method_derivative_method_names_is_the_one_used(
 
 
 def test_full_stack_backward_passes(monkeypatch):
-    """Full stacks: one backward per m·dʲ⁻¹ outputs and order on CPU (a loop), one per order when vmapped."""
+    """Full stacks: one backward per m·dʲ⁻¹ outputs and order on CPU (a loop), one per order
+    when vmapped."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2))
     x = torch.randn(4, 3)
@@ -725,7 +730,8 @@ def test_sampled_directions_follow_generator_dtype_and_order(order):
 
 
 def test_directional_stack_keeps_the_graph_to_x():
-    """Order-1 directions of a parameter-free f at an x that requires grad: d/dx Σ cos(x)·v = −sin(x)·Σv."""
+    """Order-1 directions of a parameter-free f at an x that requires grad:
+    d/dx Σ cos(x)·v = −sin(x)·Σv."""
     x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
     V = torch.randn(2, 1, 4, 3, generator=torch.Generator().manual_seed(1))
     f = lambda z: torch.sin(z).sum(-1)
@@ -768,7 +774,8 @@ def test_an_empty_batch_gives_empty_stacks(directions):
 
 @pytest.mark.parametrize("S,d,order", [(2, 2, 16), (3, 2, 17)])
 def test_directional_stack_at_high_orders(S, d, order):
-    """Orders past the lower-case letters (s was reused at order 16): one axis at a time as reference."""
+    """Orders past the lower-case letters (s was reused at order 16): one axis at a time as
+    reference."""
     g = torch.Generator().manual_seed(0)
     D = torch.randn(1, 2, *([d] * order), generator=g, dtype=torch.float64)
     V = torch.randn(S, order, 1, d, generator=g, dtype=torch.float64)
@@ -777,3 +784,70 @@ def test_directional_stack_at_high_orders(S, d, order):
     for i in reversed(range(order)):
         want = (want * V[:, i].permute(1, 0, 2).reshape(1, 1, S, *([1] * i), d)).sum(-1)
     torch.testing.assert_close(directional_stack(stack, V)[order], want, rtol=1e-12, atol=1e-12)
+
+
+def _timed(fn):
+    import time
+
+    start = time.perf_counter()
+    try:
+        fn()
+    except ValueError as e:
+        return time.perf_counter() - start, str(e)
+    return time.perf_counter() - start, None
+
+
+def test_exponential_orders_are_refused_at_once_with_their_cost():
+    """Order 16 of tanh took 15 s+ and gigabytes; now every exponential path refuses at once,
+    saying the cost and how to proceed, and the limits are what they say."""
+    x = torch.linspace(-1, 1, 8, dtype=torch.float64).unsqueeze(1)
+    cases = [
+        (lambda: derivatives(torch.tanh, x, order=16), r"order=16 > MAX_FULL_ORDER=10.*3×"),
+        (
+            lambda: derivatives(torch.tanh, x, order=9, directions=2),
+            r"order 9 > MAX_NESTED_ORDER=8 take 2\^9 = 512 nested",
+        ),
+        (
+            lambda: derivatives(MLP(1, 1, width=4, depth=1), x, order=12, directions=1),
+            r"nested forward mode.*order 12 > MAX_NESTED_ORDER",
+        ),
+        (
+            lambda: partial_derivatives(torch.tanh, x, [(1,), (9,)]),
+            r"partial derivatives \(9,\) of order 9 > MAX_NESTED_ORDER",
+        ),
+        (
+            lambda: derivatives(lambda t: t, torch.zeros(64, 40), order=5),
+            r"shape \(64, 40\) with m=40 outputs hold .*e\+1\d entries.*directions=S.*partial",
+        ),
+    ]
+    for call, match in cases:
+        seconds, msg = _timed(call)
+        assert msg is not None and seconds < 0.5, (match, seconds)
+        assert re.search(match, msg) and "\n" not in msg, msg
+        assert "module constant sobolev.derivatives" in msg or "directions=S" in msg
+    # at the limits everything still works (and matches the closed forms of a polynomial)
+    poly = lambda t: t**10 / math.factorial(10)
+    top = derivatives(poly, x, order=10)[10]
+    assert torch.allclose(top, torch.ones_like(top))
+    (p8,) = partial_derivatives(lambda t: t**8, x, [(8,)]).values()
+    assert torch.allclose(p8, torch.full_like(p8, math.factorial(8)))
+    assert derivatives(torch.tanh, x, order=3, directions=2)[3].shape == (8, 1, 2)
+
+
+def test_the_order_limits_can_be_raised(monkeypatch):
+    import importlib
+
+    Dm = importlib.import_module("sobolev.derivatives")  # the package's attribute is the function
+
+    x = torch.linspace(-1, 1, 4, dtype=torch.float64).unsqueeze(1)
+    monkeypatch.setattr(Dm, "MAX_FULL_ORDER", 11)
+    monkeypatch.setattr(Dm, "MAX_NESTED_ORDER", 9)
+    assert derivatives(lambda t: t**11, x, order=11)[11].allclose(
+        torch.full((4, 1, *[1] * 11), float(math.factorial(11)), dtype=torch.float64)
+    )
+    assert partial_derivatives(lambda t: t**9, x, [(9,)])[(9,)].allclose(
+        torch.full((4, 1), float(math.factorial(9)), dtype=torch.float64)
+    )
+    monkeypatch.setattr(Dm, "MAX_STACK_ENTRIES", 4 * 3)
+    with pytest.raises(ValueError, match=r"= 16 entries, more than MAX_STACK_ENTRIES=12"):
+        derivatives(torch.sin, torch.zeros(4, 1), order=3)

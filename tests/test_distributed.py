@@ -1,5 +1,6 @@
-"""Data-parallel training: 2 CPU processes (gloo) reproduce the single-process run on the same global
-batch, unused parameters do not hang, interrupt and resume are exact, the CLI launches torchrun."""
+"""Data-parallel training: 2 CPU processes (gloo) reproduce the single-process run on the same
+global batch, unused parameters do not hang, interrupt and resume are exact, the CLI launches
+torchrun."""
 
 import dataclasses
 import json
@@ -149,8 +150,9 @@ def _loss_at(theta, X, y):
 
 
 class _Recorder:
-    """Mean squared error (with half of it as a term) that records, per call, its rows and one draw from torch's global RNG and
-    one from its own ``generator`` (both reseeded by a distributed fit from (seed, rank, step))."""
+    """Mean squared error (with half of it as a term) that records, per call, its rows and one
+    draw from torch's global RNG and one from its own ``generator`` (both reseeded by a
+    distributed fit from (seed, rank, step))."""
 
     def __init__(self):
         self.generator = torch.Generator()
@@ -284,7 +286,8 @@ def _free_port():
 
 
 def _spawn(scenario, tmp_path, world=2, timeout=120.0):
-    """Run ``scenario(rank, tmp)`` in ``world`` spawned processes; fail (not hang) after ``timeout`` s."""
+    """Run ``scenario(rank, tmp)`` in ``world`` spawned processes; fail (not hang) after
+    ``timeout`` s."""
     old = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"
     try:

@@ -243,3 +243,96 @@ def test_linspace_sinusoid_is_the_official_corruption(noise_amplitude):
     assert not torch.allclose(
         corrupt(x, "sinusoid", 0.3, frequency=noise_amplitude * math.pi), ours, atol=1e-3
     )
+
+
+def _gzip_bomb(path, declared, actual):
+    """An IDX header declaring ``declared`` (N, 28, 28) images followed by ``actual`` zero bytes,
+    gzip-compressed (zeros compress about 1000:1)."""
+    head = bytes([0, 0, 0x08, 3]) + np.asarray((declared, 28, 28), dtype=">u4").tobytes()
+    with gzip.open(path, "wb", compresslevel=1) as fh:
+        fh.write(head)
+        chunk = bytes(1 << 20)
+        for start in range(0, actual, len(chunk)):
+            fh.write(chunk[: min(len(chunk), actual - start)])
+
+
+def test_idx_header_is_checked_before_decompressing(tmp_path, monkeypatch):
+    """A small gzip file declaring a huge array is refused from its header alone, and a file that
+    decompresses to more than it declares is refused after at most one byte more."""
+    bomb = tmp_path / "bomb-idx3-ubyte.gz"
+    _gzip_bomb(bomb, declared=4_000_000, actual=64 << 20)  # declares 3.1 GB, holds 64 MB
+    assert bomb.stat().st_size < 1 << 20
+    monkeypatch.setattr(idx_mod, "MAX_IDX_BYTES", 1 << 20)
+    with pytest.raises(
+        ValueError, match=r"declares shape \(4000000, 28, 28\).*more than the limit"
+    ):
+        read_idx(bomb)
+    read = []
+    real_read = gzip.GzipFile.read
+    monkeypatch.setattr(
+        gzip.GzipFile, "read", lambda self, n=-1: read.append(n) or real_read(self, n)
+    )
+    monkeypatch.setattr(idx_mod, "MAX_IDX_BYTES", 1 << 30)
+    long = tmp_path / "long-idx3-ubyte.gz"
+    _gzip_bomb(long, declared=10, actual=64 << 20)  # declares 7840 bytes, holds 64 MB
+    with pytest.raises(
+        ValueError, match=r"declares shape \(10, 28, 28\).*holds more than 7840"
+    ) as e:
+        read_idx(long)
+    assert "long-idx3-ubyte.gz" in str(e.value) and "\n" not in str(e.value)
+    assert -1 not in read and max(read) <= 7841  # never decompressed past the declared size
+    short = tmp_path / "short-idx3-ubyte.gz"
+    _gzip_bomb(short, declared=10, actual=7000)
+    with pytest.raises(ValueError, match=r"declares shape \(10, 28, 28\).*holds 7000"):
+        read_idx(short)
+
+
+def test_raw_idx_size_is_checked_against_the_file_and_the_limit(tmp_path, monkeypatch):
+    good = _idx_bytes(np.arange(48).reshape(3, 4, 4) % 256)
+    (tmp_path / "long.idx").write_bytes(good + b"\x00")
+    with pytest.raises(ValueError, match=r"\(48 bytes of data\) but the file holds more than 48"):
+        read_idx(tmp_path / "long.idx")
+    huge = bytes([0, 0, 0x08, 4]) + np.asarray([65535] * 4, dtype=">u4").tobytes()
+    (tmp_path / "huge.idx").write_bytes(huge)  # 1.8e19 bytes: past int64, refused by the limit
+    with pytest.raises(ValueError, match="huge.idx.*more than the limit"):
+        read_idx(tmp_path / "huge.idx")
+    (tmp_path / "ok.idx").write_bytes(good)
+    monkeypatch.setattr(idx_mod, "MAX_IDX_BYTES", 47)
+    with pytest.raises(ValueError, match=r"ok.idx.*48 bytes of data.*MAX_IDX_BYTES"):
+        read_idx(tmp_path / "ok.idx")
+    monkeypatch.setattr(idx_mod, "MAX_IDX_BYTES", 48)
+    assert torch.equal(read_idx(tmp_path / "ok.idx").flatten(), torch.arange(48, dtype=torch.uint8))
+
+
+def test_an_idx_folder_without_images_is_a_one_line_error(tmp_path):
+    _write_idx_folder(tmp_path, gz=False)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(_idx_bytes(np.zeros((0, 8, 8))))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx_bytes(np.zeros(0)))
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte: holds no images") as e:
+        load_data(str(tmp_path))
+    assert "\n" not in str(e.value)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(_idx_bytes(np.zeros((12, 0, 8))))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx_bytes(np.zeros(12)))
+    with pytest.raises(ValueError, match=r"holds no images \(declares shape \(12, 0, 8\)\)"):
+        load_data(str(tmp_path))
+
+
+def test_labels_beyond_the_named_classes_are_refused(tmp_path, monkeypatch):
+    _write_idx_folder(tmp_path, gz=False)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx_bytes(np.array([0, 1, 2, 3, 200])))
+    monkeypatch.setattr(images_mod, "FASHION_MNIST_DIR", tmp_path)
+    with pytest.raises(ValueError, match=r"test labels go up to 200, expected the 10 classes"):
+        load_data("fashion-mnist")
+
+
+@pytest.mark.parametrize("pixels", [16 * 16, 12 * 12], ids=["bomb-error", "bomb-warning"])
+def test_a_decompression_bomb_image_is_a_one_line_error(tmp_path, monkeypatch, pixels):
+    """Past 2 × MAX_IMAGE_PIXELS PIL raises DecompressionBombError, past MAX_IMAGE_PIXELS it
+    warns (and decodes); both are refused with the file named."""
+    side = math.isqrt(pixels)
+    Image.new("L", (side, side), 128).save(tmp_path / "big.png")
+    Image.new("L", (4, 4), 128).save(tmp_path / "small.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ValueError, match=r"big.png: refused as a possible decompression bomb") as e:
+        image_folder(tmp_path)
+    assert "\n" not in str(e.value) and "MAX_IMAGE_PIXELS = 100" in str(e.value)

@@ -121,7 +121,8 @@ def test_gradient_flows_to_pred():
 
 
 def test_fd_terms_by_hand():
-    # u = 3x² + 2xy − y on a grid with spacing (hy, hx): central differences are exact for quadratics.
+    # u = 3x² + 2xy − y on a grid with spacing (hy, hx): central differences are exact
+    # for quadratics.
     hy, hx = 0.5, 0.25
     y = torch.arange(7)[:, None] * hy
     x = torch.arange(9)[None, :] * hx
@@ -187,7 +188,8 @@ def official_cheb_loss2(out, power):
 
 
 def official_dae_loss(output, data, power):
-    """``Denoising Autoencoder/train.py``: ``loss_H1 = der_x.pow(2).mean() + der_y.pow(2).mean()``."""
+    """``Denoising Autoencoder/train.py``:
+    ``loss_H1 = der_x.pow(2).mean() + der_y.pow(2).mean()``."""
     der_x, der_y = official_cheb_loss2(output - data, power)
     return der_x.pow(2).mean() + der_y.pow(2).mean()
 
@@ -509,7 +511,8 @@ def test_mse_term_is_per_image_with_reduction_none(method):
 
 
 def test_hessian_uses_each_axis_spacing():
-    # u = 3y² + 2xy + 5x² with (h_y, h_x) = (0.5, 0.25): second differences are exact for quadratics.
+    # u = 3y² + 2xy + 5x² with (h_y, h_x) = (0.5, 0.25): second differences are exact
+    # for quadratics.
     hy, hx = 0.5, 0.25
     y = torch.arange(7)[:, None] * hy
     x = torch.arange(9)[None, :] * hx
@@ -529,7 +532,8 @@ def test_float32_images_give_float32_losses(method):
 
 
 def test_weights_follow_the_input_device():
-    # The "meta" device stands in for an accelerator: weights built on the CPU could not be combined.
+    # The "meta" device stands in for an accelerator: weights built on the CPU could not
+    # be combined.
     e = torch.empty(2, 1, 6, 6, device="meta")
     assert sobolev_multiplier(6, 6, 1.0, device="meta").device.type == "meta"
     assert paper_axis_multiplier(6, 1.0, device="meta").device.type == "meta"
@@ -569,7 +573,7 @@ def test_error_messages(call, exc, message):
         call()
 
 
-# --------------------------------------------------------------------------- properties (hypothesis)
+# -------------------------------------------------------------------------- properties (hypothesis)
 
 
 SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=30)
@@ -614,7 +618,8 @@ def test_s0_is_mse_for_any_shape(seed, B, C, H, W, reduction, spacing):
     seed=st.integers(0, 2**31 - 1), B=st.integers(1, 3), C=st.integers(1, 2), n=st.integers(1, 10)
 )
 def test_paper_loss_at_s0(seed, B, C, n):
-    """Official code at s = 0: each of the two per-axis terms is the MSE (Parseval along each axis)."""
+    """Official code at s = 0: each of the two per-axis terms is the MSE (Parseval along
+    each axis)."""
     pred, target = _random_pair(seed, B, C, n, n)
     torch.testing.assert_close(
         image_sobolev_loss(pred, target, s=0, method="paper"),

@@ -1,4 +1,5 @@
-"""PSNR and SSIM: known values, scikit-image's reference value, and monotonicity in the noise level."""
+"""PSNR and SSIM: known values, scikit-image's reference value, and monotonicity in the
+noise level."""
 
 import math
 

@@ -88,7 +88,8 @@ def test_dimension_weighting_matches_differential_ml():
 
 @pytest.mark.parametrize("order,d,n_entries", [(2, 3, 1 + 3 + 9), (3, 2, 1 + 2 + 4 + 8)])
 def test_dimension_weighting_divides_by_the_number_of_entries(order, d, n_entries):
-    """k ≥ 2: the total is Σ_j λ_j term_j / Σ_j dʲ (written out by hand: 13 for d=3, k=2; 15 for d=2, k=3)."""
+    """k ≥ 2: the total is Σ_j λ_j term_j / Σ_j dʲ (written out by hand: 13 for d=3, k=2; 15 for
+    d=2, k=3)."""
     torch.manual_seed(0)
     net = MLP(d, 1, width=8, depth=1).double()
     f = lambda x: torch.sin(x).prod(-1, keepdim=True)
@@ -102,7 +103,8 @@ def test_dimension_weighting_divides_by_the_number_of_entries(order, d, n_entrie
 
 @pytest.mark.parametrize("order", [1, 2])
 def test_directional_loss_averages_over_the_direction_sets(order):
-    """S = 3: the order-j term is mean over b and s of Σ_c (Dʲe[v₁..vⱼ])², contracted here by hand."""
+    """S = 3: the order-j term is mean over b and s of Σ_c (Dʲe[v₁..vⱼ])², contracted here
+    by hand."""
     torch.manual_seed(0)
     B, d, S = 6, 4, 3
     net = MLP(d, 2, width=8, depth=2).double()
@@ -219,7 +221,7 @@ def test_more_bad_arguments():
         SobolevLoss(partials=[(1, 0)], weighting="dimension")
 
 
-# --------------------------------------------------------------------------- options against formulas
+# ------------------------------------------------------------------------- options against formulas
 
 
 def _setup(d=3, m=2, B=5):
@@ -262,7 +264,8 @@ def test_reductions_as_a_module():
 
 
 def test_directions_shared_over_the_batch():
-    """A (S, k, d) tensor is one set of directions for every sample: Dʲu[v₁..vⱼ] by einsum on the full stack."""
+    """A (S, k, d) tensor is one set of directions for every sample: Dʲu[v₁..vⱼ] by einsum on the
+    full stack."""
     net, _, x = _setup()
     V = torch.randn(4, 2, 3, generator=torch.Generator().manual_seed(1))
     got = derivatives(net, x, 2, directions=V)
@@ -368,7 +371,8 @@ def test_every_loss_returns_the_tensor_unless_terms_are_asked_for():
 
 @pytest.mark.parametrize("p", [1, 1.5, 2, 3])
 def test_per_sample_terms_at_every_p(p):
-    """reduction="none": Σ |e|^p over every non-batch entry of each order, per sample (errors of both signs)."""
+    """reduction="none": Σ |e|^p over every non-batch entry of each order, per
+    sample (errors of both signs)."""
     pred, true = _random_stacks(0, 4, 2, 3, 2)
     total, terms = sobolev_loss(
         pred, true, p=p, weights=[1.0, 0.5, 0.25], reduction="none", return_terms=True
@@ -412,7 +416,8 @@ def test_per_sample_directional_terms_average_over_the_sets():
 
 
 def test_dict_stacks_with_several_outputs():
-    """Partials stacks (dicts) with m = 2: each term sums over the outputs, averages over the batch only."""
+    """Partials stacks (dicts) with m = 2: each term sums over the outputs, averages over the
+    batch only."""
     z = torch.zeros(2, 2)
     pred = {
         (0, 0): torch.tensor([[1.0, 2.0], [0.0, 0.0]]),
@@ -506,7 +511,8 @@ def test_directions_are_sampled_in_the_dtype_of_x():
 
 @pytest.mark.parametrize("kw", [{}, {"directions": 2}, {"partials": [(0, 0), (1, 0), (0, 1)]}])
 def test_a_teacher_module_target_gets_no_gradient(kw):
-    """A target that is itself a trainable module is a constant: backward reaches only the student."""
+    """A target that is itself a trainable module is a constant: backward reaches only
+    the student."""
     torch.manual_seed(0)
     student, teacher = MLP(2, 1, width=8, depth=2), MLP(2, 1, width=8, depth=2)
     SobolevLoss(**kw)(student, torch.randn(5, 2), teacher).backward()
@@ -711,7 +717,8 @@ def test_one_dimensional_x_gets_the_shape_message(kw):
 
 
 def test_bad_inputs_found_by_mutation_triage():
-    """Infinite weights, boolean p and a non-tensor or 0-d x are one-line errors naming the argument."""
+    """Infinite weights, boolean p and a non-tensor or 0-d x are one-line errors naming
+    the argument."""
     u = torch.zeros(3, 1)
     for bad in ([math.inf], [1.0, -math.inf]):
         with pytest.raises(ValueError, match="weights must be non-negative and finite"):
@@ -727,7 +734,7 @@ def test_bad_inputs_found_by_mutation_triage():
         SobolevLoss(1)(net, torch.tensor(1.0), lambda z: z[:, :1])
 
 
-# --------------------------------------------------------------------------- properties (hypothesis)
+# -------------------------------------------------------------------------- properties (hypothesis)
 
 
 SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=25)

@@ -1,4 +1,5 @@
-"""Networks: shapes, SIREN initialisation statistics, Fourier features, derivatives through the models."""
+"""Networks: shapes, SIREN initialisation statistics, Fourier features, derivatives through
+the models."""
 
 import math
 
@@ -117,7 +118,8 @@ _SCALAR_ACTIVATIONS = {  # σ(z) written out with the math module, independently
 @torch.no_grad()
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_forward_values_by_hand(activation):
-    """u(x) = v·σ(W x + b) + c with hand-set weights, against the activation written in plain Python."""
+    """u(x) = v·σ(W x + b) + c with hand-set weights, against the activation written in
+    plain Python."""
     net = MLP(2, 1, width=2, depth=1, activation=activation, w0=2.5)
     first, last = net.net[0], net.net[2]
     first.weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 0.25]]))

@@ -256,7 +256,7 @@ def test_chebyshev_grids_in_descending_order_are_accepted():
     )
 
 
-# --------------------------------------------------------------------------- details found by mutation testing: defaults, smallest grids, tolerances
+# -------------------------- details found by mutation testing: defaults, smallest grids, tolerances
 
 
 @pytest.mark.usefixtures("double")
@@ -522,7 +522,10 @@ _MESSAGES = [  # (call, exception, the essential words of the message)
     (
         lambda: grid_derivatives(torch.zeros(8, 2, 2), [_G]),
         ValueError,
-        "values must have shape \\(8,\\) or \\(8,\\) \\+ \\(m,\\) to match grid lengths.*\\(8, 2, 2\\)",
+        (
+            "values must have shape \\(8,\\) or \\(8,\\) \\+ \\(m,\\) to match grid lengths"
+            ".*\\(8, 2, 2\\)"
+        ),
     ),
     (
         lambda: grid_derivatives(_U, [_G], method="fourier", boundary="periodic"),

@@ -158,7 +158,8 @@ def test_interior_is_central_part_of_one_sided(order: int, nonuniform: bool) -> 
 
 
 def test_one_sided_edges_beat_findiff_forward_stencils() -> None:
-    """Edge points use the nearest points on both sides when possible: smaller error than findiff's."""
+    """Edge points use the nearest points on both sides when possible: smaller error
+    than findiff's."""
     x = uniform_grid(60, 0.0, 1.0, dtype=torch.float64)
     h = float(x[1] - x[0])
     u = f1(x)
@@ -197,7 +198,7 @@ def test_spacing_scalar_equals_coordinates() -> None:
     )
 
 
-# --------------------------------------------------------------------------- details found by mutation testing: defaults, smallest grids, tolerances
+# -------------------------- details found by mutation testing: defaults, smallest grids, tolerances
 
 
 @pytest.mark.usefixtures("double")
@@ -277,13 +278,14 @@ def test_fd_at_the_fewest_points_and_with_unit_weights():
         fd_derivative(y[:4] ** 2, y[:4], 2, accuracy=2)
 
 
-# --------------------------------------------------------------------------- properties (hypothesis)
+# -------------------------------------------------------------------------- properties (hypothesis)
 
 PROPERTY_SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=40)
 
 
 def _poly(coef: np.ndarray, x: torch.Tensor, order: int) -> torch.Tensor:
-    """The order-th derivative of Σ c_i x^i, by numpy.polynomial (independent of the code under test)."""
+    """The order-th derivative of Σ c_i x^i, by numpy.polynomial (independent of the code
+    under test)."""
     return torch.from_numpy(
         np.polynomial.polynomial.polyval(x.numpy(), np.polynomial.polynomial.polyder(coef, order))
     )

@@ -12,7 +12,7 @@ from sobolev.numdiff import (
     uniform_spacing,
 )
 
-# --------------------------------------------------------------------------- details found by mutation testing: defaults, smallest grids, tolerances
+# -------------------------- details found by mutation testing: defaults, smallest grids, tolerances
 
 
 @pytest.mark.usefixtures("double")
@@ -54,7 +54,8 @@ def test_uniform_spacing_boundary_cases():
     tol = 1e-6 * h + 32 * _EPS * (2 * h)
     assert (h + tol) - h == tol
     assert uniform_spacing(torch.tensor([0.0, h + tol, 2 * h])) == h
-    # float32 coordinates: the steps are measured in float64 (in float32 this one rounds past the tolerance)
+    # float32 coordinates: the steps are measured in float64 (in float32 this one rounds past
+    # the tolerance)
     x = torch.tensor(
         [float.fromhex(v) for v in ("0x1.c417a2p-3", "0x1.90a25ep+1", "0x1.8280c8p+2")],
         dtype=torch.float32,

@@ -189,7 +189,7 @@ def test_fourier_2d_axis() -> None:
     )
 
 
-# --------------------------------------------------------------------------- details found by mutation testing: defaults, smallest grids, tolerances
+# -------------------------- details found by mutation testing: defaults, smallest grids, tolerances
 
 
 @pytest.mark.usefixtures("double")
@@ -202,7 +202,8 @@ def test_chebyshev_default_is_the_first_derivative():
 def test_fourier_default_is_the_first_derivative_and_even_orders_keep_the_nyquist_mode():
     x = uniform_grid(8, 0.0, 2 * math.pi, periodic=True)
     torch.testing.assert_close(fourier_derivative(torch.sin(2 * x)), 2 * torch.cos(2 * x))
-    # cos(4x) is the Nyquist mode of 8 points: its even derivatives are exact, 4^k (-1)^(k/2) cos(4x)
+    # cos(4x) is the Nyquist mode of 8 points: its even derivatives are exact, 4^k
+    # (-1)^(k/2) cos(4x)
     torch.testing.assert_close(fourier_derivative(torch.cos(4 * x), 2), -16 * torch.cos(4 * x))
     torch.testing.assert_close(fourier_derivative(torch.cos(4 * x), 4), 256 * torch.cos(4 * x))
 
@@ -210,7 +211,8 @@ def test_fourier_default_is_the_first_derivative_and_even_orders_keep_the_nyquis
 @pytest.mark.usefixtures("double")
 def test_auto_chebyshev_is_the_matrix_path_below_fft_min_points():
     """Order 3 on 64 points: the matrix path is the product with chebyshev_matrix (at Trefethen's
-    points y = -x mapped, hence the factor (-2/(b - a))**3); the FFT path differs in the 9th digit."""
+    points y = -x mapped, hence the factor (-2/(b - a))**3); the FFT path differs in the
+    9th digit."""
     n, a, b = 64, -1.0, 2.0
     x = chebyshev_grid(n, a, b)
     u = torch.exp(x) * torch.sin(3 * x)
@@ -240,13 +242,14 @@ def test_auto_chebyshev_is_the_fft_path_from_fft_min_points_on():
     torch.testing.assert_close(fft, -4 * u, rtol=0, atol=1e-3)
 
 
-# --------------------------------------------------------------------------- properties (hypothesis)
+# -------------------------------------------------------------------------- properties (hypothesis)
 
 PROPERTY_SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=40)
 
 
 def _poly(coef: np.ndarray, x: torch.Tensor, order: int) -> torch.Tensor:
-    """The order-th derivative of Σ c_i x^i, by numpy.polynomial (independent of the code under test)."""
+    """The order-th derivative of Σ c_i x^i, by numpy.polynomial (independent of the code
+    under test)."""
     return torch.from_numpy(
         np.polynomial.polynomial.polyval(x.numpy(), np.polynomial.polynomial.polyder(coef, order))
     )

@@ -182,7 +182,7 @@ def test_order_zero_returns_values() -> None:
     torch.testing.assert_close(u, values.reshape(20, 3))
 
 
-# --------------------------------------------------------------------------- details found by mutation testing: defaults, smallest grids, tolerances
+# -------------------------- details found by mutation testing: defaults, smallest grids, tolerances
 
 
 @pytest.mark.usefixtures("double")

@@ -157,7 +157,8 @@ def test_autodiff_L_gradient_is_unbiased_closed_form():
 
 
 def central_fd(f, W: torch.Tensor, eps: float) -> torch.Tensor:
-    """Central differences of f: (K, d) -> tensor, stacked over the flattened entries of W (last dim)."""
+    """Central differences of f: (K, d) -> tensor, stacked over the flattened entries of
+    W (last dim)."""
     cols = []
     for k in range(W.numel()):
         e = torch.zeros(W.numel(), dtype=W.dtype)
@@ -287,7 +288,8 @@ def test_distance_scan_is_the_spectrum_at_scaled_students():
 
 
 def test_mc_standard_error_is_the_unbiased_one_across_chunks():
-    """stderr = sqrt(s²/n) with the unbiased s² (ddof = 1), also when chunks are merged (n = 5 in 2 + 2 + 1)."""
+    """stderr = sqrt(s²/n) with the unbiased s² (ddof = 1), also when chunks are
+    merged (n = 5 in 2 + 2 + 1)."""
     W, W_star = rows(2, 3, 53), rows(1, 3, 54)
     mean, err = monte_carlo_loss(
         W, W_star, 5, "H", 0.5, generator=torch.Generator().manual_seed(55), batch_size=2

@@ -67,11 +67,14 @@ ZERO_ROW = (
     r"the ReLU kernels are not differentiable at w = 0 \(the angle to other rows is undefined\)"
 )
 DEGENERATE = (
-    r"the {} is not defined by this implementation where two distinct rows of W, or a row of W and a row "
-    r"of W_star, are aligned or opposite \(min sin\(angle\) = 0\); J has a kink there \(its Hessian blows "
-    r"up like 1/sin t\); perturb W"
+    r"the {} is not defined by this implementation where two distinct rows of W, or a row of W "
+    r"and a row of W_star, are aligned or opposite \(min sin\(angle\) = 0\); J has a kink there "
+    r"\(its Hessian blows up like 1/sin t\); perturb W"
 )
-ALIGNED_K1 = r"w and w_star are aligned or opposite \(t ∈ \{0, π\}\): the K = 1 Hessian formulas need 0 < t < π"
+ALIGNED_K1 = (
+    r"w and w_star are aligned or opposite \(t ∈ \{0, π\}\): "
+    r"the K = 1 Hessian formulas need 0 < t < π"
+)
 
 ERRORS = [
     # (call, message regex anchored at both ends)
@@ -183,7 +186,10 @@ ERRORS = [
     # a direction along the teacher row has no orthogonal component to normalise
     (
         lambda: distance_scan([[1.0, 0.0, 0.0]], [1.0], directions=[[2.0, 0.0, 0.0]]),
-        r"directions rows \[0\] are parallel to their W_star rows: no component ⊥ W_star to rotate towards",
+        (
+            r"directions rows \[0\] are parallel to their W_star rows: "
+            r"no component ⊥ W_star to rotate towards"
+        ),
     ),
 ]
 
@@ -250,8 +256,8 @@ def test_one_dimensional_inputs():
 
 def test_k1_gradients_by_hand_and_defaults():
     """w = e1, w* = (1, 1) (t = π/4, |w*| = √2), with ∇k = [(π − t) w* + |w*| sin t ŵ]/(2π) and
-    E[autodiff ∇m] = (π − t) w*/(2π): ∇L = (1/8 − 1/(2π), −3/8), E[autodiff ∇J] = (1/8, −3/8), and the
-    boundary term −(w·w*)/(2π|w|) e = (0, −1/(2π))."""
+    E[autodiff ∇m] = (π − t) w*/(2π): ∇L = (1/8 − 1/(2π), −3/8), E[autodiff ∇J] = (1/8, −3/8), and
+    the boundary term −(w·w*)/(2π|w|) e = (0, −1/(2π))."""
     w, w_star = [[1.0, 0.0]], [[1.0, 1.0]]
     grad_L, auto_J, bdry = (
         t64([[1 / 8 - 1 / TWO_PI, -3 / 8]]),
@@ -324,7 +330,8 @@ def test_kink_rounding_scales_the_boundary_term(tol):
 
 
 def test_orthogonal_direction_broadcasts_and_rounds():
-    """e = unit component of b ⊥ a; shrunk to (sin t/sine_tol)·e below sine_tol; batch shape kept."""
+    """e = unit component of b ⊥ a; shrunk to (sin t/sine_tol)·e below sine_tol; batch
+    shape kept."""
     t = torch.tensor(
         [[0.05, 0.3, 1.0], [2.0, math.pi - 0.05, 0.0]], dtype=F64
     )  # (2, 3) batch, d = 4
@@ -344,7 +351,8 @@ def test_orthogonal_direction_broadcasts_and_rounds():
 
 
 def test_kernels_broadcast_over_batches():
-    """pair_angles and the kernels on a (2, 3) batch of pairs in d = 4 match arccos and the formulas."""
+    """pair_angles and the kernels on a (2, 3) batch of pairs in d = 4 match arccos and
+    the formulas."""
     A, B = rows(6, 4, 7).reshape(2, 3, 4), rows(6, 4, 8).reshape(2, 3, 4)
     An, Bn = A.numpy(), B.numpy()
     na, nb = np.linalg.norm(An, axis=-1), np.linalg.norm(Bn, axis=-1)
@@ -377,7 +385,8 @@ def test_min_pair_sine_by_hand():
 
 
 def test_degenerate_threshold_is_inclusive():
-    """sin t = DEGENERATE_SINE exactly counts as degenerate (w* = (1, 1e-12) gives sin t = 1e-12 in float64)."""
+    """sin t = DEGENERATE_SINE exactly counts as degenerate (w* = (1, 1e-12) gives sin t = 1e-12
+    in float64)."""
     w, w_star = [[1.0, 0.0]], [[1.0, 1e-12]]
     assert min_pair_sine(w, w_star) == DEGENERATE_SINE
     with pytest.raises(
@@ -543,7 +552,8 @@ def test_scan_of_one_degenerate_student():
 
 
 def per_sample(W, W_star, x, lam):
-    """Per-sample losses ½r² + λ½|D|² and their autograd gradients w.r.t. W, one sample at a time."""
+    """Per-sample losses ½r² + λ½|D|² and their autograd gradients w.r.t. W, one sample at
+    a time."""
     losses, grads = [], []
     for xk in x:
         xk = xk[None].clone().requires_grad_(True)
@@ -636,8 +646,8 @@ def test_gradient_flow_defaults():
 
 
 def test_gradient_flow_is_solve_ivp_of_the_gradient_field():
-    """The trajectory is exactly SciPy's solve_ivp of −∇H_λ (rounded kinks), or of −E[autodiff ∇H_λ],
-    with the given solver settings, sampled at n_eval equally spaced times."""
+    """The trajectory is exactly SciPy's solve_ivp of −∇H_λ (rounded kinks), or of
+    −E[autodiff ∇H_λ], with the given solver settings, sampled at n_eval equally spaced times."""
     from scipy.integrate import solve_ivp
 
     W_star = rows(2, 3, 32)
@@ -724,7 +734,8 @@ def test_time_to_tolerance_cases():
     assert time_to_tolerance([2.0, 4.0], [1.0, -1.0], 0.5, relative=False) == pytest.approx(
         2.5, rel=1e-15
     )
-    # float32 input is computed in float64 (target 0.3·8 and the interpolation not rounded to float32)
+    # float32 input is computed in float64 (target 0.3·8 and the interpolation not rounded
+    # to float32)
     t32, v32 = (
         np.array([0.0, 0.1, 0.2, 0.3], np.float32),
         np.array([8.0, 4.0, 2.0, 1.0], np.float32),
@@ -739,7 +750,8 @@ def test_time_to_tolerance_cases():
 
 
 def test_parameter_error_by_hand():
-    """Best row matching, not the identity: W rows (0, 1.5, 0), (1, 0, 0) against e1, e2 cost 0.25."""
+    """Best row matching, not the identity: W rows (0, 1.5, 0), (1, 0, 0) against e1, e2
+    cost 0.25."""
     W_star = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     W = [[0.0, 1.5, 0.0], [1.0, 0.0, 0.0]]
     assert parameter_error(W, W_star) == pytest.approx(0.5 / math.sqrt(2), rel=1e-15)

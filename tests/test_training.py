@@ -9,6 +9,7 @@ import math
 import random
 import threading
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -647,7 +648,8 @@ def test_records_hold_step_time_loss_terms_lr_phase_and_evaluation(tmp_path, mon
     assert [
         json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
     ] == hist.records
-    # evaluation in eval mode before the logged steps 0, 2, 4 and after the final loss; the objective in train mode
+    # evaluation in eval mode before the logged steps 0, 2, 4 and after the final loss;
+    # the objective in train mode
     assert modes == [False, True, True, False, True, True, False, True, True, False]
     assert net.training
 
@@ -896,3 +898,54 @@ def test_as_objective_wraps_a_sobolev_loss():
     plain = lambda model, batch: model(batch[0]).sum()
     assert as_objective(plain) is plain
     assert call_objective(plain, net, (x,)) == (plain(net, (x,)), {})
+
+
+@pytest.mark.parametrize(
+    "device, count, match",
+    [
+        ("cuda", 0, r"device='cuda' but CUDA is not available on this machine.*'cpu'"),
+        ("cuda:0", 0, r"device='cuda:0' but CUDA is not available"),
+        ("cuda:2", 2, r"device='cuda:2' but this machine has 2 CUDA device\(s\)"),
+        ("gpu", 0, r"device must be 'auto', 'cpu', 'cuda', 'cuda:N'.*got 'gpu'"),
+        (3, 0, r"device must be .*got 3"),
+    ],
+)
+def test_a_device_this_machine_lacks_is_a_one_line_error(monkeypatch, device, count, match):
+    """It used to pass TrainConfig and end in an AssertionError inside torch."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    with pytest.raises(ValueError, match=match) as e:
+        TrainConfig(device=device)
+    assert "\n" not in str(e.value)
+    assert TrainConfig(device="cpu").device == "cpu"
+
+
+def _h2_problem(scale, n=32):
+    x = torch.linspace(-1, 1, n, dtype=torch.float64).unsqueeze(1) * scale
+    return (x, *derivatives(lambda t: torch.sin(t / scale) * scale, x, 2, create_graph=False))
+
+
+def test_inputs_too_large_for_the_dtype_are_warned_about():
+    """An H2 loss at |x| = 1e6 in float32 stalls (the units saturate, float32 resolves x only to
+    0.06): fit says so, naming x and its scale; ordinary scales, or float64, are quiet."""
+    cfg = lambda dtype: _cfg(steps=2, dtype=dtype, optimizer="sgd", lr=1e-6)
+    seed_everything(0)
+    with pytest.warns(UserWarning, match=r"inputs x \(data\[0\]\) reach \|x\| = 1e\+06.*float32"):
+        fit(MLP(1, 1, width=8, depth=1), SobolevLoss(2), _h2_problem(1e6), cfg("float32"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(MLP(1, 1, width=8, depth=1), SobolevLoss(2), _h2_problem(1e6), cfg("float64"))
+        fit(MLP(1, 1, width=8, depth=1), SobolevLoss(2), _h2_problem(100.0), cfg("float32"))
+
+
+def test_an_overflowing_loss_names_the_input_scale():
+    X, y = _data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(
+            FloatingPointError,
+            match=r"loss became inf at step 0: lower the learning rate, or rescale the data: "
+            r"the inputs x reach \|x\| = 2.*e\+20.*float32 overflows above 3.4e\+38",
+        ) as e:
+            fit(_linear(), mse, (X * 1e20, y), _cfg(dtype="float32"))
+    assert "\n" not in str(e.value)

@@ -364,13 +364,16 @@ def test_sigkill_loses_only_steps_since_checkpoint(tmp_path):
     ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert ck["step"] == 40
     x, stack = _sin_problem()
-    resumed = fit(
-        _sin_model(),
-        SobolevLoss(1),
-        (x, *stack),
-        _sin_cfg(checkpoint_every=20),
-        out_dir=tmp_path / "run",
-    )
+    assert (tmp_path / "run" / ".lock").read_text().strip().isdigit()  # left by the killed run
+    with pytest.warns(UserWarning, match=r"\.lock: took over the stale lock of process \d+"):
+        resumed = fit(
+            _sin_model(),
+            SobolevLoss(1),
+            (x, *stack),
+            _sin_cfg(checkpoint_every=20),
+            out_dir=tmp_path / "run",
+        )
+    assert not (tmp_path / "run" / ".lock").exists()
     ref = fit(
         _sin_model(),
         SobolevLoss(1),
@@ -475,7 +478,8 @@ def test_resume_across_the_lbfgs_switch(tmp_path, stop_at):
 
 def test_extending_a_finished_run_continues_its_schedule_and_metrics(tmp_path):
     """A finished run's last record is not in its checkpoint: extending it cuts the file back and
-    continues exactly as the longer uninterrupted run (exponential schedule: independent of steps)."""
+    continues exactly as the longer uninterrupted run (exponential schedule: independent of
+    steps)."""
     kw = dict(schedule="exponential", gamma=0.97, optimizer="sgd", momentum=0.5)
     ref_model, run_model = _sched_model(), _sched_model()
     ref = fit(
@@ -811,7 +815,9 @@ def test_every_rank_must_plan_like_rank_0(monkeypatch):
 
         def broadcast(plan, ctx, change=change):
             config = {**plan.config, "lr": 0.5} if change.get("config") else plan.config
-            return dataclasses.replace(plan, config=config, n=change.get("n", plan.n))
+            n = change.get("n", plan.data["shapes"][0][0])
+            data = {**plan.data, "shapes": [[n, *s[1:]] for s in plan.data["shapes"]]}
+            return dataclasses.replace(plan, config=config, data=data)
 
         monkeypatch.setattr(T.D, "broadcast_object", broadcast)
         run = lambda: fit(_linear(), mse, (X, y), _cfg(optimizer="sgd", lr=0.05, steps=1))
@@ -820,3 +826,82 @@ def test_every_rank_must_plan_like_rank_0(monkeypatch):
         else:
             with pytest.raises(ValueError, match=msg):
                 run()
+
+
+def test_resume_refuses_other_steps_when_a_cosine_schedule_runs_over_them(tmp_path):
+    """The cosine schedule's horizon is ``steps``: extending such a run would splice two schedules
+    (the lr jumps at the resume step), so it is refused, naming steps, before anything is written;
+    with ``lbfgs_at`` the horizon is ``lbfgs_at`` and ``steps`` may grow."""
+    kw = dict(schedule="cosine", lr_min_factor=0.1)
+    fit(_sched_model(), SobolevLoss(1), _sched_data(), _sched_cfg(steps=20, **kw), out_dir=tmp_path)
+    before = _snapshot(tmp_path)
+    with pytest.raises(
+        ValueError, match=r"differs from the checkpoint's in \['steps'\] \(20 → 40\)"
+    ):
+        fit(
+            _sched_model(),
+            SobolevLoss(1),
+            _sched_data(),
+            _sched_cfg(steps=40, **kw),
+            out_dir=tmp_path,
+        )
+    assert _snapshot(tmp_path) == before
+    kw["lbfgs_at"] = 10
+    ref_model, run_model = _sched_model(), _sched_model()
+    ref = fit(
+        ref_model, SobolevLoss(1), _sched_data(), _sched_cfg(steps=30, **kw), out_dir=tmp_path / "r"
+    )
+    fit(
+        _sched_model(),
+        SobolevLoss(1),
+        _sched_data(),
+        _sched_cfg(steps=20, **kw),
+        out_dir=tmp_path / "x",
+    )
+    ext = fit(
+        run_model, SobolevLoss(1), _sched_data(), _sched_cfg(steps=30, **kw), out_dir=tmp_path / "x"
+    )
+    assert ext.resumed_from == 20
+    _assert_identical(ref, ext, ref_model, run_model, tmp_path / "x")
+
+
+def test_resume_refuses_other_data(tmp_path):
+    """A checkpoint records its data (shapes and a digest): other data are refused before anything
+    is written (another sample count used to index the saved permutation: IndexError)."""
+    X = torch.randn(40, 3, generator=torch.Generator().manual_seed(0))
+    y = X.sum(1, keepdim=True)
+    cfg = lambda steps: _cfg(optimizer="sgd", lr=0.05, steps=steps, batch_size=8)
+    fit(_linear(), mse, (X, y), cfg(1), out_dir=tmp_path)
+    before = _snapshot(tmp_path)
+    with pytest.raises(
+        ValueError,
+        match=r"data differ from the checkpoint's.*"
+        r"\[\[40, 3\], \[40, 1\]\] → \[\[20, 3\], \[20, 1\]\]",
+    ):
+        fit(_linear(), mse, (X[:20], y[:20]), cfg(3), out_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"data differ from the checkpoint's.*or other values"):
+        fit(_linear(), mse, (X + 1, y), cfg(3), out_dir=tmp_path)
+    assert _snapshot(tmp_path) == before
+    assert fit(_linear(), mse, (X.clone(), y.clone()), cfg(3), out_dir=tmp_path).resumed_from == 1
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_resume_with_another_log_every_switches_the_grid_at_the_resume_step(tmp_path, progress):
+    """``log_every`` may change on resume (how a run is watched): the records before the checkpoint
+    keep the old grid, those after follow the new one, the file holds exactly the returned
+    records, and every step's values equal the uninterrupted run's."""
+    X, y = _data()
+    cfg = lambda **kw: _cfg(optimizer="sgd", lr=0.05, progress=progress, **kw)
+    ref = fit(_linear(), mse, (X, y), cfg(steps=20, log_every=1), out_dir=tmp_path / "ref")
+    at = {r["step"]: r["loss"] for r in ref.records}
+    for before, after, first in [(3, 4, 7), (5, 2, 10), (4, 7, 13), (2, 20, 6)]:
+        run = tmp_path / f"run-{before}-{after}-{first}"
+        fit(_linear(), mse, (X, y), cfg(steps=first, log_every=before), out_dir=run)
+        hist = fit(_linear(), mse, (X, y), cfg(steps=20, log_every=after), out_dir=run)
+        steps = [r["step"] for r in hist.records]
+        assert steps == [s for s in range(first) if s % before == 0] + [
+            s for s in range(first, 20) if s % after == 0
+        ] + [20]
+        assert [r["loss"] for r in hist.records] == [at[s] for s in steps]
+        lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+        assert lines == hist.records

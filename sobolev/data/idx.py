@@ -14,7 +14,10 @@ Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, MIT licence; 60,000 + 10,000 grey 28
 from __future__ import annotations
 
 import gzip
+import math
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -35,40 +38,70 @@ FASHION_MNIST_CLASSES = (
 )
 SPLITS = {"train": "train", "test": "t10k"}
 _UBYTE = 0x08
+#: the largest data an IDX file may declare (bytes, after decompression); raise it for bigger sets
+MAX_IDX_BYTES = 2 * 1024**3
 
 
 def read_idx(path: str | Path) -> Tensor:
     """The uint8 array stored in one IDX file (gzip-compressed or raw), as a tensor of its shape.
 
-    Raises ``ValueError`` naming the file when the magic number, the type or the size is wrong.
+    The header is read first and the declared size checked against :data:`MAX_IDX_BYTES` and
+    against the file before the data are read; a gzip file is decompressed no further than the
+    declared size (plus one byte, to refuse trailing data). Raises ``ValueError`` naming the file
+    when the magic number, the type or the size is wrong.
     """
     path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        if not compressed:
+            return _read_idx(raw, path, path.stat().st_size)
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
+            with gzip.GzipFile(fileobj=raw) as fh:
+                return _read_idx(fh, path, None)
+        except (OSError, EOFError, zlib.error) as e:
             raise ValueError(f"{path}: not a valid gzip file ({e})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+
+
+def _read_idx(fh: BinaryIO, path: Path, file_size: int | None) -> Tensor:
+    """Header, checks, then exactly the declared data of an open IDX stream (``file_size``: the
+    size of an uncompressed file, ``None`` for a decompressing stream)."""
+    magic = fh.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
         raise ValueError(
             f"{path}: not an IDX file (the magic number must start with two zero bytes)"
         )
-    if raw[2] != _UBYTE:
+    if magic[2] != _UBYTE:
         raise ValueError(
-            f"{path}: IDX type code 0x{raw[2]:02x} is not supported (expected 0x08, unsigned byte)"
+            f"{path}: IDX type code 0x{magic[2]:02x} is not supported "
+            "(expected 0x08, unsigned byte)"
         )
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
+    ndim = magic[3]
+    dims = fh.read(4 * ndim)
+    if ndim == 0 or len(dims) < 4 * ndim:
         raise ValueError(f"{path}: IDX header is truncated or declares {ndim} dimensions")
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape))
-    if len(raw) - header != expected:
+    shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
+    expected = math.prod(shape)
+    if expected > MAX_IDX_BYTES:
+        raise ValueError(
+            f"{path}: IDX header declares shape {shape} ({expected} bytes of data), more than "
+            f"the limit of {MAX_IDX_BYTES} bytes (sobolev.data.idx.MAX_IDX_BYTES)"
+        )
+    if file_size is not None:  # raw: the file's size says it all, before reading
+        held = file_size - 4 - 4 * ndim
+        data = fh.read(expected) if held == expected else b""
+        held = len(data) if held == expected else held
+    else:  # gzip: decompress at most one byte more than declared
+        data = fh.read(expected + 1)
+        held = len(data)
+    if held != expected:
+        holds = f"more than {expected}" if held > expected else str(held)
         raise ValueError(
             f"{path}: IDX header declares shape {shape} ({expected} bytes of data) "
-            f"but the file holds {len(raw) - header}"
+            f"but the file holds {holds}"
         )
-    return torch.from_numpy(np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy())
+    arr = np.frombuffer(data, dtype=np.uint8, count=expected)
+    return torch.from_numpy(arr.reshape(shape).copy())
 
 
 def idx_file(folder: str | Path, split: str, kind: str) -> Path | None:
@@ -101,6 +134,11 @@ def read_idx_split(folder: str | Path, split: str) -> tuple[Tensor, Tensor]:
     if images.ndim != 3:
         raise ValueError(
             f"{files['images']}: expected images of shape (N, H, W), got {tuple(images.shape)}"
+        )
+    if 0 in images.shape:
+        raise ValueError(
+            f"{files['images']}: holds no images (declares shape {tuple(images.shape)}); "
+            "expected at least one image of at least 1×1 pixels"
         )
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise ValueError(

@@ -15,6 +15,7 @@ grey-level 8×8 images, 16 levels, 10 classes; scikit-learn is BSD-3-Clause, the
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,11 +132,22 @@ def digits(size: int = DIGITS_SIZE, dtype: torch.dtype = torch.float32) -> Image
 
 
 def _read_image(p: Path, mode: str):
+    """The image ``p`` in ``mode``; an unreadable image, or one larger than PIL's decompression-
+    bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, where PIL would only warn too), is a one-line
+    ``ValueError`` naming the file."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(p) as im:
-            return im.convert(mode)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                return im.convert(mode)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        reason = str(e).split(" could be")[0].rstrip(", ")
+        raise ValueError(
+            f"{p}: refused as a possible decompression bomb ({reason}; the limit is "
+            f"PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS} pixels)"
+        ) from None
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"{p}: not a readable PNG/JPEG image ({type(e).__name__})") from None
 
@@ -180,12 +192,15 @@ def image_folder(
             first = (p, im.size)
             if im.size[0] != im.size[1]:
                 raise ValueError(
-                    f"{p} is {im.size[0]}×{im.size[1]}, not square; set image_size=N to resize every image to N×N"
+                    f"{p} is {im.size[0]}×{im.size[1]}, not square; "
+                    "set image_size=N to resize every image to N×N"
                 )
         elif im.size != first[1]:
             raise ValueError(
-                f"images under {str(path)!r} differ in size ({first[0].name}: {first[1][0]}×{first[1][1]}, "
-                f"{p.name}: {im.size[0]}×{im.size[1]}); set image_size=N to resize every image to N×N"
+                f"images under {str(path)!r} differ in size "
+                f"({first[0].name}: {first[1][0]}×{first[1][1]}, "
+                f"{p.name}: {im.size[0]}×{im.size[1]}); "
+                "set image_size=N to resize every image to N×N"
             )
         w, h = im.size
         arrays.append(
@@ -206,6 +221,11 @@ def _idx_split(
     sets = []
     for split in ("train", "test"):
         images, labels = read_idx_split(folder, split)
+        if classes is not None and int(labels.max()) >= len(classes):
+            raise ValueError(
+                f"{name}: {split} labels go up to {int(labels.max())}, expected the "
+                f"{len(classes)} classes 0…{len(classes) - 1}"
+            )
         names = classes or tuple(str(c) for c in range(int(labels.max()) + 1))
         sets.append(
             ImageSet(resize(images, image_size) if image_size else images, labels, names, name)
@@ -221,7 +241,8 @@ def load_data(
     n_train: int | None = None,
     n_test: int | None = None,
 ) -> DataSplit:
-    """Train/test images of ``data``: ``"fashion-mnist"``, ``"digits"`` or a folder (IDX or PNG/JPEG).
+    """Train/test images of ``data``: ``"fashion-mnist"``, ``"digits"`` or a folder (IDX or
+    PNG/JPEG).
 
     ``image_size``: ``None`` keeps the native size (digits: :data:`DIGITS_SIZE`), N resizes to
     N×N (bilinear). Sources with their own test split (IDX) keep it; the others (digits, image
@@ -239,9 +260,9 @@ def load_data(
     if data == "fashion-mnist":
         if not is_idx_folder(FASHION_MNIST_DIR):
             raise ValueError(
-                f"data=fashion-mnist needs the IDX files in {FASHION_MNIST_DIR}: install the Debian package "
-                "dataset-fashion-mnist (`make data`), or pass --set data=PATH (a folder of IDX or PNG/JPEG "
-                "files) or data=digits"
+                f"data=fashion-mnist needs the IDX files in {FASHION_MNIST_DIR}: "
+                "install the Debian package dataset-fashion-mnist (`make data`), "
+                "or pass --set data=PATH (a folder of IDX or PNG/JPEG files) or data=digits"
             )
         split = _idx_split(
             FASHION_MNIST_DIR, image_size, channels, "fashion-mnist", FASHION_MNIST_CLASSES

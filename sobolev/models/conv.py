@@ -14,8 +14,8 @@ def _check(channels: int, size: int) -> None:
 
 
 class ConvAutoencoder(nn.Module):
-    """Conv encoder (two stride-2 stages) → latent of ``z_dim`` → mirrored decoder (nearest upsampling
-    + 3×3 conv, much faster on CPU than transposed convolutions); sigmoid output.
+    """Conv encoder (two stride-2 stages) → latent of ``z_dim`` → mirrored decoder (nearest
+    upsampling + 3×3 conv, much faster on CPU than transposed convolutions); sigmoid output.
 
     Input and output (B, C, size, size) with values in [0, 1]; ``size`` a multiple of 4.
     """

@@ -39,7 +39,8 @@ class FourierFeatures(nn.Module):
 
 
 class FourierFeatureMLP(nn.Module):
-    """:class:`FourierFeatures` followed by an :class:`MLP` on the 2·n_features embedding, (B, d_in) → (B, d_out)."""
+    """:class:`FourierFeatures` followed by an :class:`MLP` on the 2·n_features embedding, (B, d_in)
+    → (B, d_out)."""
 
     def __init__(
         self,

@@ -1,4 +1,5 @@
-"""Fully connected networks: MLPs with a chosen activation, SIREN, and the shallow student–teacher net.
+"""Fully connected networks: MLPs with a chosen activation, SIREN, and the shallow
+student–teacher net.
 
 All map (B, d_in) → (B, d_out) treating rows independently, so they work with every
 :class:`sobolev.SobolevLoss` and with :func:`sobolev.derivatives`.

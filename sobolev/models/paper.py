@@ -27,7 +27,8 @@ INITS = ("kaiming_uniform", "xavier_uniform")
 def init_linear_weights(module: nn.Module, scheme: str) -> nn.Module:
     """Re-initialise the weight of every ``nn.Linear`` in ``module`` with ``scheme``
     (``"kaiming_uniform"``: ``nn.init.kaiming_uniform_`` with its defaults, bound √(6/fan_in);
-    ``"xavier_uniform"``: bound √(6/(fan_in + fan_out))); biases are left as they are. Returns ``module``."""
+    ``"xavier_uniform"``: bound √(6/(fan_in + fan_out))); biases are left as they are.
+    Returns ``module``."""
     if scheme not in INITS:
         raise ValueError(f"scheme must be one of {INITS}, got {scheme!r}")
     init = nn.init.kaiming_uniform_ if scheme == "kaiming_uniform" else nn.init.xavier_uniform_

@@ -9,7 +9,8 @@ from torch import Tensor, nn
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
-    """Sinusoidal embedding (B, dim) of integer or real timesteps t (B,) (Transformer / DDPM style)."""
+    """Sinusoidal embedding (B, dim) of integer or real timesteps t (B,) (Transformer /
+    DDPM style)."""
     half = dim // 2
     freqs = torch.exp(
         -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half
@@ -24,7 +25,8 @@ def _norm(channels: int) -> nn.GroupNorm:
 
 
 class ResBlock(nn.Module):
-    """GroupNorm–SiLU–conv ×2 with the timestep embedding added in between; 1×1 skip if widths differ."""
+    """GroupNorm–SiLU–conv ×2 with the timestep embedding added in between; 1×1 skip if
+    widths differ."""
 
     def __init__(self, c_in: int, c_out: int, t_dim: int) -> None:
         super().__init__()

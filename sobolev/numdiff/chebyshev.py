@@ -1,4 +1,5 @@
-"""Chebyshev spectral derivatives on Chebyshev–Gauss–Lobatto points (torch, batched, differentiable).
+"""Chebyshev spectral derivatives on Chebyshev–Gauss–Lobatto points (torch,
+batched, differentiable).
 
 Values are expected at the ascending CGL points of :func:`sobolev.numdiff.grids.chebyshev_grid`.
 Internally the array is read as samples at Trefethen's descending points ``cos(j*pi/N)`` of
@@ -84,7 +85,8 @@ def _matrix_derivative(lines: torch.Tensor, order: int) -> torch.Tensor:
 
 @lru_cache(maxsize=32)
 def chebyshev_matrix(n: int, order: int) -> np.ndarray:
-    """``(n, n)`` float64 matrix of d^order/dy^order at Trefethen's points ``y_j = cos(j*pi/(n-1))``."""
+    """``(n, n)`` float64 matrix of d^order/dy^order at Trefethen's
+    points ``y_j = cos(j*pi/(n-1))``."""
     big_n = n - 1
     theta = np.pi * np.arange(n) / big_n
     # y_i - y_j = 2 sin((t_i + t_j)/2) sin((t_j - t_i)/2): no cancellation near the ends.
@@ -114,7 +116,8 @@ def _matrix_tensor(n: int, order: int, dtype: torch.dtype, device: torch.device)
 
 
 def _dct1(lines: torch.Tensor) -> torch.Tensor:
-    """Unnormalised DCT-I along the last axis: ``y_0 + (-1)^j y_N + 2 sum_{k=1}^{N-1} y_k cos(pi jk/N)``."""
+    """Unnormalised DCT-I along the last
+    axis: ``y_0 + (-1)^j y_N + 2 sum_{k=1}^{N-1} y_k cos(pi jk/N)``."""
     extended = torch.cat([lines, lines[..., 1:-1].flip(-1)], dim=-1)
     return torch.fft.rfft(extended, dim=-1).real
 

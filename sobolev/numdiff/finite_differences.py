@@ -29,7 +29,8 @@ Spacing = float | torch.Tensor
 def resolve_spacing(
     coords_or_spacing: float | torch.Tensor, n: int, name: str = "coords_or_spacing"
 ) -> Spacing:
-    """Validated grid: ``float`` spacing if uniform (detected from coordinates), else float64 coordinates."""
+    """Validated grid: ``float`` spacing if uniform (detected from coordinates), else
+    float64 coordinates."""
     if isinstance(coords_or_spacing, torch.Tensor) and coords_or_spacing.ndim == 1:
         coords = check_coords(coords_or_spacing, n, name)
         h = uniform_spacing(coords)
@@ -43,7 +44,8 @@ def resolve_spacing(
             )
         return float(coords_or_spacing)
     raise ValueError(
-        f"{name} must be a spacing h > 0 or a 1-D tensor of {n} coordinates, got {coords_or_spacing!r}"
+        f"{name} must be a spacing h > 0 or a 1-D tensor of {n} coordinates, got "
+        f"{coords_or_spacing!r}"
     )
 
 
@@ -53,7 +55,8 @@ def fd_half_width(order: int, accuracy: int, uniform: bool = True) -> int:
 
 
 def fd_points_needed(order: int, accuracy: int, uniform: bool, boundary: str) -> int:
-    """Fewest points along an axis for the derivative of ``order`` with this ``accuracy`` and ``boundary``."""
+    """Fewest points along an axis for the derivative of ``order`` with this ``accuracy``
+    and ``boundary``."""
     s, p = stencil_sizes(order, accuracy, uniform)
     return max(p, 2 * s + 1) if boundary == "one-sided" else 2 * s + 1
 

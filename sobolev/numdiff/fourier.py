@@ -2,8 +2,8 @@
 
 The ``n`` samples are at ``x_j = x_0 + j*period/n`` (the right end of the period left out, as
 ``uniform_grid(n, a, b, periodic=True)`` makes them). The derivative multiplies the real FFT by
-``(i k)^order`` with symmetric wavenumbers ``k = 2*pi*m/period``, ``m = 0..n//2``; for even ``n`` and
-odd ``order`` the Nyquist mode is set to zero (its derivative is not real-representable).
+``(i k)^order`` with symmetric wavenumbers ``k = 2*pi*m/period``, ``m = 0..n//2``; for even ``n``
+and odd ``order`` the Nyquist mode is set to zero (its derivative is not real-representable).
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """Derivative stacks on tensor-product grids: the entry point :func:`grid_derivatives`.
 
 A *derivative stack* of order K is the tuple ``(u, Du, D²u, ..., D^K u)`` at the points
-``X = grid_points(grid)`` (``meshgrid(..., indexing="ij")`` order, shape ``(N, d)``), with
-element ``j`` of shape ``(N, m) + (d,)*j``; :func:`grid_derivatives` always returns this tuple, and
-the points it holds at are ``grid_points(grid)``, or ``grid_points(interior_grid(grid, order,
-accuracy))`` for finite differences with ``boundary="interior"``. Element ``j`` is a symmetric tensor: each distinct
-partial derivative is computed once, by applying the 1-D operators of orders ``(α_1, ..., α_d)``
-along the axes in turn, and copied to every permutation of its indices.
+``X = grid_points(grid)`` (``meshgrid(..., indexing="ij")`` order, shape ``(N, d)``), with element
+``j`` of shape ``(N, m) + (d,)*j``; :func:`grid_derivatives` always returns this tuple, and the
+points it holds at are ``grid_points(grid)``, or
+``grid_points(interior_grid(grid, order, accuracy))`` for finite differences with
+``boundary="interior"``. Element ``j`` is a symmetric tensor: each distinct partial derivative is
+computed once, by applying the 1-D operators of orders ``(α_1, ..., α_d)`` along the axes in turn,
+and copied to every permutation of its indices.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def _interior_margin(coords: torch.Tensor, order: int, accuracy: int) -> int:
 def _no_boundary(boundary: str | None, method: str) -> None:
     if boundary is not None:
         raise ValueError(
-            f"boundary applies to method='fd' only; got boundary={boundary!r} with method={method!r}"
+            f"boundary applies to method='fd' only; got boundary={boundary!r} with "
+            f"method={method!r}"
         )
 
 
@@ -214,7 +216,8 @@ METHODS: dict[str, OperatorBuilder] = {
 def _derivative_stack(
     values: torch.Tensor, op: AxisOperator, order: int, margins: list[int]
 ) -> tuple[torch.Tensor, ...]:
-    """Stack from ``values`` of shape ``(n_1, ..., n_d, m)``; ``margins`` trimmed where ``op`` is unused."""
+    """Stack from ``values`` of shape ``(n_1, ..., n_d, m)``; ``margins`` trimmed where ``op``
+    is unused."""
     d = values.ndim - 1
     cache: dict[tuple[int, ...], torch.Tensor] = {(): values}
 

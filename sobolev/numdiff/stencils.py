@@ -7,9 +7,10 @@ Layout shared by uniform and non-uniform grids, for a grid of ``n`` points:
   include the point itself (a one-sided or skewed stencil), ``p`` chosen for the same accuracy.
 
 Uniform grids: coefficients at unit spacing from the Vandermonde system of the integer offsets,
-solved in float64 exactly as :func:`findiff.coefficients` solves it (the tests compare the two). Non-uniform grids: a vectorised Fornberg algorithm over all points at once. Stencil sizes
-follow findiff: a non-uniform central stencil has as many points as a one-sided one (no symmetry
-bonus), so its half width can exceed the uniform one by one for even derivative orders.
+solved in float64 exactly as :func:`findiff.coefficients` solves it (the tests compare the two).
+Non-uniform grids: a vectorised Fornberg algorithm over all points at once. Stencil sizes follow
+findiff: a non-uniform central stencil has as many points as a one-sided one (no symmetry bonus), so
+its half width can exceed the uniform one by one for even derivative orders.
 """
 
 from __future__ import annotations

@@ -53,7 +53,8 @@ def as_pair(W: Any, W_star: Any) -> tuple[Tensor, Tensor]:
 
 
 def check_part(part: str, lam: float) -> float:
-    """Validate ``part`` ∈ {"L", "J", "H"} and the weight ``lam`` (finite, ≥ 0); return float(lam)."""
+    """Validate ``part`` ∈ {"L", "J", "H"} and the weight ``lam`` (finite, ≥ 0);
+    return float(lam)."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     try:

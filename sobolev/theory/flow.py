@@ -6,15 +6,15 @@ Flows from the same W(0):
   the empirical loss: for H it lacks the indicator boundary term λ·(∇J − E[autodiff ∇J]).
 
 The −∇J field is discontinuous where a student row is aligned with a teacher row (J has a
-cone-shaped kink along w*'s ray): the −∇H flow reaches that ray in finite time and then slides
-along it (the kink's pull balances the transverse part of the rest of the gradient). Integrated
-as is, any solver chatters across the ray with ever smaller steps. So the flow uses
-``population_grad(..., kink_tol)``, whose J-kinks are rounded off over an angle ≈ ``kink_tol``
-(the boundary term is scaled by sin t/kink_tol below it): the field is then Lipschitz but stiff
-(rate ≈ |w*|/(2π|w| kink_tol)) inside that band, hence the default implicit/automatic-switching
-``method="LSODA"``; the trajectory follows the sliding solution up to angles of order kink_tol (the default 1e-6
-gives parameter errors ~1e-8; smaller values make LSODA fail to converge).
-The L and autodiff flows are Lipschitz and unaffected.
+cone-shaped kink along w*'s ray): the −∇H flow reaches that ray in finite time and then slides along
+it (the kink's pull balances the transverse part of the rest of the gradient). Integrated as is, any
+solver chatters across the ray with ever smaller steps. So the flow uses
+``population_grad(..., kink_tol)``, whose J-kinks are rounded off over an angle ≈ ``kink_tol`` (the
+boundary term is scaled by sin t/kink_tol below it): the field is then Lipschitz but stiff (rate
+≈ |w*|/(2π|w| kink_tol)) inside that band, hence the default implicit/automatic-switching
+``method="LSODA"``; the trajectory follows the sliding solution up to angles of order kink_tol (the
+default 1e-6 gives parameter errors ~1e-8; smaller values make LSODA fail to converge). The L and
+autodiff flows are Lipschitz and unaffected.
 
 Parameter error: ‖W − W*_π‖_F/‖W*‖_F minimised over row permutations π (Hungarian matching of the
 rows, :func:`scipy.optimize.linear_sum_assignment`); it needs K = K* and is NaN otherwise.
@@ -128,7 +128,8 @@ def gradient_flow(
 
 
 def time_to_tolerance(times, values, tol: float, *, relative: bool = True) -> float:
-    """First time at which ``values`` (T,) falls to ``tol`` (times values[0] if ``relative``); inf if never.
+    """First time at which ``values`` (T,) falls to ``tol`` (times values[0] if ``relative``); inf
+    if never.
 
     Interpolates log(values) linearly between samples (exact for exponential decay).
     """

@@ -9,8 +9,8 @@ Derivation. For K = 1, L = ½[|w|²/2 − 2k(w,w*) + |w*|²/2] and J = ½[|w|²/
 * Angle: c = cos t = v·u, ∇c = (u − c v)/|w| = (sin t/|w|) e, ∇t = −e/|w|, and
   ∇²c = −[c P + sin t (e vᵀ + v eᵀ)]/|w|², so ∇²t = −∇²c/sin t − (c/sin³t) ∇c∇cᵀ
   = [(c/sin t) Q + e vᵀ + v eᵀ] / |w|².
-* ReLU kernel: ∇k = [(π − t) w* + |w*| sin t v]/(2π). Differentiating, with w* = |w*|(c v + sin t e),
-  the e vᵀ terms cancel and ∇²k = |w*| sin t (P + eeᵀ)/(2π|w|).
+* ReLU kernel: ∇k = [(π − t) w* + |w*| sin t v]/(2π). Differentiating, with
+  w* = |w*|(c v + sin t e), the e vᵀ terms cancel and ∇²k = |w*| sin t (P + eeᵀ)/(2π|w|).
   Since sin²t eeᵀ = (u − c v)(u − c v)ᵀ:
       ∇²L = ½I − α [sin²t P + (u − c v)(u − c v)ᵀ]
           = ½I − α (uuᵀ − c v uᵀ + sin²t I) P                          (the paper's form; see below)
@@ -51,14 +51,16 @@ def _frame(w, w_star) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     w, w_star = as_weights(w, "w", ndim=1), as_weights(w_star, "w_star", ndim=1)
     if w.shape != w_star.shape:
         raise ValueError(
-            f"w and w_star must have the same shape (d,), got {tuple(w.shape)} and {tuple(w_star.shape)}"
+            f"w and w_star must have the same shape (d,), got {tuple(w.shape)} and "
+            f"{tuple(w_star.shape)}"
         )
     nw, ns = torch.linalg.vector_norm(w), torch.linalg.vector_norm(w_star)
     u, v = w_star / ns, w / nw
     t = 2 * torch.atan2(torch.linalg.vector_norm(u - v), torch.linalg.vector_norm(u + v))
     if torch.sin(t) <= DEGENERATE_SINE:
         raise ValueError(
-            "w and w_star are aligned or opposite (t ∈ {0, π}): the K = 1 Hessian formulas need 0 < t < π"
+            "w and w_star are aligned or opposite (t ∈ {0, π}): "
+            "the K = 1 Hessian formulas need 0 < t < π"
         )
     return u, v, torch.cos(t), torch.sin(t), nw, ns
 
@@ -76,7 +78,8 @@ def hessian_k1_explicit(w, w_star, part: str = "L", lam: float = 1.0) -> Tensor:
 
 
 def hessian_k1_quoted(w, w_star, part: str = "L") -> Tensor:
-    """The K = 1 "Hessians" of L and H (λ = 1) as quoted from the paper by a third-party review (d, d).
+    """The K = 1 "Hessians" of L and H (λ = 1) as quoted from the paper by a third-party
+    review (d, d).
 
     Verbatim, including α = |w*|²/(2π|w| sin t). For part "H" it is not symmetric and is not the
     Hessian of H (see the module docstring); kept to make that comparison testable.

@@ -60,7 +60,8 @@ def grad_kernel(a: Tensor, b: Tensor) -> Tensor:
 
 def orthogonal_direction(a: Tensor, b: Tensor, *, sine_tol: float = DEGENERATE_SINE) -> Tensor:
     """Unit vector e of b's component orthogonal to a, shape (..., d), shrunk to (sin t/sine_tol)·e
-    where sin t < sine_tol (so 0 at t ∈ {0, π}, where e is undefined and 0 is the minimal-norm choice).
+    where sin t < sine_tol (so 0 at t ∈ {0, π}, where e is undefined and 0 is the
+    minimal-norm choice).
 
     ∇_a t = −e/|a| for 0 < t < π.
     """

@@ -1,8 +1,9 @@
 """Monte-Carlo estimates of the population losses and of the per-sample autodiff gradient.
 
-Samples x ~ N(0, I_d) are drawn in chunks of ``batch_size`` (memory ≈ a few batch_size·(d + K)·8 bytes), so n = 10⁶ with d = 100 fits easily. Each estimator returns the sample mean and
-its standard error sqrt(s²/n) (s² the unbiased sample variance; elementwise for gradients),
-accumulated with Chan's pairwise update for numerical stability.
+Samples x ~ N(0, I_d) are drawn in chunks of ``batch_size`` (memory ≈ a few batch_size·(d + K)·8
+bytes), so n = 10⁶ with d = 100 fits easily. Each estimator returns the sample mean and its standard
+error sqrt(s²/n) (s² the unbiased sample variance; elementwise for gradients), accumulated with
+Chan's pairwise update for numerical stability.
 
 Per-sample quantities, with z = W x, z* = W* x, a = 1(z > 0), a* = 1(z* > 0):
 
@@ -52,7 +53,8 @@ class _Moments:
 def _chunks(
     W: Tensor, W_star: Tensor, n: int, batch_size: int, generator: torch.Generator | None
 ) -> Iterator[tuple]:
-    """Yield (x, r, a, D) per chunk: inputs (m, d), residual (m,), indicators (m, K), ∇_x residual (m, d)."""
+    """Yield (x, r, a, D) per chunk: inputs (m, d), residual (m,), indicators (m, K), ∇_x
+    residual (m, d)."""
     d = W.shape[1]
     for start in range(0, n, batch_size):
         x = torch.randn(min(batch_size, n - start), d, dtype=torch.float64, generator=generator)

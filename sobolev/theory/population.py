@@ -7,13 +7,13 @@ Setting: g(x; W) = Σ_i σ(w_i·x), W ∈ R^{K×d}, teacher W* ∈ R^{K*×d}, x 
 Since ∇_x g = Σ_i 1(w_i·x>0) w_i, expanding the squares gives, with k = ``relu_kernel`` and
 m = ``grad_kernel`` (:mod:`sobolev.theory.kernels`) and k(w,w) = m(w,w) = |w|²/2,
 
-    L = ½ [Σ_{i,j} k(w_i,w_j) − 2 Σ_{i,j} k(w_i,w*_j) + Σ_{i,j} k(w*_i,w*_j)]      (same for J with m).
+    L = ½ [Σ_{i,j} k(w_i,w_j) − 2 Σ_{i,j} k(w_i,w*_j) + Σ_{i,j} k(w*_i,w*_j)]   (same for J with m).
 
 Gradients (derived by hand; t = angle(a, b), â = a/|a|, e = unit vector of b ⊥ a, ∇_a t = −e/|a|):
 
     ∇_a k(a,b) = [(π − t) b + |b| sin t â] / (2π)
     ∇_a m(a,b) = [(π − t) b + (a·b)/|a| e] / (2π)
-    ∇_{w_i} L = w_i/2 + Σ_{j≠i} ∇_a k(w_i,w_j) − Σ_j ∇_a k(w_i,w*_j)                (same for J with m)
+    ∇_{w_i} L = w_i/2 + Σ_{j≠i} ∇_a k(w_i,w_j) − Σ_j ∇_a k(w_i,w*_j)       (same for J with m)
 
 **Autodiff gradient and the boundary term.** The per-sample loss ½|∇_x g(x;W) − ∇_x g(x;W*)|²,
 differentiated by autodiff with the indicators held constant (what SGD on the empirical H1 loss
@@ -25,8 +25,9 @@ The population gradient ∇J has in addition the terms (w_i·b)/(2π|w_i|) e(w_i
 differentiating the indicator 1(w_i·x>0) (its jump across the hyperplane w_i·x = 0, a surface
 integral):
 
-    ∇_{w_i} J − E[autodiff ∇_{w_i} J] = Σ_{j≠i} (w_i·w_j)/(2π|w_i|) e_ij − Σ_j (w_i·w*_j)/(2π|w_i|) e*_ij
-                                      = −Σ_{j≠i} (w_i·w_j)/(2π) ∇t_ij + Σ_j (w_i·w*_j)/(2π) ∇t*_ij,
+    ∇_{w_i} J − E[autodiff ∇_{w_i} J]
+        = Σ_{j≠i} (w_i·w_j)/(2π|w_i|) e_ij − Σ_j (w_i·w*_j)/(2π|w_i|) e*_ij
+        = −Σ_{j≠i} (w_i·w_j)/(2π) ∇t_ij + Σ_j (w_i·w*_j)/(2π) ∇t*_ij,
 
 for K = K* = 1: (w·w*)/(2π) ∇_w t. For L there is no such term (σ is continuous, the jump of σ′
 multiplies σ(w_i·x) = 0 on the hyperplane): E[autodiff ∇L] = ∇L.
@@ -37,13 +38,14 @@ opposite): k is C² there (k = |a||b|(π − πt²/2 + t³/3 + …)/(2π), and |
 contribution |b| sin t (I − ââᵀ + eeᵀ)/(2π|a|) → 0; m is *not* differentiable there
 (m ≈ |a||b|(π − t)/(2π), a cone in the transverse direction): ∇J has a jump of size
 |a·b|/(2π|a|) along e, and ∇²J grows like 1/sin t (see :mod:`sobolev.theory.k1`). At such pairs
-``population_grad`` returns the minimal-norm subgradient (rounded off, see ``population_grad``), and the Hessians raise ``ValueError`` (this implementation differentiates t by autodiff, which is
+``population_grad`` returns the minimal-norm subgradient (rounded off, see ``population_grad``), and
+the Hessians raise ``ValueError`` (this implementation differentiates t by autodiff, which is
 undefined at t ∈ {0, π}, also for L whose Hessian exists there).
 
-Hessians are assembled from torch autodiff (``torch.func.hessian``) of the closed-form pair
-kernels in float64 (only pairs of rows interact); they are (K·d, K·d) matrices for the row-major flattening W.reshape(-1), i.e. index i·d + k ↔ W[i, k].
-Tests check them against finite differences of the hand-derived gradients and, for K = 1, against
-the explicit formulas.
+Hessians are assembled from torch autodiff (``torch.func.hessian``) of the closed-form pair kernels
+in float64 (only pairs of rows interact); they are (K·d, K·d) matrices for the row-major flattening
+W.reshape(-1), i.e. index i·d + k ↔ W[i, k]. Tests check them against finite differences of the
+hand-derived gradients and, for K = 1, against the explicit formulas.
 
 Inputs: tensors, arrays or nested lists; outputs: float64 torch tensors.
 """
@@ -117,7 +119,8 @@ def _autodiff_field(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _boundary_field(kink_tol: float) -> Field:
-    """(a·b)/(2π|a|) e(a, b): the indicator-jump part of ∇_a grad_kernel (rounded off below kink_tol)."""
+    """(a·b)/(2π|a|) e(a, b): the indicator-jump part of ∇_a grad_kernel (rounded off
+    below kink_tol)."""
 
     def field(a: Tensor, b: Tensor) -> Tensor:
         coef = (a * b).sum(-1, keepdim=True) / torch.linalg.vector_norm(a, dim=-1, keepdim=True)
@@ -127,7 +130,8 @@ def _boundary_field(kink_tol: float) -> Field:
 
 
 def _expected_autodiff_grad(W: Tensor, W_star: Tensor, c_L: float, c_J: float) -> Tensor:
-    # W/2: gradient of the self terms ½·|w_i|²/2 of L and J (the autodiff one too: E[1(w·x>0)] w = w/2).
+    # W/2: gradient of the self terms ½·|w_i|²/2 of L and J (the autodiff one too: E[1(w·x>0)] w =
+    # w/2).
     grad = (c_L + c_J) * 0.5 * W
     if c_L:
         grad = grad + c_L * _field_sum(_relu_field, W, W_star)
@@ -177,7 +181,8 @@ def expected_autodiff_grad(W, W_star, part: str = "L", lam: float = 1.0) -> Tens
 
 
 def indicator_boundary_term(W, W_star, *, kink_tol: float = DEGENERATE_SINE) -> Tensor:
-    """∇J − E[autodiff ∇J], shape (K, d): the indicator-jump term (K = K* = 1: (w·w*)/(2π) ∇_w t)."""
+    """∇J − E[autodiff ∇J], shape (K, d): the indicator-jump term (K = K* = 1: (w·w*)/(2π)
+    ∇_w t)."""
     W, W_star = as_pair(W, W_star)
     return _boundary(W, W_star, kink_tol)
 
@@ -196,9 +201,9 @@ def _check_nondegenerate(W: Tensor, W_star: Tensor, what: str) -> None:
     s = min_pair_sine(W, W_star)
     if s <= DEGENERATE_SINE:
         raise ValueError(
-            f"the {what} is not defined by this implementation where two distinct rows of W, or a row "
-            f"of W and a row of W_star, are aligned or opposite (min sin(angle) = {s:.3g}); "
-            "J has a kink there (its Hessian blows up like 1/sin t); perturb W"
+            f"the {what} is not defined by this implementation where two distinct rows of W, or a "
+            f"row of W and a row of W_star, are aligned or opposite (min sin(angle) = {s:.3g}); J "
+            "has a kink there (its Hessian blows up like 1/sin t); perturb W"
         )
 
 
@@ -244,7 +249,8 @@ def population_hessian(W, W_star, part: str = "L", lam: float = 1.0) -> Tensor:
 
 
 def expected_autodiff_jacobian(W, W_star, part: str = "L", lam: float = 1.0) -> Tensor:
-    """Jacobian of ``expected_autodiff_grad`` w.r.t. W, (K·d, K·d), row-major; not symmetric for J, H.
+    """Jacobian of ``expected_autodiff_grad`` w.r.t. W, (K·d, K·d), row-major; not symmetric for
+    J, H.
 
     It is the linearisation of the flow that SGD on the empirical loss follows on average.
     """

@@ -3,6 +3,7 @@ exactly what `sobolev report` makes of docs/results, and every link of those doc
 
 import json
 import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -135,7 +136,8 @@ def tiny_run(tmp_path_factory):
 
 def test_collect_and_report_round_trip(tiny_run, tmp_path):
     root = tmp_path / "docs" / "results"
-    dest = results.collect(tiny_run, "demo", root)
+    dest = results.collect(tiny_run, None, root)
+    assert dest == root / "regression-quick"
     assert {p.name for p in dest.iterdir()} == {
         "summary.json",
         "config.json",
@@ -144,11 +146,13 @@ def test_collect_and_report_round_trip(tiny_run, tmp_path):
         "curves.png",
     }
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- results: demo -->\nstale numbers\n<!-- /results -->\nend\n")
+    readme.write_text(
+        "intro\n<!-- results: regression-quick -->\nstale numbers\n<!-- /results -->\nend\n"
+    )
     assert results.write_document(readme, root)
     text = readme.read_text()
     assert "stale numbers" not in text and (dest / "table.md").read_text().strip() in text
-    assert text.startswith("intro\n<!-- results: demo -->\n") and text.endswith(
+    assert text.startswith("intro\n<!-- results: regression-quick -->\n") and text.endswith(
         "<!-- /results -->\nend\n"
     )
     assert not results.write_document(readme, root)  # idempotent
@@ -160,14 +164,16 @@ def test_collect_and_report_round_trip(tiny_run, tmp_path):
 
 def test_report_cli_check_and_missing_results(tiny_run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    res = CliRunner().invoke(main, ["report", "--collect", str(tiny_run), "--key", "demo"])
+    args = ["report", "--collect", str(tiny_run), "--key", "regression-paper-quick"]
+    res = CliRunner().invoke(main, args)
     # collected, but there is no README here
     assert res.exit_code == 2 and "README.md not found" in res.output
-    assert (tmp_path / "docs/results/demo/summary.json").exists()
-    Path("README.md").write_text("<!-- results: demo -->\nx\n<!-- /results -->\n")
+    assert (tmp_path / "docs/results/regression-paper-quick/summary.json").exists()
+    block = "<!-- results: regression-paper-quick -->\n{}\n<!-- /results -->\n"
+    Path("README.md").write_text(block.format("x"))
     page = Path("docs/experiments/demo.md")
     page.parent.mkdir(parents=True)
-    page.write_text("# demo\n<!-- results: demo -->\ny\n<!-- /results -->\n")
+    page.write_text("# demo\n" + block.format("y"))
     assert CliRunner().invoke(main, ["report", "--check"]).exit_code == 1
     res = CliRunner().invoke(main, ["report"])
     assert res.exit_code == 0 and "docs/experiments/demo.md" in res.output  # docs pages too
@@ -222,3 +228,200 @@ def test_mutation_table_counts_runs_samples_and_survivors():
     assert lines[3] == "| `part` | 100 (50 run) | 40 (80.0%) | 49 (98.0%) | 1 |"
     assert lines[4] == "| `some` | 40 sampled | 30 (75.0%) | 38 (95.0%) | 2 |"
     assert "runs of 2026-12-01, 2026-12-02" in lines[-1]
+
+
+# --- collect: only results keys, only regular files, atomic replacement -----------------------
+
+
+def _tree(top: Path) -> dict[str, bytes | str]:
+    """Every entry under ``top``: file contents, link targets and directories (as ``dir``)."""
+    out: dict[str, bytes | str] = {}
+    for p in sorted(top.rglob("*")):
+        rel = p.relative_to(top).as_posix()
+        if p.is_symlink():
+            out[rel] = f"link -> {p.readlink()}"
+        elif p.is_dir():
+            out[rel] = "dir"
+        else:
+            out[rel] = p.read_bytes()
+    return out
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """``tmp_path/repo/docs/results`` with the collected runs ``regression`` and ``theory``, and a
+    directory ``tmp_path/repo/x`` outside it."""
+    root = tmp_path / "repo" / "docs" / "results"
+    for key in ("regression", "theory"):
+        (root / key).mkdir(parents=True)
+        (root / key / "summary.json").write_text(json.dumps({"experiment": key, "old": 1}))
+        (root / key / "table.md").write_text(f"old {key}\n")
+    (tmp_path / "repo" / "x").mkdir()
+    (tmp_path / "repo" / "x" / "keep.txt").write_text("not under docs/results\n")
+    return root
+
+
+def _run_dir(parent: Path, experiment: str = "regression", **cfg) -> Path:
+    run = parent / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"experiment": experiment, **cfg}))
+    (run / "summary.json").write_text(json.dumps({"experiment": experiment, "new": 1}))
+    (run / "table.md").write_text("new table\n")
+    (run / "fit.png").write_bytes(b"\x89PNG new")
+    (run / "losses.csv").write_text("step,loss\n1,0.5\n")
+    (run / "checkpoint.pt").write_bytes(b"not collected")
+    return run
+
+
+BAD_KEYS = ["../../x", "ABSOLUTE", "a/b", "regression/../theory", "theory/nested", "demo", "..", ""]
+
+
+@pytest.mark.parametrize("via", ["config.json", "key"])
+@pytest.mark.parametrize("bad", BAD_KEYS)
+def test_collect_refuses_a_key_that_is_not_a_results_key_before_changing_anything(
+    tmp_path, repo, bad, via
+):
+    key = str(tmp_path / "repo" / "x") if bad == "ABSOLUTE" else bad
+    run = _run_dir(tmp_path, key if via == "config.json" else "regression")
+    before = _tree(tmp_path)
+    with pytest.raises(ValueError, match="results key") as e:
+        results.collect(run, None if via == "config.json" else key, repo)
+    assert repr(key) in str(e.value) and "\n" not in str(e.value)
+    assert _tree(tmp_path) == before  # nothing removed, created or replaced, inside or outside
+
+
+@pytest.mark.parametrize("key", ["../x", "ABSOLUTE", "regression/../theory", "no-such-experiment"])
+def test_report_cli_refuses_a_key_that_is_a_path_in_one_line(tmp_path, repo, monkeypatch, key):
+    # every path here stays inside tmp_path: on a collect that does not check its key, the
+    # destination is removed
+    key = str(tmp_path / "repo" / "x") if key == "ABSOLUTE" else key
+    run = _run_dir(tmp_path)
+    monkeypatch.chdir(tmp_path / "repo")
+    before = _tree(tmp_path)
+    res = CliRunner().invoke(main, ["report", "--collect", str(run), "--key", key])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    (line,) = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert line.startswith("Error:") and repr(key) in line and "results key" in line
+    assert _tree(tmp_path) == before
+
+
+def test_collect_accepts_experiment_variants_and_keys_already_collected(tmp_path, repo):
+    run = _run_dir(tmp_path, "student-teacher", setting="paper", quick=True)
+    assert results.collect(run, None, repo) == repo / "student-teacher-paper-quick"
+    (repo / "custom").mkdir()
+    assert results.collect(run, "custom", repo) == repo / "custom"
+    assert (repo / "custom" / "table.md").read_text() == "new table\n"
+    with pytest.raises(ValueError, match="'custom2'"):
+        results.collect(run, "custom2", repo)
+
+
+@pytest.mark.parametrize("entry", ["summary.json", "config.json", "table.md", "fit.png"])
+@pytest.mark.parametrize("key", [None, "regression"])
+def test_collect_never_copies_what_a_symlink_in_the_run_points_to(tmp_path, repo, entry, key):
+    secret = tmp_path / "secret.txt"
+    secret.write_text('{"experiment": "regression", "secret": "S3CR3T-CONTENT"}')
+    run = _run_dir(tmp_path)
+    (run / entry).unlink()
+    (run / entry).symlink_to(secret)
+    before = _tree(repo)
+    with pytest.raises(ValueError, match="symbolic link") as e:
+        results.collect(run, key, repo)
+    assert entry in str(e.value) and "\n" not in str(e.value)
+    assert _tree(repo) == before
+    assert not [p for p in repo.rglob("*") if p.is_file() and b"S3CR3T" in p.read_bytes()]
+
+
+def test_collect_follows_a_run_directory_named_through_a_link_but_no_entry_in_it(tmp_path, repo):
+    run = _run_dir(tmp_path)
+    link = tmp_path / "latest"
+    link.symlink_to(run, target_is_directory=True)
+    dest = results.collect(link, None, repo)
+    assert dest == repo / "regression" and not dest.is_symlink()
+    assert (dest / "summary.json").read_text() == (run / "summary.json").read_text()
+    assert not [p for p in dest.iterdir() if p.is_symlink()]
+
+
+def test_collect_replaces_the_previous_run_and_leaves_no_temporary_directory(tmp_path, repo):
+    (repo / "regression" / "stale.csv").write_text("from the previous run\n")
+    dest = results.collect(_run_dir(tmp_path), None, repo)
+    assert {p.name for p in dest.iterdir()} == {
+        "summary.json",
+        "config.json",
+        "table.md",
+        "fit.png",
+        "losses.csv",
+    }
+    assert sorted(p.name for p in repo.iterdir()) == ["regression", "theory"]
+    # collecting a committed run onto itself keeps it (the copy is made before the swap)
+    before = _tree(dest)
+    assert results.collect(dest, "regression", repo) == dest
+    assert _tree(dest) == before
+
+
+@pytest.mark.parametrize("fault", [OSError("disk full"), KeyboardInterrupt()])
+def test_a_failure_while_copying_leaves_the_previous_collected_run_intact(
+    tmp_path, repo, monkeypatch, fault
+):
+    run = _run_dir(tmp_path)
+    before = _tree(repo)
+    copy2 = shutil.copy2
+    calls = []
+
+    def failing_copy2(src, dst, **kw):
+        calls.append(src)
+        if len(calls) == 3:
+            raise fault
+        return copy2(src, dst, **kw)
+
+    monkeypatch.setattr(shutil, "copy2", failing_copy2)
+    with pytest.raises(ValueError if isinstance(fault, OSError) else KeyboardInterrupt) as e:
+        results.collect(run, None, repo)
+    if isinstance(fault, OSError):
+        assert "unchanged" in str(e.value) and "disk full" in str(e.value)
+    assert len(calls) == 3
+    assert _tree(repo) == before  # the previous run, and no half-copied directory
+
+
+def test_a_failure_while_swapping_puts_the_previous_collected_run_back(tmp_path, repo, monkeypatch):
+    run = _run_dir(tmp_path)
+    before = _tree(repo)
+    rename = os.rename
+    calls = []
+
+    def failing_rename(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # the new copy onto the destination, after the old one is set aside
+            raise KeyboardInterrupt
+        return rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", failing_rename)
+    with pytest.raises(KeyboardInterrupt):
+        results.collect(run, None, repo)
+    monkeypatch.undo()
+    assert len(calls) == 3 and _tree(repo) == before
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [("not json", "not valid JSON"), ("[1, 2]", "names no experiment"), ("{}", "no experiment")],
+)
+def test_collect_without_key_needs_an_experiment_in_config_json(tmp_path, repo, text, words):
+    run = _run_dir(tmp_path)
+    (run / "config.json").write_text(text)
+    before = _tree(tmp_path)
+    with pytest.raises(ValueError, match=words) as e:
+        results.collect(run, None, repo)
+    assert "config.json" in str(e.value) and "--key" in str(e.value)
+    assert _tree(tmp_path) == before
+
+
+def test_a_run_set_aside_by_a_killed_collect_is_reported_where_it_is(tmp_path, repo):
+    # killed between the two renames: the previous run sits in a hidden sibling, the key is gone
+    aside = repo / ".regression.replaced-abc"
+    aside.mkdir()
+    (repo / "regression").rename(aside / "regression")
+    with pytest.raises(ValueError, match="move it back") as e:
+        results.load_summary("regression", repo)
+    assert str(aside / "regression") in str(e.value)
+    table = results.overview_table(repo)  # the hidden copy is not a committed run
+    assert "`theory`" in table and "regression" not in table
