@@ -36,7 +36,12 @@ _run_options = [
     click.option(
         "--resume", is_flag=True, help="Continue the interrupted run in --out from its checkpoints."
     ),
-    click.option("--overwrite", is_flag=True, help="Delete a non-empty --out first."),
+    click.option(
+        "--overwrite",
+        is_flag=True,
+        help="Replace the run in a non-empty --out; the previous run is kept aside until the new "
+        "one has finished, and put back if it fails or is interrupted.",
+    ),
     click.option(
         "--nproc",
         type=click.IntRange(min=1),

@@ -6,6 +6,7 @@ that importing this module for its tables stays light."""
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,11 +55,32 @@ def subplots(nrows: int, ncols: int, *, size: tuple[float, float] = (4.2, 3.2)):
     return fig, axes
 
 
+def open_nofollow(path: str | Path, mode: str = "wb") -> Any:
+    """``open(path, mode)`` for writing that never follows a symbolic link: a link (or anything
+    but a regular file) at ``path`` is a one-line ``ValueError`` naming the entry, so a file of a
+    run cannot be written out of its run directory."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ValueError(
+            f"{path} is {'a symbolic link' if path.is_symlink() else 'not a regular file'}: "
+            "refusing to write through it out of the run directory; remove it"
+        )
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        raise ValueError(f"cannot write {path}: {e.strerror}") from None
+    return os.fdopen(fd, mode, **({} if "b" in mode else {"newline": ""}))
+
+
 def save(fig, path: str | Path) -> str:
-    """Save a figure as PNG, close it, return the file name."""
+    """Save a figure as PNG (never through a symbolic link), close it, return the file name."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
+    try:
+        with open_nofollow(path) as fh:
+            fig.savefig(fh, dpi=110, format="png")
+    finally:
+        _pyplot().close(fig)
     return Path(path).name
 
 

@@ -786,15 +786,13 @@ def test_directional_stack_at_high_orders(S, d, order):
     torch.testing.assert_close(directional_stack(stack, V)[order], want, rtol=1e-12, atol=1e-12)
 
 
-def _timed(fn):
-    import time
-
-    start = time.perf_counter()
+def _refusal(fn):
+    """The message of the ValueError ``fn()`` raises, or None."""
     try:
         fn()
     except ValueError as e:
-        return time.perf_counter() - start, str(e)
-    return time.perf_counter() - start, None
+        return str(e)
+    return None
 
 
 def test_exponential_orders_are_refused_at_once_with_their_cost():
@@ -821,8 +819,8 @@ def test_exponential_orders_are_refused_at_once_with_their_cost():
         ),
     ]
     for call, match in cases:
-        seconds, msg = _timed(call)
-        assert msg is not None and seconds < 0.5, (match, seconds)
+        msg = _refusal(call)  # refused before any derivative is taken
+        assert msg is not None, match
         assert re.search(match, msg) and "\n" not in msg, msg
         assert "module constant sobolev.derivatives" in msg or "directions=S" in msg
     # at the limits everything still works (and matches the closed forms of a polynomial)
@@ -840,13 +838,19 @@ def test_the_order_limits_can_be_raised(monkeypatch):
     Dm = importlib.import_module("sobolev.derivatives")  # the package's attribute is the function
 
     x = torch.linspace(-1, 1, 4, dtype=torch.float64).unsqueeze(1)
-    monkeypatch.setattr(Dm, "MAX_FULL_ORDER", 11)
-    monkeypatch.setattr(Dm, "MAX_NESTED_ORDER", 9)
-    assert derivatives(lambda t: t**11, x, order=11)[11].allclose(
-        torch.full((4, 1, *[1] * 11), float(math.factorial(11)), dtype=torch.float64)
+    monkeypatch.setattr(Dm, "MAX_FULL_ORDER", 2)
+    monkeypatch.setattr(Dm, "MAX_NESTED_ORDER", 2)
+    with pytest.raises(ValueError, match="MAX_FULL_ORDER=2"):
+        derivatives(lambda t: t**3, x, order=3)
+    with pytest.raises(ValueError, match="MAX_NESTED_ORDER=2"):
+        partial_derivatives(lambda t: t**3, x, [(3,)])
+    monkeypatch.setattr(Dm, "MAX_FULL_ORDER", 3)
+    monkeypatch.setattr(Dm, "MAX_NESTED_ORDER", 3)
+    assert derivatives(lambda t: t**3, x, order=3)[3].allclose(
+        torch.full((4, 1, 1, 1, 1), 6.0, dtype=torch.float64)
     )
-    assert partial_derivatives(lambda t: t**9, x, [(9,)])[(9,)].allclose(
-        torch.full((4, 1), float(math.factorial(9)), dtype=torch.float64)
+    assert partial_derivatives(lambda t: t**3, x, [(3,)])[(3,)].allclose(
+        torch.full((4, 1), 6.0, dtype=torch.float64)
     )
     monkeypatch.setattr(Dm, "MAX_STACK_ENTRIES", 4 * 3)
     with pytest.raises(ValueError, match=r"= 16 entries, more than MAX_STACK_ENTRIES=12"):

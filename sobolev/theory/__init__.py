@@ -1,4 +1,4 @@
-"""Theory of Sobolev training for student–teacher ReLU networks with Gaussian inputs (DESIGN.md §3).
+"""Theory of Sobolev training for student–teacher ReLU networks with Gaussian inputs.
 
 Closed-form population losses L, J, H_λ = L + λJ with exact gradients and Hessians
 (:mod:`.population`, :mod:`.kernels`), explicit K = 1 Hessians (:mod:`.k1`), Monte-Carlo

@@ -165,6 +165,7 @@ def validate(cfg: Config) -> None:
             )
     if not 0 <= cfg.lbfgs_at <= cfg.steps:
         raise ValueError(f"lbfgs_at must be between 0 and steps ({cfg.steps}), got {cfg.lbfgs_at}")
+    train_config(cfg, seed=0, checkpoint_every=max(cfg.steps // 4, 1), progress=False)
 
 
 def make_model(name: str, cfg: Config) -> nn.Module:

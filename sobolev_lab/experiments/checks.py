@@ -11,10 +11,12 @@ setting and what it must be, which the CLI prints on one line."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from sobolev.config import (
     Rule,
+    between,
     each,
     error,
     integer,
@@ -57,15 +59,58 @@ POSITIVE_INTS = frozenset(
         "directions_from",
         "fd_accuracy",
         "ff_features",
+        "dense_max",
+        "min_batch",
+        "max_batch",
+        "max_steps",
+        "batches_per_epoch",
+        "n_show",
     }
 )
 #: integer settings that must be ≥ 0
-NONNEGATIVE_INTS = frozenset({"checkpoint_every", "batch_size", "lbfgs_at", "seed"})
+NONNEGATIVE_INTS = frozenset(
+    {
+        "checkpoint_every",
+        "batch_size",
+        "lbfgs_at",
+        "seed",
+        "basket_seed",
+        "high_d",
+        "dim_batch_size",
+    }
+)
 #: float settings that must be > 0
-POSITIVE_FLOATS = frozenset({"lr", "lbfgs_lr", "ff_sigma", "siren_w0", "eta_factor", "flow_t_max"})
+POSITIVE_FLOATS = frozenset(
+    {
+        "lr",
+        "lbfgs_lr",
+        "ff_sigma",
+        "siren_w0",
+        "eta_factor",
+        "flow_t_max",
+        "noise_frequency",
+        "ood_frequency",
+        "lam",
+        "kink_tol",
+        "flow_atol",
+        "flow_rtol",
+        "flow_scale",
+    }
+)
+#: float settings that must be ≥ 0 (0: off)
+NONNEGATIVE_FLOATS = frozenset({"noise_sigma", "sinusoid_amplitude"})
+#: settings that are lists of positive finite numbers
+POSITIVE_FLOAT_LISTS = frozenset({"thresholds", "loss_tols", "param_tols"})
+#: settings that are lists of integers ≥ 1
+POSITIVE_INT_LISTS = frozenset({"dims", "widths", "flow_widths", "mults", "sizes", "high_d_sizes"})
+#: float settings in [0, 1]
+FRACTIONS = frozenset({"lr_min_factor"})
 DTYPES = ("float32", "float64")
 #: device names: auto, cpu, cuda, cuda:N
 DEVICE = Rule("auto, cpu, cuda or cuda:N", lambda v: v in ("auto", "cpu") or v.startswith("cuda"))
+#: a finite number (every float setting without a rule of its own)
+FINITE = Rule("a finite number", lambda v: not isinstance(v, bool) and math.isfinite(v))
+_NONNEGATIVE_FINITE = Rule("a finite number ≥ 0", lambda v: v >= 0 and math.isfinite(v))
 
 
 def _among(choices: Any) -> Rule:
@@ -79,12 +124,25 @@ def _by_name(f: dataclasses.Field) -> tuple[Rule, ...]:
     from sobolev.models import ACTIVATIONS
 
     key = f.name
+    default = f.default
     if key in NONNEGATIVE_INTS:
         rule = integer(0)
     elif key in POSITIVE_INTS or key.startswith("n_"):
         rule = integer(1)
     elif key in POSITIVE_FLOATS:
         rule = positive_finite
+    elif key in NONNEGATIVE_FLOATS:
+        rule = _NONNEGATIVE_FINITE
+    elif key in FRACTIONS:
+        rule = between(0, 1)
+    elif key in POSITIVE_FLOAT_LISTS:
+        rule = each(positive_finite)
+    elif key in POSITIVE_INT_LISTS:
+        rule = each(integer(1))
+    elif isinstance(default, float):
+        rule = FINITE
+    elif isinstance(default, tuple) and default and isinstance(default[0], float):
+        rule = each(FINITE)
     else:
         rule = {
             "dtype": one_of(DTYPES),

@@ -46,7 +46,7 @@ from ..report import (
 )
 from ..seeds import over_seeds, paired_runs, paired_wins
 from .seeded import config_of, setting_note, train_config
-from .student_teacher import make_network
+from .student_teacher import MODELS, make_network
 
 
 @dataclass
@@ -129,6 +129,12 @@ def validate(cfg: Config) -> None:
         raise ValueError(
             f"eta_factor must be in (0, 2) (stable gradient descent), got {cfg.eta_factor}"
         )
+    if cfg.model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {cfg.model!r}")
+    every = cfg.steps // cfg.n_checkpoints
+    train_config(
+        cfg, seed=0, optimizer="sgd", log_every=every, checkpoint_every=every, progress=False
+    )
 
 
 def run(cfg: Config, out: Path) -> dict:

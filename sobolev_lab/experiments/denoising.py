@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from sobolev.data.images import CORRUPTIONS, GRIDS, corrupt, load_data
+from sobolev.data.images import CORRUPTIONS, GRIDS, DataSplit, corrupt, load_data
 from sobolev.image_losses import LOSS_NAMES as IMAGE_LOSS_NAMES
 from sobolev.image_losses import ImageSobolevLoss, loss_from_name
 from sobolev.image_metrics import image_errors
@@ -133,6 +133,25 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"grid must be one of {GRIDS}, got {cfg.grid!r}")
     if cfg.batch_size < 1:
         raise ValueError(f"batch_size must be an integer ≥ 1, got {cfg.batch_size!r}")
+    steps_per_epoch = _load(cfg).train.batches_per_epoch(cfg.batch_size)
+    train_config(
+        cfg,
+        seed=0,
+        steps=cfg.epochs * steps_per_epoch,
+        log_every=steps_per_epoch,
+        checkpoint_every=5 * steps_per_epoch,
+    )
+
+
+def _load(cfg: Config) -> DataSplit:
+    """The config's train and test images."""
+    return load_data(
+        cfg.data,
+        image_size=cfg.image_size,
+        channels=cfg.channels,
+        n_train=cfg.n_train,
+        n_test=cfg.n_test,
+    )
 
 
 def _make_model(cfg: Config, channels: int, size: int) -> nn.Module:
@@ -249,13 +268,7 @@ def _compare(cfg: Config, kind: str, train, test, out: Path) -> tuple[dict, dict
 
 
 def run(cfg: Config, out: Path) -> dict:
-    data = load_data(
-        cfg.data,
-        image_size=cfg.image_size,
-        channels=cfg.channels,
-        n_train=cfg.n_train,
-        n_test=cfg.n_test,
-    )
+    data = _load(cfg)
     train, test = data.train, data.test
     device = resolve_device(cfg.device)
     results: dict = {}

@@ -131,6 +131,23 @@ class Config:
         return bs, min(self.epochs * math.ceil(n / bs), self.max_steps)
 
 
+def validate(cfg: Config) -> None:
+    """Checks beyond the shared ones, before anything is written: the training settings of every
+    training size, as :func:`_train` builds them."""
+    for n in {*cfg.sizes, *(cfg.high_d_sizes if cfg.high_d else ())}:
+        bs, steps = cfg.plan(n)
+        train_config(
+            cfg,
+            seed=0,
+            steps=steps,
+            schedule="cosine",
+            batch_size=bs,
+            log_every=max(steps, 1),
+            checkpoint_every=0,
+            progress=False,
+        )
+
+
 def directional_objective(
     d: int,
 ) -> Callable[[nn.Module, tuple[Tensor, ...]], tuple[Tensor, dict[str, Tensor]]]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from sobolev.data.images import load_data
+from sobolev.data.images import DataSplit, load_data
 from sobolev.diffusion import OBJECTIVES, DDPMSchedule, ddim_sample, diffusion_objective
 from sobolev.fid import FeatureDistances, rotation_task, train_classifier
 from sobolev.image_losses import LOSS_NAMES as IMAGE_LOSS_NAMES
@@ -136,6 +136,35 @@ def validate(cfg: Config) -> None:
             raise ValueError(f"objectives must be among {OBJECTIVES}, got {o!r}")
     if any(m < 1 for m in cfg.mults):
         raise ValueError(f"mults must be positive integers, got {cfg.mults!r}")
+    try:
+        DDPMSchedule(cfg.timesteps, cfg.schedule)
+    except ValueError as e:
+        raise ValueError(f"schedule (the noise schedule): {e}") from None
+    data = _load(cfg)
+    if len(data.test) < 2:
+        raise ValueError(
+            f"n_test must be ≥ 2 for the real-vs-real floor, got {len(data.test)} test images"
+        )
+    steps_per_epoch = data.train.batches_per_epoch(cfg.batch_size)
+    train_config(
+        cfg,
+        seed=0,
+        schedule="constant",
+        steps=cfg.epochs * steps_per_epoch,
+        log_every=cfg.eval_every * steps_per_epoch,
+        checkpoint_every=cfg.eval_every * steps_per_epoch,
+    )
+
+
+def _load(cfg: Config) -> DataSplit:
+    """The config's train and test images."""
+    return load_data(
+        cfg.data,
+        image_size=cfg.image_size,
+        channels=cfg.channels,
+        n_train=cfg.n_train,
+        n_test=cfg.n_test,
+    )
 
 
 def _feature_classifier(train, test, out: Path, cfg: Config):
@@ -238,13 +267,7 @@ def _compare(
 
 
 def run(cfg: Config, out: Path) -> dict:
-    data = load_data(
-        cfg.data,
-        image_size=cfg.image_size,
-        channels=cfg.channels,
-        n_train=cfg.n_train,
-        n_test=cfg.n_test,
-    )
+    data = _load(cfg)
     train, test = data.train, data.test
     steps_per_epoch = train.batches_per_epoch(cfg.batch_size)
     if len(test) < 2:

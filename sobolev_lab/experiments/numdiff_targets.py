@@ -229,6 +229,23 @@ def validate(cfg: Config) -> None:
             "fd_boundary='per-axis' needs full gradients in the dimension study: "
             "set directions_from above the largest of dims"
         )
+    for name, order in (
+        ("fd_accuracy", cfg.fd_accuracy),
+        *(("accuracy_orders", a) for a in cfg.accuracy_orders),
+    ):
+        if order < 2 or order % 2:
+            raise ValueError(f"{name} must be positive even integers (2, 4, …), got {order!r}")
+    if any(n < 2 for n in cfg.accuracy_ns):
+        raise ValueError(f"accuracy_ns must be grid sizes ≥ 2, got {cfg.accuracy_ns!r}")
+    for steps, batch_size in ((cfg.steps, 0), (cfg.dim_steps, cfg.dim_batch_size)):
+        train_config(
+            cfg,
+            seed=0,
+            steps=steps,
+            batch_size=batch_size,
+            checkpoint_every=max(steps // 4, 1),
+            progress=False,
+        )
 
 
 # --------------------------------------------------------------------------- training targets

@@ -108,6 +108,12 @@ def _fit_function(cfg: Config, name: str, out: Path) -> dict[str, list]:
     return paired_runs(cfg.losses, range(cfg.seed, cfg.seed + cfg.seeds), train, prepare)
 
 
+def validate(cfg: Config) -> None:
+    """Checks beyond the shared ones, before anything is written: the training settings
+    (optimizer, schedule, …) of every run, as :func:`run` builds them."""
+    train_config(cfg, seed=cfg.seed, steps=cfg.epochs)
+
+
 def run(cfg: Config, out: Path) -> dict:
     results: dict[str, dict] = {}
     loss_tables: dict[str, dict] = {}

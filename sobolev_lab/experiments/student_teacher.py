@@ -130,6 +130,14 @@ def _compare(cfg: Config, act: str, out: Path) -> dict[str, list]:
     return paired_runs(cfg.losses, range(cfg.seeds), train, prepare)
 
 
+def validate(cfg: Config) -> None:
+    """Checks beyond the shared ones, before anything is written: the network and the training
+    settings of every run, as :func:`run` builds them."""
+    if cfg.model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {cfg.model!r}")
+    train_config(cfg, seed=0, checkpoint_every=max(cfg.steps // 4, 1), progress=False)
+
+
 def run(cfg: Config, out: Path) -> dict:
     records: dict[str, dict[str, list]] = {}
     results: dict[str, dict] = {}

@@ -34,10 +34,14 @@ from sobolev.theory import (
     time_to_tolerance,
 )
 
-from ..report import json_safe, markdown_table, save, subplots
+from ..report import json_safe, markdown_table, open_nofollow, save, subplots
 
 FLOWS = {"L": ("L", False), "H": ("H", False), "H autodiff": ("H", True)}
 FLOW_COLORS = {"L": "tab:blue", "H": "tab:orange", "H autodiff": "tab:green"}
+
+
+#: the integrators of :func:`scipy.integrate.solve_ivp`
+FLOW_METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
 
 
 @dataclass
@@ -125,7 +129,7 @@ def _validation(cfg: Config, g: torch.Generator) -> list[dict]:
 
 
 def _write_csv(rows: list[dict], path: Path) -> None:
-    with path.open("w", newline="") as f:
+    with open_nofollow(path, "w") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -323,6 +327,12 @@ VALIDATION_COLUMNS = (
     "gradJ_vs_true_max_z",
 )
 """Columns of the closed-forms-vs-Monte-Carlo table."""
+
+
+def validate(cfg: Config) -> None:
+    """Checks beyond the shared ones, before anything is written."""
+    if cfg.flow_method not in FLOW_METHODS:
+        raise ValueError(f"flow_method must be one of {FLOW_METHODS}, got {cfg.flow_method!r}")
 
 
 def run(cfg: Config, out: Path) -> dict:

@@ -52,7 +52,8 @@ def test_demo_quick_writes_a_well_formed_run(tmp_path):
             # the stored value is the median of the seeds' values, the range their extremes
             vals = sorted(p["deriv_rel_l2"] for p in r["per_seed"])
             assert r["deriv_rel_l2"] == sum(vals) / 2 and r["range"]["deriv_rel_l2"] == vals
-        # 60 epochs of Adam: neither loss has converged, but the errors are those of a fit, not of noise
+        # 60 epochs of Adam: neither loss has converged, but the errors are those of a fit,
+        # not of noise
         assert all(0.01 < r["value_rel_l2"] < 1.0 for r in summary["results"][fn].values())
     for fig in summary["figures"]:
         assert (out / fig).stat().st_size > 1000
@@ -229,3 +230,45 @@ def test_threads_sets_torch_threads(restore_threads):
 def test_threads_rejects_zero(restore_threads):
     res = CliRunner().invoke(main, ["--threads", "0", "list"])
     assert res.exit_code == 2 and "--threads" in res.output
+
+
+@pytest.mark.parametrize(
+    "name, bad, key",
+    [
+        ("regression", "optimizer=nesterov", "optimizer"),
+        ("regression", "schedule=sometimes", "schedule"),
+        ("student-teacher", "model=deep", "model"),
+        ("student-teacher", "thresholds=-1", "thresholds"),
+        ("architectures", "thresholds=-1", "thresholds"),
+        ("conditioning", "dense_max=0", "dense_max"),
+        ("conditioning", "model=deep", "model"),
+        ("denoising-autoencoder", "noise_sigma=-1", "noise_sigma"),
+        ("denoising-autoencoder", "sinusoid_amplitude=nan", "sinusoid_amplitude"),
+        ("denoising-autoencoder", "data=/nonexistent/images", "/nonexistent/images"),
+        ("diffusion", "schedule=quadratic", "schedule"),
+        ("diffusion", "data=/nonexistent/images", "/nonexistent/images"),
+        ("differential-ml", "min_batch=0", "min_batch"),
+        ("differential-ml", "max_steps=0", "max_steps"),
+        ("differential-ml", "dims=0", "dims"),
+        ("differential-ml", "match_at=999", "match_at"),
+        ("differential-ml", "lr_min_factor=-1", "lr_min_factor"),
+        ("numdiff-targets", "accuracy_orders=3", "accuracy_orders"),
+        ("numdiff-targets", "optimizer=nesterov", "optimizer"),
+        ("numdiff-targets", "dim_batch_size=-1", "batch_size"),
+        ("theory", "flow_method=Euler", "flow_method"),
+        ("theory", "lam=nan", "lam"),
+        ("theory", "widths=0", "widths"),
+    ],
+)
+def test_every_check_runs_before_anything_is_written(tmp_path, monkeypatch, name, bad, key):
+    from sobolev_lab import experiments
+
+    mod = experiments.get(name)
+    monkeypatch.setattr(mod, "run", lambda cfg, out: {"results": {}, "figures": []})
+    monkeypatch.setattr(mod, "tables", lambda summary: "a table\n")
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["run", name, "--quick", "--out", str(out), "--set", bad])
+    assert res.exit_code == 2, res.output
+    lines = [l for l in res.output.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and key in lines[0], res.output
+    assert not out.exists()

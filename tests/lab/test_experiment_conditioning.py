@@ -25,8 +25,8 @@ def test_conditioning_tiny_and_resume(tmp_path, check_outputs):
             assert r["eta"] > 0 and r["init"][f"{loss}_lmax"] > 0 and len(r["per_seed"]) == 2
             for p in r["per_seed"]:  # η = c/λ_max at the start, per seed
                 assert p["eta"] == pytest.approx(1.0 / p[f"init_{loss}_lmax"])
-    # shallow ReLU students: H1's empirical Hessian is better conditioned at the same weights in every
-    # seed (measured κ 10–13 against 70–73)
+    # shallow ReLU students: H1's empirical Hessian is better conditioned at the same weights in
+    # every seed (measured κ 10–13 against 70–73)
     relu = s["results"]["relu"]["L2"]
     for p in relu["per_seed"]:
         assert 3 * p["init_H1_cond"] < p["init_L2_cond"]

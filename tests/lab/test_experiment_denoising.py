@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from sobolev.data.images import FASHION_MNIST_DIR, is_idx_folder
 from sobolev_lab.experiments import denoising
 from sobolev_lab.experiments.checks import check_config
 
@@ -140,4 +141,9 @@ def test_denoising_bad_config():
         denoising.Config.paper(),
         denoising.Config.paper(quick=True),
     ):
-        check_config(cfg, denoising)
+        if cfg.data == "fashion-mnist" and not is_idx_folder(FASHION_MNIST_DIR):
+            # the data source is checked before anything is written: missing data is an error
+            with pytest.raises(ValueError, match="fashion-mnist needs the IDX files"):
+                check_config(cfg, denoising)
+        else:
+            check_config(cfg, denoising)

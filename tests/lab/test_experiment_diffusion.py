@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from sobolev.data.images import FASHION_MNIST_DIR, is_idx_folder
 from sobolev_lab.experiments import diffusion
 from sobolev_lab.experiments.checks import check_config
 
@@ -47,7 +48,8 @@ def test_diffusion_outputs(tmp_path, as_cli):
     floor = summary["floor"]
     for name, r in res.items():
         assert len(r["per_seed"]) == 2 and r["peak_step_memory_mb"] > 0
-        # Samples of a 1-epoch, 4-channel UNet are far from the data: well above the real-vs-real floor.
+        # Samples of a 1-epoch, 4-channel UNet are far from the data: well above the
+        # real-vs-real floor.
         assert r["final_fd"] > 3 * floor["fd"] and r["final_kd"] > floor["kd"] + 1
         assert summary["curves"]["pred_x0"][name]["fd"]["x"] == [0.0, 1.0]
     first = {name: summary["curves"]["pred_x0"][name]["fd"]["median"][0] for name in res}
@@ -144,4 +146,9 @@ def test_diffusion_bad_config():
         diffusion.Config.paper(),
         diffusion.Config.paper(quick=True),
     ):
-        check_config(cfg, diffusion)
+        if cfg.data == "fashion-mnist" and not is_idx_folder(FASHION_MNIST_DIR):
+            # the data source is checked before anything is written: missing data is an error
+            with pytest.raises(ValueError, match="fashion-mnist needs the IDX files"):
+                check_config(cfg, diffusion)
+        else:
+            check_config(cfg, diffusion)

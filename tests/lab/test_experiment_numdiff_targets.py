@@ -58,7 +58,8 @@ def test_tiny_run_writes_well_formed_outputs(tmp_path, as_cli):
     for r in r2.values():
         assert r["reach_value_mse"]["100"]["reached"] == 1  # every run starts below MSE 100
         assert r["reach_value_mse"]["1e-09"]["step"] is None
-        # 12 steps of an 8-wide net barely move it (measured: value MSE 35.8, gradient rel. error 1.004)
+        # 12 steps of an 8-wide net barely move it (measured: value MSE 35.8, gradient rel.
+        # error 1.004)
         assert 33 < r["d0_mse"] < 39 and 0.95 < r["d1_rel"] < 1.05 and len(r["per_seed"]) == 1
     for label in labels:
         run_dir = tmp_path / "2d" / label / "seed0"
@@ -130,8 +131,9 @@ def test_fitted_order_recovers_power_laws_and_skips_the_rounding_floor():
 
 @pytest.mark.parametrize("fd_boundary", ["interior", "per-axis"])
 def test_logged_loss_terms_are_the_independent_ones(tmp_path, fd_boundary):
-    """Step 0 of each H1 run logs D0 = value MSE and D1 = gradient MSE of the initial network against
-    the method's targets, recomputed here by plain autograd (a broken derivative term fails)."""
+    """Step 0 of each H1 run logs D0 = value MSE and D1 = gradient MSE of the initial network
+    against the method's targets, recomputed here by plain autograd (a broken derivative term
+    fails)."""
     cfg = numdiff_targets.Config(
         **{
             **TINY,
@@ -258,7 +260,8 @@ def test_chebyshev_targets_are_the_official_ones():
     target = _official_ackley(XX, YY)
     xder = (D @ target.T * 2.0 / 4).T
     yder = D @ target * 2.0 / 4
-    # ours is in ascending ij order: point (a, b) = (x_a, y_b); the official's (i, j) = (y_i, x_j) descending
+    # ours is in ascending ij order: point (a, b) = (x_a, y_b); the official's (i, j) = (y_i, x_j)
+    # descending
     ours_dx = du[:, 0, 0].reshape(n, n).flip(0, 1).T
     ours_dy = du[:, 0, 1].reshape(n, n).flip(0, 1).T
     assert torch.allclose(ours_dx, xder, atol=1e-9) and torch.allclose(ours_dy, yder, atol=1e-9)

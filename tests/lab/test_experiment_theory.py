@@ -1,4 +1,5 @@
-"""The theory experiment (sobolev_lab.experiments.theory): a tiny run end to end, and the quick one."""
+"""The theory experiment (sobolev_lab.experiments.theory): a tiny run end to end, and the quick
+one."""
 
 import json
 

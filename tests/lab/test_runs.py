@@ -14,7 +14,7 @@ from sobolev_lab.runs import RunError, _coerce, apply_overrides, execute, relaun
 def test_list_overrides_are_stripped_and_checked():
     cfg = apply_overrides(regression.Config(), ("losses=L2, H1",))
     assert cfg.losses == ("L2", "H1")
-    with pytest.raises(click.BadParameter, match="expected 2"):
+    with pytest.raises(RunError, match="rate_window.*expected 2"):
         apply_overrides(conditioning.Config(), ("rate_window=0.1",))
 
 
@@ -145,7 +145,7 @@ def test_a_resumed_config_that_does_not_fit_is_a_run_error(tmp_path):
         execute("regression", quick=False, out=out, sets=(), resume=True, overwrite=False)
 
 
-# --------------------------------------------------------------------------- relaunch under torchrun
+# ------------------------------------------------------------------------ relaunch under torchrun
 
 
 def test_relaunch_args_fix_the_directory_and_repeat_the_options(tmp_path):
