@@ -2,10 +2,14 @@
 arguments of a torchrun relaunch."""
 
 import json
+import os
+import sys
 import typing
 
 import click
 import pytest
+import torch
+from click.testing import CliRunner
 
 from sobolev_lab.experiments import conditioning, regression
 from sobolev_lab.runs import RunError, _coerce, apply_overrides, execute, relaunch_args
@@ -193,3 +197,116 @@ def test_relaunch_args_fix_the_directory_and_repeat_the_options(tmp_path):
             resume=False,
             overwrite=False,
         )
+
+
+# ---- relaunching under torchrun (--nproc)
+
+
+@pytest.mark.slow
+def test_cli_nproc_runs_torchrun_and_rank0_writes(tmp_path):
+    from sobolev_lab.cli import main
+
+    torch.set_default_dtype(torch.float32)  # as in the launched processes, so both runs start alike
+    args = [
+        "run",
+        "regression",
+        "--quick",
+        "--set",
+        "epochs=20",
+        "--set",
+        "log_every=10",
+        "--set",
+        "losses=H1",
+        "--set",
+        "functions=sin",
+    ]
+    res = CliRunner().invoke(
+        main, [*args, "--nproc", "2", "--out", str(tmp_path / "two")], catch_exceptions=False
+    )
+    assert res.exit_code == 0, res.output
+    res1 = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "one")], catch_exceptions=False)
+    assert res1.exit_code == 0, res1.output
+    two, one = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("two", "one"))
+    assert two["results"]["sin"]["H1"]["deriv_rel_l2"] == pytest.approx(
+        one["results"]["sin"]["H1"]["deriv_rel_l2"], rel=1e-9
+    )
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
+        p.name for p in (tmp_path / "one").iterdir()
+    )
+    res2 = CliRunner().invoke(
+        main, ["run", "regression", "--nproc", "2", "--out", str(tmp_path / "two"), "--resume"]
+    )
+    assert res2.exit_code == 0, res2.output
+
+
+def test_launch_runs_torchrun_with_the_command_and_one_thread_by_default(monkeypatch):
+    import subprocess
+
+    calls = []
+    monkeypatch.setattr(
+        subprocess,
+        "run",
+        lambda cmd, env, **kw: calls.append((cmd, env)) or subprocess.CompletedProcess(cmd, 3),
+    )
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    from sobolev_lab.cli import launch
+
+    assert launch(["run", "regression", "--quick"], 2) == 3  # the launcher's exit status
+    cmd, env = calls[-1]
+    assert cmd == [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "sobolev_lab",
+        "run",
+        "regression",
+        "--quick",
+    ]
+    assert env["OMP_NUM_THREADS"] == "1" and env["PATH"] == os.environ["PATH"]
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # a user's setting is kept
+    launch(["demo"], 1)
+    assert calls[-1][1]["OMP_NUM_THREADS"] == "4"
+    with pytest.raises(ValueError, match="nproc must be ≥ 1"):
+        launch(["demo"], 0)
+
+
+def test_cli_nproc_relaunches_the_checked_command_under_torchrun(tmp_path, monkeypatch):
+    from sobolev_lab import cli
+    from sobolev_lab.cli import main
+
+    launched = []
+    monkeypatch.setattr(cli, "launch", lambda args, nproc: launched.append((args, nproc)) or 0)
+    out = tmp_path / "run"
+    res = CliRunner().invoke(
+        main,
+        ["run", "regression", "--quick", "--nproc", "2", "--set", "epochs=3", "--out", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    assert launched == [
+        (["run", "regression", "--out", str(out), "--quick", "--set", "epochs=3"], 2)
+    ]
+    # the arguments were checked and the directory prepared here, before any process starts
+    res = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "regression",
+            "--quick",
+            "--nproc",
+            "2",
+            "--set",
+            "epochs=-1",
+            "--out",
+            str(tmp_path / "bad"),
+        ],
+    )
+    assert res.exit_code == 2 and "epochs" in res.output and len(launched) == 1
+    # a failed launch is the command's exit status
+    monkeypatch.setattr(cli, "launch", lambda args, nproc: 7)
+    res = CliRunner().invoke(
+        main, ["demo", "--quick", "--nproc", "2", "--out", str(tmp_path / "demo")]
+    )
+    assert res.exit_code == 7
