@@ -60,8 +60,9 @@ def machine_info() -> dict[str, Any]:
 
 
 def run_module(name: str, quick: bool) -> dict[str, Any]:
-    """Import and run ``benchmarks.bench_<name>``; the result carries ``seconds`` and ``quick``."""
-    t0 = time.perf_counter()
+    """Import and run ``benchmarks.bench_<name>``; the result carries ``seconds``, ``quick`` and
+    the ``machine`` it ran on (its load and date at the start)."""
+    t0, machine = time.perf_counter(), machine_info()
     try:
         mod = importlib.import_module(f"benchmarks.bench_{name}")
         res = mod.run(quick=quick)
@@ -76,6 +77,7 @@ def run_module(name: str, quick: bool) -> dict[str, Any]:
         print(f"bench_{name} failed:\n{res['error']}", file=sys.stderr)
     res["seconds"] = round(time.perf_counter() - t0, 1)
     res["quick"] = quick
+    res["machine"] = machine
     return res
 
 
@@ -119,7 +121,16 @@ def render(results: dict[str, Any]) -> str:
     ]
     for name, res in results["modules"].items():
         mode = " (quick)" if res.get("quick") else ""
-        out += [f"## {res['title']}", "", f"`bench_{name}`{mode}, {res['seconds']} s", ""]
+        when = res.get("machine", m)
+        out += [
+            f"## {res['title']}",
+            "",
+            (
+                f"`bench_{name}`{mode}, {res['seconds']} s, {when['date']} "
+                f"(1-min load {when['load_avg_1min']} at its start)"
+            ),
+            "",
+        ]
         if "error" in res:
             out += ["**failed:**", "", "```", res["error"].rstrip(), "```", ""]
             continue
@@ -153,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--only: unknown benchmark(s) {unknown}; available: {names}")
         names = wanted
     results = {"machine": machine_info(), "modules": {}}
-    if args.only and RESULTS_JSON.exists():
-        results["modules"] = json.loads(RESULTS_JSON.read_text()).get("modules", {})
+    if args.only and RESULTS_JSON.exists():  # the header stays that of the last full run
+        previous = json.loads(RESULTS_JSON.read_text())
+        results = {"machine": previous.get("machine", results["machine"]), **previous}
     t0 = time.perf_counter()
     failed = False
     for name in names:

@@ -21,9 +21,10 @@ from .derivatives import (
     partial_derivatives,
     sample_directions,
 )
+from .ensemble_training import fit_ensemble, seeded_models
 from .losses import SobolevLoss, sobolev_loss
 from .metrics import first_reach, heldout_evaluator, stack_errors
-from .models import MLP, SIREN, FourierFeatureMLP, TwoLayer
+from .models import MLP, SIREN, Ensemble, FourierFeatureMLP, TwoLayer
 from .normalize import Normalizer, Surrogate
 from .training import History, TrainConfig, TrainingInterrupted, fit, seed_everything
 
@@ -43,6 +44,7 @@ __all__ = [
     "MLP",
     "SIREN",
     "DerivativeStack",
+    "Ensemble",
     "FourierFeatureMLP",
     "History",
     "ImageSobolevLoss",
@@ -59,12 +61,14 @@ __all__ = [
     "finance",
     "first_reach",
     "fit",
+    "fit_ensemble",
     "heldout_evaluator",
     "image_sobolev_loss",
     "numdiff",
     "partial_derivatives",
     "sample_directions",
     "seed_everything",
+    "seeded_models",
     "sobolev_loss",
     "spectrum_edges",
     "stack_errors",

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from torch.func import jvp, vmap
 
 from . import jet
+from .models.ensemble import EnsembleLinear
 
 __all__ = [
     "DIRECTIONAL_METHODS",
@@ -295,7 +296,10 @@ def _jet_width(f: Fn, d: int) -> int | None:
     layers = jet.jet_layers(f)
     if layers is None:
         return None
-    return next((l.out_features for l in reversed(layers) if isinstance(l, nn.Linear)), d)
+    last = next((l for l in reversed(layers) if isinstance(l, (nn.Linear, EnsembleLinear))), None)
+    if last is None:
+        return d
+    return last.out_features if isinstance(last, nn.Linear) else last.weight.shape[1]
 
 
 def _directional_stack(

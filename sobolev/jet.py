@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .models.ensemble import EnsembleLinear
 from .models.mlp import MLP, Sine
 
 #: highest derivative order the activation table below provides.
@@ -97,7 +98,11 @@ ACTIVATION_DERIVATIVES: dict[type, Callable[..., Derivs]] = {
 def _supported(layer: nn.Module) -> bool:
     if isinstance(layer, nn.GELU):
         return layer.approximate == "none"
-    return type(layer) in ACTIVATION_DERIVATIVES or type(layer) in (nn.Linear, nn.Identity)
+    return type(layer) in ACTIVATION_DERIVATIVES or type(layer) in (
+        nn.Linear,
+        EnsembleLinear,
+        nn.Identity,
+    )
 
 
 def jet_layers(f: object) -> list[nn.Module] | None:
@@ -105,8 +110,9 @@ def jet_layers(f: object) -> list[nn.Module] | None:
 
     Applies to an ``nn.Sequential`` (nested ones are flattened), to :class:`sobolev.models.MLP`
     (unless a subclass overrides ``forward``), and to any module with a method
-    ``jet_layers() -> Sequence[nn.Module]`` whose composition equals its forward — provided
-    every layer is ``nn.Linear``, ``nn.Identity`` or an activation in
+    ``jet_layers() -> Sequence[nn.Module] | None`` whose composition equals its forward (``None``:
+    the jet does not apply) — provided every layer is ``nn.Linear``,
+    :class:`sobolev.models.ensemble.EnsembleLinear`, ``nn.Identity`` or an activation in
     :data:`ACTIVATION_DERIVATIVES` (GELU only with ``approximate="none"``).
     """
     if isinstance(f, MLP) and type(f).forward is MLP.forward:
@@ -115,6 +121,8 @@ def jet_layers(f: object) -> list[nn.Module] | None:
         chain = f
     elif isinstance(f, nn.Module) and callable(getattr(f, "jet_layers", None)):
         chain = f.jet_layers()
+        if chain is None:
+            return None
     else:
         return None
     flat: list[nn.Module] = []
@@ -189,6 +197,9 @@ def jet_forward(
         if isinstance(layer, nn.Linear):
             h = F.linear(h, layer.weight, layer.bias)
             streams = [None if t is None else F.linear(t, layer.weight) for t in streams]
+        elif isinstance(layer, EnsembleLinear):
+            h = layer(h)
+            streams = [None if t is None else layer.linear(t) for t in streams]
         else:
             h, streams = _activate(layer, h, streams, k)
     return h, streams

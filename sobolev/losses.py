@@ -289,9 +289,13 @@ class SobolevLoss(nn.Module):
         *,
         return_terms: bool = False,
         check_finite: bool = True,
+        direction_sets: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         """Loss of ``model`` at ``x`` (B, d) against ``target``; with ``return_terms`` also the
         per-order terms.
+
+        ``direction_sets`` (S, k ≥ max(order, 1), B, d): the directions of this call, in place of
+        S·k·B·d fresh draws (a loss built with ``directions=S`` only).
 
         Targets are constants: a supplied stack is detached (a graph it carries is not
         differentiated) and one computed from a callable has no graph. ``check_finite=False``
@@ -307,8 +311,10 @@ class SobolevLoss(nn.Module):
             )
             tgt = self._target_partials(target, x)
         else:
-            V = None
-            if self.directions is not None:
+            V = direction_sets
+            if V is not None:
+                self._check_direction_sets(V, x)
+            elif self.directions is not None:
                 V = sample_directions(
                     self.directions,
                     max(self.order, 1),
@@ -336,6 +342,21 @@ class SobolevLoss(nn.Module):
         if divisor != 1:
             total = total / divisor
         return (total, terms) if return_terms else total
+
+    def _check_direction_sets(self, V: Tensor, x: Tensor) -> None:
+        want = (self.directions, max(self.order, 1), x.shape[0], x.shape[1])
+        if self.directions is None:
+            raise ValueError(
+                "direction_sets needs a directional loss: build it with SobolevLoss(directions=S)"
+            )
+        if (
+            not isinstance(V, Tensor)
+            or V.ndim != 4
+            or V.shape[0] != want[0]
+            or (V.shape[1] < want[1] or V.shape[2:] != x.shape)
+        ):
+            got = tuple(V.shape) if isinstance(V, Tensor) else type(V).__name__
+            raise ValueError(f"direction_sets must have shape (S, ≥k, B, d) = {want}, got {got}")
 
     def _target_stack(self, target: Target, x: Tensor, V: Tensor | None) -> Sequence[Tensor]:
         if callable(target) and not isinstance(target, Tensor):

@@ -68,6 +68,7 @@ from .config import (
     validate,
 )
 from .losses import SobolevLoss
+from .models.ensemble import Ensemble
 
 try:
     import fcntl
@@ -154,10 +155,15 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 @dataclass
 class History:
-    """What :func:`fit` returns: the logged records, and the step it resumed from (if any)."""
+    """What :func:`fit` returns: the logged records, and the step it resumed from (if any).
+
+    ``diverged``: for a member of :func:`sobolev.fit_ensemble` whose loss became NaN or Inf, the
+    message :func:`fit` raises (as ``FloatingPointError``) in that case; its records stop there.
+    """
 
     records: list[dict[str, Any]] = field(default_factory=list)
     resumed_from: int | None = None
+    diverged: str | None = None
 
     def series(self, key: str) -> tuple[list[int], list[float]]:
         """(steps, values) of one logged quantity."""
@@ -210,11 +216,12 @@ def _make_optimizer(name: str, model: nn.Module, cfg: TrainConfig) -> torch.opti
     params: Any = model.parameters()
     if cfg.weight_decay_on == "weights" and cfg.weight_decay > 0:
         ps = [p for p in model.parameters() if p.requires_grad]
+        axis = 1 if isinstance(model, Ensemble) else 0  # a member axis leads every parameter
         params = [
             g
             for g in (
-                {"params": [p for p in ps if p.ndim >= 2]},
-                {"params": [p for p in ps if p.ndim < 2], "weight_decay": 0.0},
+                {"params": [p for p in ps if p.ndim - axis >= 2]},
+                {"params": [p for p in ps if p.ndim - axis < 2], "weight_decay": 0.0},
             )
             if g["params"]
         ]
@@ -245,7 +252,7 @@ def _make_schedule(
     return torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
 
 
-def _rng_state(data_gen: torch.Generator) -> dict[str, Any]:
+def _rng_state(data_gen: torch.Generator | None) -> dict[str, Any]:
     """Every RNG stream as plain data (tensors, ints, floats, lists), which ``torch.load`` reads
     with ``weights_only=True``."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
@@ -254,11 +261,11 @@ def _rng_state(data_gen: torch.Generator) -> dict[str, Any]:
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         "numpy": [name, keys.tolist(), pos, has_gauss, cached],
         "python": random.getstate(),
-        "data": data_gen.get_state(),
+        "data": None if data_gen is None else data_gen.get_state(),
     }
 
 
-def _set_rng_state(state: dict[str, Any], data_gen: torch.Generator) -> None:
+def _set_rng_state(state: dict[str, Any], data_gen: torch.Generator | None) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -266,7 +273,8 @@ def _set_rng_state(state: dict[str, Any], data_gen: torch.Generator) -> None:
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
-    data_gen.set_state(state["data"])
+    if data_gen is not None:
+        data_gen.set_state(state["data"])
 
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -458,7 +466,7 @@ class _RunLock:
                 warnings.warn(
                     f"{self.path}: took over the stale lock of process {old}, which is no longer "
                     "running (it was killed, or the machine restarted)",
-                    stacklevel=3,
+                    stacklevel=4,
                 )
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -582,12 +590,17 @@ def _data_id(data: tuple[Tensor, ...]) -> dict[str, Any]:
 INPUT_RESOLUTION_LIMIT = 2.0**-10
 
 
+def magnitudes(data: Sequence[Tensor]) -> tuple[float, float]:
+    """The largest magnitude of the inputs (``data[0]``) and of the other floating data."""
+    mags = [float(t.abs().max()) if t.is_floating_point() and t.numel() else 0.0 for t in data]
+    return mags[0], max(mags[1:], default=0.0)
+
+
 def _check_scale(data: tuple[Tensor, ...], dtype: torch.dtype, ctx: D.Dist) -> tuple[float, float]:
     """The largest magnitudes of the inputs (``data[0]``) and of the other floating data; warns
     when the inputs are so large that ``dtype`` resolves them only coarsely (float32: |x| ≳ 8e3),
     where a network's units saturate and its derivatives lose their precision."""
-    mags = [float(t.abs().max()) if t.is_floating_point() and t.numel() else 0.0 for t in data]
-    x_max, rest = mags[0], max(mags[1:], default=0.0)
+    x_max, rest = magnitudes(data)
     step = x_max * torch.finfo(dtype).eps
     if step > INPUT_RESOLUTION_LIMIT and ctx.is_main:
         name = str(dtype).removeprefix("torch.")
@@ -659,7 +672,8 @@ def _check_resumable(
     if isinstance(saved["betas"], list):
         saved["betas"] = tuple(saved["betas"])
     diff = sorted(
-        k for k, v in run_config.items() if k not in _RESUME_MAY_CHANGE and saved.get(k) != v
+        {k for k, v in run_config.items() if k not in _RESUME_MAY_CHANGE and saved.get(k) != v}
+        | {k for k in saved if k not in run_config}  # an ensemble's checkpoint, for one run
     )
     if diff:
         raise ValueError(
@@ -801,8 +815,7 @@ class _Run:
         self.checkpointing = plan.checkpointing
         self.ckpt_path = out / "checkpoint.pt" if out is not None else None
         self.metrics_path = out / "metrics.jsonl" if out is not None else None
-        self.data_gen = torch.Generator().manual_seed(cfg.seed)
-        self.batches = _Batches(data[0].shape[0], cfg.batch_size, self.data_gen)
+        self._init_order()
         self.phase = cfg.optimizer
         self.opt = _make_optimizer(self.phase, model, cfg)
         self.sched = _make_schedule(self.opt, cfg)
@@ -813,6 +826,11 @@ class _Run:
             D.broadcast_module(model, ctx)
         else:
             self._restore(plan.ck, plan.records)
+
+    def _init_order(self) -> None:
+        """The data order: a generator seeded with ``seed`` drawing one permutation per epoch."""
+        self.data_gen = torch.Generator().manual_seed(self.cfg.seed)
+        self.batches = _Batches(self.data[0].shape[0], self.cfg.batch_size, self.data_gen)
 
     def _restore(self, ck: dict[str, Any], records: list[dict[str, Any]]) -> None:
         self.model.load_state_dict(ck["model"])
@@ -830,7 +848,7 @@ class _Run:
                 f"resuming with {self.ctx.world_size} process(es) "
                 f"a run checkpointed with {len(rngs)}: "
                 "training continues correctly but is not bit-for-bit the uninterrupted run",
-                stacklevel=4,
+                stacklevel=6,
             )
         _set_rng_state(rngs[self.ctx.rank % len(rngs)], self.data_gen)
         self.history.resumed_from = self.step
@@ -873,15 +891,13 @@ class _Run:
         ):  # returns the global loss: every rank takes the same L-BFGS decisions
             self.opt.zero_grad(set_to_none=True)
             loss, terms, sink["halt"] = self._loss(batch, stop.flag)
-            value = loss.item()
-            if not math.isfinite(value):
-                raise FloatingPointError(self._not_finite(value))
+            value = self._check_finite(loss)
             if cfg.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self._clip(cfg.grad_clip)
             if "loss" not in sink:  # the first evaluation is at the step's starting parameters
                 sink["loss"] = value
                 if logging:
-                    sink["terms"] = {k: v.detach().item() for k, v in terms.items()}
+                    sink["terms"] = {k: self._value(v) for k, v in terms.items()}
             return loss
 
         t_start, lr, t0 = self.elapsed, self.opt.param_groups[0]["lr"], time.perf_counter()
@@ -892,6 +908,7 @@ class _Run:
             self.opt.step()
             if self.sched is not None:
                 self.sched.step()
+        self._after_step()
         self.elapsed += time.perf_counter() - t0
         if logging:  # values at the parameters this step started from
             self.log(sink["loss"], sink["terms"], evals, t_start, lr)
@@ -900,12 +917,34 @@ class _Run:
             self.checkpoint()
         return sink["halt"]
 
-    def _not_finite(self, value: float) -> str:
+    def live(self) -> bool:
+        """Whether anything is left to train (an ensemble stops when every member diverged)."""
+        return True
+
+    def _value(self, t: Tensor) -> Any:
+        """A logged value: a float (one run), or a list of floats, one per member (ensembles)."""
+        return t.detach().item()
+
+    def _check_finite(self, loss: Tensor) -> Any:
+        """The loss as logged (:meth:`_value`); ``FloatingPointError`` when it is not finite."""
+        value = self._value(loss)
+        if not math.isfinite(value):
+            raise FloatingPointError(self._not_finite(value))
+        return value
+
+    def _after_step(self) -> None:
+        """After each optimiser step (an ensemble puts back its diverged members)."""
+
+    def _clip(self, max_norm: float) -> None:
+        nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+
+    def _not_finite(self, value: float, scale: tuple[float, float] | None = None) -> str:
         dtype = _model_dtype(self.model)
+        x_max, rest = scale or self.scale
         return (
             f"loss became {value} at step {self.step}: lower the learning rate, or rescale the "
-            f"data: the inputs x reach |x| = {self.scale[0]:.3g} and the other data "
-            f"{self.scale[1]:.3g} ({str(dtype).removeprefix('torch.')} overflows above "
+            f"data: the inputs x reach |x| = {x_max:.3g} and the other data "
+            f"{rest:.3g} ({str(dtype).removeprefix('torch.')} overflows above "
             f"{torch.finfo(dtype).max:.3g}; standardise them, e.g. sobolev.normalize.Normalizer)"
         )
 
@@ -915,8 +954,8 @@ class _Run:
         with torch.no_grad():  # derivatives w.r.t. x still work; no graph to the parameters
             loss, terms, _ = self._loss(batch, False)
         self.log(
-            float(loss),
-            {k: float(v) for k, v in terms.items()},
+            self._value(loss),
+            {k: self._value(v) for k, v in terms.items()},
             self._evaluate(),
             self.elapsed,
             self.opt.param_groups[0]["lr"],
@@ -949,9 +988,15 @@ class _Run:
             **evals,
         }
         self.history.records.append(rec)
-        if self.metrics_path is not None:
+        self._write([rec])
+
+    def _write(self, records: list[dict[str, Any]]) -> None:
+        if self.metrics_path is not None and records:
             with _open_nofollow(self.metrics_path, "a") as fh:
-                fh.write(json.dumps(rec) + "\n")
+                fh.write("".join(json.dumps(r) + "\n" for r in records))
+
+    def _n_records(self) -> int:
+        return len(self.history.records)
 
     def checkpoint(self) -> None:
         """Rank 0 writes the state after the last completed step (with every rank's RNG streams)."""
@@ -971,10 +1016,14 @@ class _Run:
                     "rng_ranks": rngs,
                     "config": self.run_config,
                     "data": self.data_id,
-                    "n_records": len(self.history.records),
+                    "n_records": self._n_records(),
+                    **self._extra_state(),
                 },
                 self.ckpt_path,
             )
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
 
 
 def fit(
@@ -1024,6 +1073,24 @@ def fit(
     dtype = DTYPES[cfg.dtype] if cfg.dtype is not None else _model_dtype(model)
     data = _as_data(data, device, dtype)
     scale = _check_scale(data, dtype, ctx)
+
+    def make_run(plan: _Plan, out: Path | None) -> _Run:
+        model.to(device=device, dtype=dtype)  # once the run is known to be valid
+        return _Run(model, objective, data, cfg, plan, ctx, out, evaluate, scale)
+
+    return run_locked(out_dir, _run_config(cfg, dtype), _data_id(data), ctx, make_run, desc)
+
+
+def run_locked(
+    out_dir: str | Path | None,
+    run_config: dict[str, Any],
+    data_id: dict[str, Any],
+    ctx: D.Dist,
+    make_run: Callable[[_Plan, Path | None], _Run],
+    desc: str,
+) -> History:
+    """Steps 1 to 3 of :func:`fit` once the data are checked: lock and check the run directory,
+    plan (fresh start or resume), build the run with ``make_run(plan, out)``, train."""
     out = Path(out_dir) if out_dir is not None and ctx.is_main else None
     lock = None
     if out is not None:
@@ -1031,7 +1098,7 @@ def fit(
         if out.is_dir():  # locked before the checkpoint is read
             lock = _RunLock(out)
     try:
-        plan = _plan(out, _run_config(cfg, dtype), _data_id(data), ctx, out_dir)
+        plan = _plan(out, run_config, data_id, ctx, out_dir)
         if out is not None and lock is None:  # a new directory: locked once created
             out.mkdir(parents=True, exist_ok=True)
             lock = _RunLock(out)
@@ -1039,18 +1106,16 @@ def fit(
                 raise ValueError(f"another process started a run in out_dir {out} meanwhile")
         if ctx.is_main:
             _prepare_out(out, plan)
-        model.to(device=device, dtype=dtype)
-        run = _Run(model, objective, data, cfg, plan, ctx, out, evaluate, scale)
-        return _train(run, model, cfg, ctx, out, desc)
+        run = make_run(plan, out)
+        return _train(run, ctx, out, desc)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _train(
-    run: _Run, model: nn.Module, cfg: TrainConfig, ctx: D.Dist, out: Path | None, desc: str
-) -> History:
+def _train(run: _Run, ctx: D.Dist, out: Path | None, desc: str) -> History:
     """Steps 2 and 3 of :func:`fit`: train, then the final checkpoint and record."""
+    cfg = run.cfg
 
     # 2. train, one step at a time, logging and checkpointing as configured
     bar = None
@@ -1065,21 +1130,21 @@ def _train(
             dynamic_ncols=True,
             disable=None,
         )
-    model.train()
+    run.model.train()
     halt = False  # distributed: the ranks' agreed stop (a signal may reach them at different steps)
     with _Interrupt() as stop:
-        while run.step < cfg.steps and not (halt if ctx.enabled else stop.flag):
+        while run.step < cfg.steps and not (halt if ctx.enabled else stop.flag) and run.live():
             halt = run.train_step(stop)
             if bar is not None:
                 bar.update(1)
-                if (run.step - 1) % cfg.log_every == 0:
+                if (run.step - 1) % cfg.log_every == 0 and run.history.records:
                     bar.set_postfix(loss=f"{run.history.records[-1]['loss']:.3e}")
     if bar is not None:
         bar.close()
 
     # 3. the final checkpoint and record
     run.checkpoint()  # the state after the last completed step; the final record below is not in it
-    if run.step < cfg.steps:
+    if run.step < cfg.steps and run.live():
         raise TrainingInterrupted(
             f"stopped at step {run.step} of {cfg.steps}" + (f"; checkpoint in {out}" if out else "")
         )

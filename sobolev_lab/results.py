@@ -386,7 +386,26 @@ def benchmark_tables(bench: dict) -> str:
                 ],
             )
         )
-    m = bench["machine"]
+    if "ensemble" in mods:
+        rows8 = [r for r in mods["ensemble"]["rows"] if r["N"] == 8]
+        out.append(
+            f"**{mods['ensemble']['title']}: 8 members, time of one step ÷ that of one run, and ÷ "
+            "that of 8 runs one after another (measured "
+            f"{mods['ensemble'].get('machine', bench['machine'])['date']})**\n\n"
+            + markdown_table(
+                ["size", "loss", "× one run", "× 8 sequential runs"],
+                [
+                    [
+                        r["size"],
+                        r["loss"],
+                        f"{fmt(float(r['x fit']), 3)}×",
+                        f"{fmt(float(r['x N sequential']), 3)}×",
+                    ]
+                    for r in rows8
+                ],
+            )
+        )
+    m = mods["training"].get("machine", bench["machine"])
     out.append(
         f"Measured by `make bench` on {m['cpu']} ({m['cores']} cores, "
         f"{m['torch_threads']} torch thread, 1-min load {m['load_avg_1min']} at start), "

@@ -32,6 +32,8 @@ def paired_runs(
     seeds: Iterable[int],
     train: Callable[[S, int, Any], R],
     prepare: Callable[[int], Any] | None = None,
+    *,
+    train_seeds: Callable[[S, list[int], list[Any]], list[R] | None] | None = None,
 ) -> dict[S, list[R]]:
     """Train every setting (a loss, a method, …) on the same seeds: for each seed,
     ``shared = prepare(seed)`` (what every setting shares in that seed: data, teacher, test
@@ -39,12 +41,31 @@ def paired_runs(
     ``seed`` (:func:`sobolev.training.seed_everything`: the same initial network for every
     setting) and ``train(setting, seed, shared)`` runs.
 
+    With ``train_seeds``, every seed's ``shared`` is prepared first, then each setting trains all
+    seeds at once: ``train_seeds(setting, seeds, shared_per_seed)`` returns the results per seed
+    (an ensemble, :func:`sobolev.fit_ensemble`, whose member n is the run ``train`` would make
+    with seed n), or ``None`` for a setting it cannot train so, which then runs seed by seed.
+
     Returns ``{setting: [train's result per seed]}``, the seeds in the order given: the per-seed
     results that :func:`over_seeds` summarises and :func:`paired_wins` pairs by index.
     """
     if len(set(settings)) != len(settings):
         raise ValueError(f"settings must be distinct, got {list(settings)!r}")
     runs: dict[S, list[R]] = {s: [] for s in settings}
+    if train_seeds is not None:
+        seeds = list(seeds)
+        shared = [prepare(seed) if prepare is not None else None for seed in seeds]
+        for setting in settings:
+            together = train_seeds(setting, seeds, shared)
+            if together is None:
+                together = []
+                for seed, sh in zip(seeds, shared):
+                    seed_everything(seed)
+                    together.append(train(setting, seed, sh))
+            if len(together) != len(seeds):
+                raise ValueError(f"train_seeds gave {len(together)} results for {len(seeds)} seeds")
+            runs[setting] = list(together)
+        return runs
     for seed in seeds:
         shared = prepare(seed) if prepare is not None else None
         for setting in settings:

@@ -2,6 +2,7 @@
 student–teacher net, and the image models of the experiments."""
 
 from .conv import ConvAutoencoder, ConvClassifier
+from .ensemble import Ensemble, EnsembleLinear
 from .fourier import FourierFeatureMLP, FourierFeatures
 from .mlp import ACTIVATIONS, MLP, SIREN, Sine, TwoLayer
 from .unet import UNet
@@ -12,6 +13,8 @@ __all__ = [
     "SIREN",
     "ConvAutoencoder",
     "ConvClassifier",
+    "Ensemble",
+    "EnsembleLinear",
     "FourierFeatureMLP",
     "FourierFeatures",
     "Sine",

@@ -17,6 +17,7 @@ from typing import Any
 from sobolev.config import (
     Rule,
     between,
+    boolean,
     each,
     error,
     integer,
@@ -150,6 +151,7 @@ def _by_name(f: dataclasses.Field) -> tuple[Rule, ...]:
             "activation": _among(ACTIVATIONS),
             "activations": _among(ACTIVATIONS),
             "functions": _among(FUNCTIONS),
+            "ensemble": boolean,
         }.get(key)
     return (nonempty,) if rule is None else (nonempty, rule)
 

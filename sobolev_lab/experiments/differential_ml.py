@@ -51,7 +51,7 @@ from ..report import (
     wins_cell,
 )
 from ..seeds import over_seeds, paired_runs, paired_wins
-from .seeded import train_config
+from .seeded import fit_seeds, train_config
 
 #: training methods of the main comparison: name -> Sobolev order
 METHODS = {"standard": 0, "differential": 1}
@@ -92,6 +92,7 @@ class Config:
     basket_seed: int = 0
     dtype: str = "float32"
     device: str = "cpu"
+    ensemble: bool = True
 
     @classmethod
     def quick(cls) -> Config:
@@ -201,14 +202,10 @@ def power_law_size(sizes: tuple[int, ...], errors: list[float], target: float) -
     return math.exp(mx + (math.log(target) - my) / slope) if slope < 0 else None
 
 
-def _train(
-    cfg: Config, d: int, seed: int, objective: Any, data: tuple[Tensor, ...]
-) -> tuple[nn.Module, float]:
-    """A fresh network trained on ``data`` (in a :func:`sobolev_lab.seeds.paired_runs` run, which
-    seeds its initialisation); returns it and its training seconds."""
-    net = MLP(d, 1, cfg.width, cfg.depth, cfg.activation)
-    bs, steps = cfg.plan(data[0].shape[0])
-    tc = train_config(
+def _settings(cfg: Config, seed: int, n: int) -> Any:
+    """The training settings of a network on ``n`` samples."""
+    bs, steps = cfg.plan(n)
+    return train_config(
         cfg,
         seed=seed,
         steps=steps,
@@ -218,8 +215,34 @@ def _train(
         checkpoint_every=0,
         progress=False,
     )
-    hist = fit(net, objective, data, tc)
+
+
+def _train(
+    cfg: Config, d: int, seed: int, objective: Any, data: tuple[Tensor, ...]
+) -> tuple[nn.Module, float]:
+    """A fresh network trained on ``data`` (in a :func:`sobolev_lab.seeds.paired_runs` run, which
+    seeds its initialisation); returns it and its training seconds."""
+    net = MLP(d, 1, cfg.width, cfg.depth, cfg.activation)
+    hist = fit(net, objective, data, _settings(cfg, seed, data[0].shape[0]))
     return net.cpu(), hist.records[-1]["time"]
+
+
+def _train_seeds(
+    cfg: Config, d: int, seeds: list[int], objective: Any, data: list[tuple[Tensor, ...]]
+) -> list[tuple[nn.Module, float]] | None:
+    """:func:`_train` for every seed at once (``data`` per seed; an ensemble, whose seconds are
+    those of all seeds together), or ``None`` where an ensemble does not apply."""
+    if not cfg.ensemble or not isinstance(objective, SobolevLoss):
+        return None
+    by_seed = dict(zip(seeds, data))
+    nets, records = fit_seeds(
+        lambda: MLP(d, 1, cfg.width, cfg.depth, cfg.activation),
+        objective,
+        lambda s: by_seed[s],
+        _settings(cfg, seeds[0], data[0][0].shape[0]),
+        seeds,
+    )
+    return [(net.cpu(), r[-1]["time"]) for net, r in zip(nets, records)]
 
 
 def _paths(model: PricingModel, n: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -263,21 +286,40 @@ def _compare(cfg: Config, d: int) -> dict[str, Any]:
     test = model.test_set(cfg.n_test, torch.Generator().manual_seed(7))
     n_max = max(cfg.sizes)
 
-    def train(setting: tuple[int, str], s: int, p: dict[str, Any]) -> dict[str, float]:
+    def problem(setting: tuple[int, str], p: dict[str, Any]) -> tuple:
         n, name = setting
         norm = Normalizer.fit(p["x"][:n], p["y"][:n])
-        data = norm.transform(p["x"][:n], p["y"][:n], p["dydx"][:n])
         k = METHODS[name]
-        net, secs = _train(cfg, d, s, SobolevLoss(k, weighting="dimension"), data[: 2 + k])
+        return norm, norm.transform(p["x"][:n], p["y"][:n], p["dydx"][:n])[: 2 + k]
+
+    def result(setting: tuple[int, str], p: dict[str, Any], norm, net, secs) -> dict[str, float]:
         return {
             **heldout_errors(norm.wrap(net), test),
             "train_time_s": secs,
-            "label_time_s": p["label_s"] * n / n_max,
+            "label_time_s": p["label_s"] * setting[0] / n_max,
         }
+
+    def loss(setting: tuple[int, str]) -> SobolevLoss:
+        return SobolevLoss(METHODS[setting[1]], weighting="dimension")
+
+    def train(setting: tuple[int, str], s: int, p: dict[str, Any]) -> dict[str, float]:
+        norm, data = problem(setting, p)
+        return result(setting, p, norm, *_train(cfg, d, s, loss(setting), data))
+
+    def train_seeds(setting: tuple[int, str], seeds: list[int], ps: list) -> list | None:
+        problems = [problem(setting, p) for p in ps]
+        trained = _train_seeds(cfg, d, seeds, loss(setting), [data for _, data in problems])
+        if trained is None:
+            return None
+        return [result(setting, p, pr[0], *t) for p, pr, t in zip(ps, problems, trained)]
 
     settings = [(n, m) for n in cfg.sizes for m in METHODS]
     runs = paired_runs(
-        settings, range(cfg.seeds), train, lambda s: _labelled_paths(model, n_max, s)
+        settings,
+        range(cfg.seeds),
+        train,
+        lambda s: _labelled_paths(model, n_max, s),
+        train_seeds=train_seeds,
     )
     res: dict[str, Any] = {
         m: {str(n): over_seeds(runs[(n, m)]) for n in cfg.sizes} for m in METHODS
@@ -335,18 +377,28 @@ def _high_d(cfg: Config) -> dict[str, Any]:
     def prepare(s: int) -> dict[str, Any]:
         return _labelled_paths(model, n_max, s, direction_seed=2_000 + s)
 
-    def train(setting: tuple[int, str], s: int, p: dict[str, Any]) -> dict[str, float]:
-        n, variant = setting
-        objective, data, norm, label_s = _high_d_problem(variant, n, p, d)
-        net, secs = _train(cfg, d, s, objective, data)
+    def result(n: int, norm: Normalizer, label_s: float, net, secs: float) -> dict[str, float]:
         return {
             **heldout_errors(norm.wrap(net), test),
             "train_time_s": secs,
             "label_time_s": label_s * n / n_max,
         }
 
+    def train(setting: tuple[int, str], s: int, p: dict[str, Any]) -> dict[str, float]:
+        n, variant = setting
+        objective, data, norm, label_s = _high_d_problem(variant, n, p, d)
+        return result(n, norm, label_s, *_train(cfg, d, s, objective, data))
+
+    def train_seeds(setting: tuple[int, str], seeds: list[int], ps: list) -> list | None:
+        n, variant = setting
+        problems = [_high_d_problem(variant, n, p, d) for p in ps]
+        trained = _train_seeds(cfg, d, seeds, problems[0][0], [pr[1] for pr in problems])
+        if trained is None:
+            return None
+        return [result(n, pr[2], pr[3], *t) for pr, t in zip(problems, trained)]
+
     settings = [(n, v) for n in cfg.high_d_sizes for v in HIGH_D_VARIANTS]
-    runs = paired_runs(settings, range(cfg.seeds), train, prepare)
+    runs = paired_runs(settings, range(cfg.seeds), train, prepare, train_seeds=train_seeds)
     return {
         v: {str(n): over_seeds(runs[(n, v)]) for n in cfg.high_d_sizes} for v in HIGH_D_VARIANTS
     }

@@ -63,7 +63,7 @@ from ..report import (
     wins_cell,
 )
 from ..seeds import paired_runs, paired_wins
-from .seeded import config_of, finals_over_seeds, setting_note, train_config
+from .seeded import config_of, finals_over_seeds, fit_seeds, setting_note, train_config
 
 METHODS = {"L2": "L2", "exact": "H1-exact", "fd": "H1-FD", "chebyshev": "H1-Chebyshev"}
 """Config method name -> label in tables and figures."""
@@ -138,6 +138,7 @@ class Config:
     accuracy_orders: tuple[int, ...] = (2, 4, 6)
     dtype: str = "float32"
     device: str = "auto"
+    ensemble: bool = True
 
     @classmethod
     def quick(cls) -> Config:
@@ -366,10 +367,11 @@ def compare(
         for method in cfg.methods
     }
 
-    def train(method: str, s: int, _: None) -> list[dict[str, Any]]:
-        model = MLP(d, 1, cfg.width, cfg.depth, cfg.activation)
-        objective, data = problems[method][:2]
-        tc = train_config(
+    def make_model() -> MLP:
+        return MLP(d, 1, cfg.width, cfg.depth, cfg.activation)
+
+    def settings(s: int) -> Any:
+        return train_config(
             cfg,
             seed=s,
             steps=steps,
@@ -377,18 +379,38 @@ def compare(
             checkpoint_every=max(steps // 4, 1),
             progress=False,
         )
+
+    def train(method: str, s: int, _: None) -> list[dict[str, Any]]:
+        objective, data = problems[method][:2]
         hist = fit(
-            model,
+            make_model(),
             objective,
             data,
-            tc,
+            settings(s),
             out_dir=out / METHODS[method] / f"seed{s}",
             evaluate=evaluate,
             desc=f"d={d} {METHODS[method]} seed {s}",
         )
         return hist.records
 
-    runs = paired_runs(cfg.methods, range(cfg.seeds), train)
+    def train_seeds(method: str, seeds: list[int], _: list) -> list[list[dict[str, Any]]] | None:
+        objective, data = problems[method][:2]
+        if not isinstance(objective, SobolevLoss):  # the per-axis loss: seed by seed
+            return None
+        return fit_seeds(
+            make_model,
+            objective,
+            data,
+            settings(seeds[0]),
+            seeds,
+            out_dir=out / METHODS[method] / "ensemble",
+            evaluate=evaluate,
+            desc=f"d={d} {METHODS[method]} {len(seeds)} seeds",
+        )[1]
+
+    runs = paired_runs(
+        cfg.methods, range(cfg.seeds), train, train_seeds=train_seeds if cfg.ensemble else None
+    )
     return {
         method: {
             "label": METHODS[method],

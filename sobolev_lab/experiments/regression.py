@@ -36,7 +36,7 @@ from ..report import (
     wins_cell,
 )
 from ..seeds import paired_runs, paired_wins
-from .seeded import finals_over_seeds, train_config
+from .seeded import finals_over_seeds, fit_seeds, train_config
 
 
 @dataclass
@@ -59,6 +59,7 @@ class Config:
     seed: int = 0
     dtype: str = "float64"
     device: str = "auto"
+    ensemble: bool = True
 
     @classmethod
     def quick(cls) -> Config:
@@ -88,9 +89,17 @@ def _fit_function(cfg: Config, name: str, out: Path) -> dict[str, list]:
         gen = torch.Generator().manual_seed(10_000 + seed)
         return heldout_evaluator(fn, fn.uniform(cfg.n_test, generator=gen, dtype=dtype), order=1)
 
+    def make_model() -> MLP:
+        return MLP(1, 1, cfg.width, cfg.depth, cfg.activation).to(dtype)
+
+    def fitted(model: MLP) -> list:
+        model.cpu()
+        stack = derivatives(model, x_plot.to(next(model.parameters())), 1, create_graph=False)
+        return [t.squeeze(-1).squeeze(-1) for t in stack]
+
     def train(loss_name: str, seed: int, evaluate) -> tuple[list, list]:
         k = loss_order(loss_name)
-        model = MLP(1, 1, cfg.width, cfg.depth, cfg.activation).to(dtype)
+        model = make_model()
         target = derivatives(fn, x_train, k, create_graph=False)
         hist = fit(
             model,
@@ -101,11 +110,29 @@ def _fit_function(cfg: Config, name: str, out: Path) -> dict[str, list]:
             evaluate=evaluate,
             desc=f"{name} {loss_name} seed {seed}",
         )
-        model.cpu()
-        fitted = derivatives(model, x_plot.to(next(model.parameters())), 1, create_graph=False)
-        return hist.records, [t.squeeze(-1).squeeze(-1) for t in fitted]
+        return hist.records, fitted(model)
 
-    return paired_runs(cfg.losses, range(cfg.seed, cfg.seed + cfg.seeds), train, prepare)
+    def train_seeds(loss_name: str, seeds: list[int], evaluators: list) -> list:
+        k = loss_order(loss_name)
+        models, records = fit_seeds(
+            make_model,
+            SobolevLoss(k),
+            (x_train, *derivatives(fn, x_train, k, create_graph=False)),
+            train_config(cfg, seed=seeds[0], steps=cfg.epochs),
+            seeds,
+            out_dir=out / name / loss_name / "ensemble",
+            evaluate=evaluators,
+            desc=f"{name} {loss_name} {len(seeds)} seeds",
+        )
+        return [(r, fitted(m)) for r, m in zip(records, models)]
+
+    return paired_runs(
+        cfg.losses,
+        range(cfg.seed, cfg.seed + cfg.seeds),
+        train,
+        prepare,
+        train_seeds=train_seeds if cfg.ensemble else None,
+    )
 
 
 def validate(cfg: Config) -> None:

@@ -12,6 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
+from sobolev.ensemble_training import fit_ensemble, seeded_models
 from sobolev.training import TrainConfig
 
 from ..seeds import over_seeds
@@ -72,22 +75,47 @@ def records_or_diverged(
     train: Callable[[], Any], out_dir: Path, steps: int, log_every: int
 ) -> list[dict[str, Any]]:
     """The training records of ``train()`` (a :func:`sobolev.fit` call writing ``out_dir``); if it
-    diverges (``FloatingPointError``), the records it logged, continued to ``steps`` with every
-    loss and error +inf and ``"diverged": True``, so the seed counts as the worst one in medians,
-    ranges and paired comparisons and never reaches a threshold after diverging."""
+    diverges (``FloatingPointError``), the records it logged, continued by :func:`pad_diverged`."""
     try:
         return train().records
     except FloatingPointError:
         path = Path(out_dir) / "metrics.jsonl"
         recs = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-        last = recs[-1] if recs else {"step": -log_every, "time": 0.0}
-        pad = {
-            k: math.inf for k, v in last.items() if isinstance(v, float) and k not in ("time", "lr")
-        }
-        later = [*range(last["step"] + log_every, steps, log_every), steps]
-        return recs + [
-            {**last, **pad, "step": s, "diverged": True} for s in later if s > last["step"]
-        ]
+        return pad_diverged(recs, steps, log_every)
+
+
+def pad_diverged(recs: list[dict[str, Any]], steps: int, log_every: int) -> list[dict[str, Any]]:
+    """The records of a run that diverged, continued to ``steps`` with every loss and error +inf
+    and ``"diverged": True``, so the seed counts as the worst one in medians, ranges and paired
+    comparisons and never reaches a threshold after diverging."""
+    last = recs[-1] if recs else {"step": -log_every, "time": 0.0}
+    pad = {k: math.inf for k, v in last.items() if isinstance(v, float) and k not in ("time", "lr")}
+    later = [*range(last["step"] + log_every, steps, log_every), steps]
+    return recs + [{**last, **pad, "step": s, "diverged": True} for s in later if s > last["step"]]
+
+
+def fit_seeds(
+    make_model: Callable[[], nn.Module],
+    objective: Any,
+    data: Any,
+    config: TrainConfig,
+    seeds: list[int],
+    *,
+    out_dir: Path | None = None,
+    evaluate: Any = None,
+    desc: str = "train",
+) -> tuple[list[nn.Module], list[list[dict[str, Any]]]]:
+    """Every seed of one setting at once (:func:`sobolev.fit_ensemble`; member n starts from
+    ``make_model()`` under seed n, as a :func:`sobolev_lab.seeds.paired_runs` run does): the trained
+    models and each seed's records, a diverged seed's continued by :func:`pad_diverged`."""
+    models = seeded_models(make_model, seeds)
+    hists = fit_ensemble(
+        models, objective, data, config, seeds=seeds, out_dir=out_dir, evaluate=evaluate, desc=desc
+    )
+    return models, [
+        pad_diverged(h.records, config.steps, config.log_every) if h.diverged else h.records
+        for h in hists
+    ]
 
 
 def finite_band(band: dict[str, list[float]]) -> dict[str, list[float]]:

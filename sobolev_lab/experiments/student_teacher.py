@@ -38,7 +38,7 @@ from ..report import (
     wins_cell,
 )
 from ..seeds import paired_runs, paired_wins
-from .seeded import config_of, finals_over_seeds, setting_note, train_config
+from .seeded import config_of, finals_over_seeds, fit_seeds, setting_note, train_config
 
 MODELS = ("shallow", "mlp")
 
@@ -67,6 +67,7 @@ class Config:
     thresholds: tuple[float, ...] = (0.3, 0.1, 0.03, 0.01)
     dtype: str = "float64"
     device: str = "auto"
+    ensemble: bool = True
 
     @classmethod
     def quick(cls) -> Config:
@@ -127,7 +128,34 @@ def _compare(cfg: Config, act: str, out: Path) -> dict[str, list]:
         )
         return hist.records
 
-    return paired_runs(cfg.losses, range(cfg.seeds), train, prepare)
+    def train_seeds(name: str, seeds: list[int], shared: list[tuple]) -> list[list[dict]]:
+        k = loss_order(name)
+        per_seed = dict(zip(seeds, shared))
+
+        def data(s: int) -> tuple:
+            teacher, x_train, _ = per_seed[s]
+            return (x_train, *derivatives(teacher, x_train, k, create_graph=False))
+
+        return fit_seeds(
+            lambda: make_network(cfg.model, cfg.d, cfg.width, act, cfg.depth),
+            SobolevLoss(k),
+            data,
+            train_config(
+                cfg, seed=seeds[0], checkpoint_every=max(cfg.steps // 4, 1), progress=False
+            ),
+            seeds,
+            out_dir=out / act / name / "ensemble",
+            evaluate=[heldout_evaluator(t, x_test, 1) for t, _, x_test in shared],
+            desc=f"{act} {name} {len(seeds)} seeds",
+        )[1]
+
+    return paired_runs(
+        cfg.losses,
+        range(cfg.seeds),
+        train,
+        prepare,
+        train_seeds=train_seeds if cfg.ensemble else None,
+    )
 
 
 def validate(cfg: Config) -> None:

@@ -36,3 +36,25 @@ def check_outputs():
         return table
 
     return check
+
+
+def _member_records(setting_dir, seed: int) -> list[dict]:
+    """The records of ``seed`` in a setting's run directory: ``ensemble/metrics.jsonl`` (every
+    seed at once, with ``seed`` per record) or ``seed<seed>/metrics.jsonl`` (one run per seed)."""
+    ens = setting_dir / "ensemble" / "metrics.jsonl"
+    if ens.exists():
+        recs = [json.loads(line) for line in ens.read_text().splitlines()]
+        return [
+            {k: v for k, v in r.items() if k not in ("member", "seed")}
+            for r in recs
+            if r["seed"] == seed
+        ]
+    path = setting_dir / f"seed{seed}" / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def member_records():
+    """``member_records(setting_dir, seed)``: one seed's training records, from an ensemble's
+    run directory or from the seed's own."""
+    return _member_records

@@ -31,7 +31,7 @@ TINY = dict(
 )
 
 
-def test_tiny_run_writes_well_formed_outputs(tmp_path, as_cli):
+def test_tiny_run_writes_well_formed_outputs(tmp_path, as_cli, member_records):
     cfg = numdiff_targets.Config(**TINY)
     summary = numdiff_targets.run(cfg, tmp_path)
     json.dumps(summary, allow_nan=False)  # strict JSON: missing values are None, not NaN
@@ -62,14 +62,10 @@ def test_tiny_run_writes_well_formed_outputs(tmp_path, as_cli):
         # error 1.004)
         assert 33 < r["d0_mse"] < 39 and 0.95 < r["d1_rel"] < 1.05 and len(r["per_seed"]) == 1
     for label in labels:
-        run_dir = tmp_path / "2d" / label / "seed0"
-        records = [
-            json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-        ]
+        records = member_records(tmp_path / "2d" / label, 0)
         assert [rec["step"] for rec in records] == [0, 4, 8, 12] and "d1_mse" in records[-1]
-        assert (run_dir / "checkpoint.pt").exists() and (
-            tmp_path / "d3" / label / "seed0" / "metrics.jsonl"
-        ).exists()
+        assert (tmp_path / "2d" / label / "ensemble" / "checkpoint.pt").exists()
+        assert member_records(tmp_path / "d3" / label, 0)
 
     assert list(summary["dims"]) == ["2", "3"]
     assert (
@@ -130,7 +126,7 @@ def test_fitted_order_recovers_power_laws_and_skips_the_rounding_floor():
 
 
 @pytest.mark.parametrize("fd_boundary", ["interior", "per-axis"])
-def test_logged_loss_terms_are_the_independent_ones(tmp_path, fd_boundary):
+def test_logged_loss_terms_are_the_independent_ones(tmp_path, fd_boundary, member_records):
     """Step 0 of each H1 run logs D0 = value MSE and D1 = gradient MSE of the initial network
     against the method's targets, recomputed here by plain autograd (a broken derivative term
     fails)."""
@@ -156,11 +152,7 @@ def test_logged_loss_terms_are_the_independent_ones(tmp_path, fd_boundary):
         (g,) = torch.autograd.grad(y.sum(), x)
         d0 = float(((y.detach() - u.float()) ** 2).mean())
         d1 = float((((g.detach() - G.float()) ** 2) * M.float()).sum(0).div(M.float().sum(0)).sum())
-        first = json.loads(
-            (tmp_path / "2d" / numdiff_targets.METHODS[method] / "seed0" / "metrics.jsonl")
-            .open()
-            .readline()
-        )
+        first = member_records(tmp_path / "2d" / numdiff_targets.METHODS[method], 0)[0]
         assert first["D0"] == pytest.approx(d0, rel=1e-5) and first["D1"] == pytest.approx(
             d1, rel=1e-5
         )

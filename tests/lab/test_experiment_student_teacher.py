@@ -3,12 +3,11 @@ seeded runs that show the effect of the derivative term (bounds measured on thes
 margin: an H1 run whose derivative term is broken fails)."""
 
 import dataclasses
-import json
 
 from sobolev_lab.experiments import student_teacher
 
 
-def test_student_teacher_tiny(tmp_path, check_outputs):
+def test_student_teacher_tiny(tmp_path, check_outputs, member_records):
     cfg = dataclasses.replace(
         student_teacher.Config.quick(),
         activations=("relu", "sine"),
@@ -39,15 +38,11 @@ def test_student_teacher_tiny(tmp_path, check_outputs):
                 "reached": 0,
                 "of": 2,
             }
-            assert (tmp_path / act / loss / "seed1" / "metrics.jsonl").exists()
+            assert (tmp_path / act / loss / "ensemble" / "checkpoint.pt").exists()
+            assert member_records(tmp_path / act / loss, 1)[-1]["step"] == cfg.steps
     # same initial student for both losses: their step-0 errors agree per seed
     for seed in range(2):
-        first = [
-            json.loads((tmp_path / "sine" / l / f"seed{seed}" / "metrics.jsonl").open().readline())[
-                "d0_rel"
-            ]
-            for l in ("L2", "H1")
-        ]
+        first = [member_records(tmp_path / "sine" / l, seed)[0]["d0_rel"] for l in ("L2", "H1")]
         assert first[0] == first[1]
     assert "| sine | H1 |" in table and "(seeds)" in table
 

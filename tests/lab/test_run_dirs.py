@@ -274,7 +274,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, sig):
         stderr=subprocess.PIPE,
         text=True,
     )
-    metrics = out / "sin" / "L2" / "seed0" / "metrics.jsonl"
+    metrics = out / "sin" / "L2" / "ensemble" / "metrics.jsonl"
     deadline = time.monotonic() + 120
     while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):
         assert proc.poll() is None and time.monotonic() < deadline
