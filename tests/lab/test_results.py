@@ -1,17 +1,18 @@
 """Committed results: every table of the README, the pages under docs/ and mutation/RESULTS.md is
 exactly what `sobolev report` makes of docs/results, and every link of those documents resolves."""
 
+import dataclasses
 import json
-import math
 import os
 import re
+import shlex
 import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from sobolev_lab import results
+from sobolev_lab import claims, experiments, results
 from sobolev_lab.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,8 +44,8 @@ def test_documents_are_the_readme_the_docs_pages_and_the_mutation_results():
 
 @pytest.mark.parametrize("key, experiment", [(k, e) for k, e, _ in results.FULL_RUNS])
 def test_every_committed_run_is_rendered_on_its_experiments_page(key, experiment):
-    page = ROOT / results.page(experiment)
-    assert page.is_file(), f"{experiment} has no page {results.page(experiment)}"
+    page = ROOT / claims.page(experiment)
+    assert page.is_file(), f"{experiment} has no page {claims.page(experiment)}"
     assert f"<!-- results: {key} -->" in page.read_text(), f"{page.name} lacks the block {key}"
 
 
@@ -72,9 +73,18 @@ def test_every_committed_run_is_complete():
         assert not list(d.glob("*.pt")), f"{d.name}: checkpoints must not be committed"
 
 
-def test_claims_are_of_committed_runs():
-    keys = {k for k, _, _ in results.FULL_RUNS}
-    assert {c.key for c in results.CLAIMS} <= keys
+@pytest.mark.parametrize("key, experiment, paper", results.FULL_RUNS)
+def test_the_overview_command_reproduces_the_committed_run(key, experiment, paper):
+    from sobolev_lab.runs import apply_overrides
+
+    summary = results.load_summary(key, ROOT / results.RESULTS_DIR)
+    words = shlex.split(results.run_command(summary))
+    assert words[:3] == ["sobolev", "run", experiment] and ("--paper" in words) == paper
+    sets = [w for i, w in enumerate(words) if i and words[i - 1] == "--set"]
+    mod = experiments.get(experiment)
+    cfg = apply_overrides(mod.Config.paper() if paper else mod.Config(), sets)
+    as_run = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    assert {k: as_run[k] for k in summary["config"]} == summary["config"]
 
 
 def _row(table: str, link: str) -> str:
@@ -82,36 +92,11 @@ def _row(table: str, link: str) -> str:
     return row
 
 
-def test_claims_table_verdicts_and_budgets_come_from_the_summaries(tmp_path):
-    root = tmp_path / "docs" / "results"
-    shutil.copytree(ROOT / results.RESULTS_DIR, root)
-    link = f"]({results.page('student-teacher').as_posix()})"
-    claims = tuple(c for c in results.CLAIMS if c.key == "student-teacher")
-    before = _row(results.claims_table(root, claims), link)
-
-    path = root / "student-teacher" / "summary.json"
-    s = json.loads(path.read_text())
-    for seed in s["results"]["relu"]["H1"]["per_seed"]:
-        seed["value_rel_err"] = math.inf  # H1 diverged: never below L2
-    n = len(s["results"]["relu"]["H1"]["per_seed"])
-    s["config"]["steps"] = 123
-    path.write_text(json.dumps(s))
-    after = _row(results.claims_table(root, claims), link)
-
-    assert after != before
-    assert f"relu 0/{n}," in after and "123 steps" in after
-    assert "123 steps" not in before
-
-
-def test_held_counts_the_seeds_in_which_every_comparison_held():
-    a = {"per_seed": [{"x": 1.0, "y": 5.0}, {"x": 3.0, "y": 1.0}, {"x": float("nan"), "y": 0.0}]}
-    b = {"per_seed": [{"x": 2.0, "y": 6.0}, {"x": 2.0, "y": 2.0}, {"x": 9.0, "y": 1.0}]}
-    assert results.held((a, "x", b, "x")) == "1/3"  # a NaN seed counts as +inf
-    assert results.held((a, "y", b, "y")) == "3/3"
-    assert results.held((a, "x", b, "x"), (a, "y", b, "y")) == "1/3"
-    assert results.held((a, "y", a, "x")) == "2/3"  # two keys of one record
-    with pytest.raises(ValueError, match="same seeds"):
-        results.held((a, "x", {"per_seed": [{"x": 0.0}]}, "x"))
+def test_the_overview_shows_the_overrides_of_reduced_runs():
+    table = results.overview_table(ROOT / results.RESULTS_DIR)
+    row = _row(table, "`diffusion-paper`")
+    assert "--paper" in row and "--set base=8" in row and "--set epochs=4" in row
+    assert "--set n_train=3200" in _row(table, "`denoising-autoencoder`")
 
 
 @pytest.fixture(scope="module")
