@@ -194,9 +194,12 @@ class _EnsembleRun(_Run):
         losses, terms = [], []
         for lo in range(0, N, G):
             hi = min(lo + G, N)
-            part = tuple(t[lo * rows : hi * rows] for t in batch) if G < N else batch
-            with self.model.select(lo, hi):
-                res = self.obj(self.model, part, range(lo, hi))
+            if G < N:
+                part = tuple(t[lo * rows : hi * rows] for t in batch)
+                with self.model.select(lo, hi):
+                    res = self.obj(self.model, part, range(lo, hi))
+            else:  # one pass over every member
+                res = self.obj(self.model, batch, range(N))
             loss, tm = res if isinstance(res, tuple) else (res, {})
             for name, t in {"loss": loss, **tm}.items():
                 if not isinstance(t, Tensor) or t.shape != (hi - lo,):
@@ -354,25 +357,29 @@ def _evaluators(evaluate: Any, n: int) -> list[Evaluate | None]:
     return evaluate
 
 
-#: the most activation entries (rows × widest layer) one pass over members holds on a CPU; above
+#: the most activation entries (rows × widest layer × (1 + order)) one pass over members holds on a
+#: CPU; above
 #: it the working set outgrows the caches and a pass over fewer members is faster (measured in
 #: benchmarks/bench_ensemble.py)
-PASS_ENTRIES = 2**18
+PASS_ENTRIES = 2**19
 
 
-def members_per_pass(ensemble: Ensemble, rows: int, device: torch.device) -> int:
+def members_per_pass(ensemble: Ensemble, rows: int, device: torch.device, order: int = 1) -> int:
     """How many members one pass evaluates: on a CPU, as many as keep rows × width of their
-    widest layer under :data:`PASS_ENTRIES` entries together (at least one); on a GPU, all."""
+    widest layer × (1 + the loss's derivative ``order``) under :data:`PASS_ENTRIES` entries
+    together (at least one); on a GPU, all."""
     if device.type != "cpu":
         return ensemble.n_members
     width = max(max(p.shape[1:], default=1) for p in ensemble.parameters())
-    per_member = max(rows * width, 1)
+    per_member = max(rows * width * (1 + order), 1)
     return max(1, min(ensemble.n_members, PASS_ENTRIES // per_member))
 
 
-def _check_passes(given: int | None, ensemble: Ensemble, rows: int, device: torch.device) -> int:
+def _check_passes(
+    given: int | None, ensemble: Ensemble, rows: int, device: torch.device, order: int
+) -> int:
     if given is None:
-        return members_per_pass(ensemble, rows, device)
+        return members_per_pass(ensemble, rows, device, order)
     if isinstance(given, bool) or not isinstance(given, int) or given < 1:
         raise ValueError(f"members_per_pass must be None or a positive integer, got {given!r}")
     return min(given, ensemble.n_members)
@@ -464,8 +471,9 @@ def fit_ensemble(
     if not per_member and (cfg.batch_size or samples) >= samples:  # full batch: stack it once
         flat = tuple(t.repeat(len(seeds), *[1] * (t.ndim - 1)) for t in flat)
         per_member = True
+    order = objective.order if isinstance(objective, SobolevLoss) else 1
     passes = _check_passes(
-        members_per_pass, ensemble, min(cfg.batch_size or samples, samples), device
+        members_per_pass, ensemble, min(cfg.batch_size or samples, samples), device, order
     )
     cfg = replace(cfg, seed=seeds[0])
     run_config = _run_config(cfg, dtype) | {"seeds": seeds, "ensemble": ensemble.method}

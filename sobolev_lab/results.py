@@ -200,8 +200,8 @@ def run_command(summary: dict) -> str:
 
 def overview_table(root: Path = RESULTS_DIR) -> str:
     """One row per committed run: the command that reproduces it (:func:`run_command`), its
-    setting and seeds. (No wall times: runs split over processes and merged by a resume pass
-    record only the last pass.)"""
+    setting, seeds and wall time: of the whole run where it ran in one pass (``one_pass``), "–"
+    for a run completed by a resume (whose summary times its last pass only)."""
     from .report import markdown_table
 
     rows = []
@@ -213,8 +213,9 @@ def overview_table(root: Path = RESULTS_DIR) -> str:
         s = json.loads((d / "summary.json").read_text())
         cfg = s.get("config", {})
         seeds = cfg.get("seeds", cfg.get("repeats", "–"))
-        rows.append([f"`{d.name}`", f"`{run_command(s)}`", s.get("setting", "ours"), seeds])
-    return markdown_table(["docs/results/", "command", "setting", "seeds"], rows)
+        wall = f"{s['wall_time_s'] / 60:.0f} min" if s.get("one_pass") else "–"
+        rows.append([f"`{d.name}`", f"`{run_command(s)}`", s.get("setting", "ours"), seeds, wall])
+    return markdown_table(["docs/results/", "command", "setting", "seeds", "wall time"], rows)
 
 
 def render_tables(key: str, root: Path = RESULTS_DIR) -> str:

@@ -604,6 +604,7 @@ def _execute(
         "setting": _setting(paper),
         "quick": quick,
         "wall_time_s": time.perf_counter() - t0,
+        "one_pass": not resume,  # wall_time_s is the whole run's (a resume times its last pass)
         "config": json_safe(dataclasses.asdict(cfg)),
         **summary,
     }

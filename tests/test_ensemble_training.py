@@ -391,10 +391,12 @@ def test_members_per_pass_by_default_keeps_a_pass_under_pass_entries(monkeypatch
 
     ens = Ensemble(seeded_models(_mlp, SEEDS))  # widest layer: 8
     cpu = torch.device("cpu")
-    assert E.members_per_pass(ens, 16, cpu) == N  # 3 · 16 · 8 entries: one pass
-    assert E.members_per_pass(ens, E.PASS_ENTRIES // 16, cpu) == 2
-    assert E.members_per_pass(ens, E.PASS_ENTRIES, cpu) == 1  # at least one member
-    assert E.members_per_pass(ens, E.PASS_ENTRIES, torch.device("cuda")) == N  # a GPU: all
+    assert E.members_per_pass(ens, 16, cpu, order=0) == N  # 3 · 16 · 8 entries: one pass
+    assert E.members_per_pass(ens, E.PASS_ENTRIES // 16, cpu, order=0) == 2
+    assert E.members_per_pass(ens, E.PASS_ENTRIES, cpu, order=0) == 1  # at least one member
+    # a derivative order multiplies a member's working set: H1 holds twice L2's entries
+    assert E.members_per_pass(ens, E.PASS_ENTRIES // 32, cpu, order=1) == 2
+    assert E.members_per_pass(ens, E.PASS_ENTRIES, torch.device("cuda"), order=0) == N  # a GPU: all
     monkeypatch.setattr(E, "PASS_ENTRIES", 16 * 8)  # one member per pass for 16 rows
     calls = []
     real = Ensemble.select

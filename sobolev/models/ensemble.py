@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
@@ -55,6 +56,8 @@ class EnsembleLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         w = self.weight[self.active]
         n, out, d = w.shape
+        if n == 1:  # one member (a pass of one): the plain linear kernel, as a single run has
+            return F.linear(x, w[0], None if self.bias is None else self.bias[self.active][0])
         xs = x.reshape(n, -1, d)
         wt = w.transpose(1, 2)
         if self.bias is None:
@@ -65,6 +68,8 @@ class EnsembleLinear(nn.Module):
         """The linear part (no bias) on (…, N·B, in) → (…, N·B, out), for tangents and jets."""
         w = self.weight[self.active]
         n, out, d = w.shape
+        if n == 1:
+            return F.linear(t, w[0])
         lead = t.shape[:-2]
         y = t.reshape(*lead, n, -1, d) @ w.transpose(1, 2)
         return y.reshape(*lead, -1, out)
@@ -176,6 +181,7 @@ class Ensemble(nn.Module):
             for i, k in enumerate(self._buffer_names):
                 self.register_buffer(f"buffer{i}", buffers[k].detach().clone())
             self._base = [copy.deepcopy(models[0]).to("meta")]
+        self._layers = [m for m in self.modules() if isinstance(m, EnsembleLinear)]
 
     @property
     def members(self) -> int:
@@ -189,7 +195,7 @@ class Ensemble(nn.Module):
         if not 0 <= lo < hi <= self.n_members:
             raise ValueError(f"select needs 0 ≤ lo < hi ≤ {self.n_members}, got ({lo}, {hi})")
         old, self.active = self.active, slice(lo, hi)
-        layers = [m for m in self.modules() if isinstance(m, EnsembleLinear)]
+        layers = self._layers
         for m in layers:
             m.active = self.active
         try:
