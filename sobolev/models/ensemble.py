@@ -47,26 +47,32 @@ class EnsembleLinear(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(weight, requires_grad=requires_grad[0])
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=requires_grad[1])
-        self.active = slice(None)  # the members evaluated (see Ensemble.select)
+        self.active: slice | None = None  # the members evaluated, None: all (Ensemble.select)
+
+    def _parts(self) -> tuple[Tensor, Tensor | None]:
+        """The weight and bias of the members evaluated (views, without a copy of all)."""
+        if self.active is None:
+            return self.weight, self.bias
+        return self.weight[self.active], None if self.bias is None else self.bias[self.active]
 
     @property
     def members(self) -> int:
-        return self.weight[self.active].shape[0]
+        return self._parts()[0].shape[0]
 
     def forward(self, x: Tensor) -> Tensor:
-        w = self.weight[self.active]
+        w, b = self._parts()
         n, out, d = w.shape
         if n == 1:  # one member (a pass of one): the plain linear kernel, as a single run has
-            return F.linear(x, w[0], None if self.bias is None else self.bias[self.active][0])
+            return F.linear(x, w[0], None if b is None else b[0])
         xs = x.reshape(n, -1, d)
         wt = w.transpose(1, 2)
-        if self.bias is None:
+        if b is None:
             return (xs @ wt).reshape(-1, out)
-        return torch.baddbmm(self.bias[self.active].unsqueeze(1), xs, wt).reshape(-1, out)
+        return torch.baddbmm(b.unsqueeze(1), xs, wt).reshape(-1, out)
 
     def linear(self, t: Tensor) -> Tensor:
         """The linear part (no bias) on (…, N·B, in) → (…, N·B, out), for tangents and jets."""
-        w = self.weight[self.active]
+        w = self._parts()[0]
         n, out, d = w.shape
         if n == 1:
             return F.linear(t, w[0])
@@ -195,15 +201,14 @@ class Ensemble(nn.Module):
         if not 0 <= lo < hi <= self.n_members:
             raise ValueError(f"select needs 0 ≤ lo < hi ≤ {self.n_members}, got ({lo}, {hi})")
         old, self.active = self.active, slice(lo, hi)
-        layers = self._layers
-        for m in layers:
+        for m in self._layers:
             m.active = self.active
         try:
             yield self
         finally:
             self.active = old
-            for m in layers:
-                m.active = old
+            for m in self._layers:
+                m.active = None if old == slice(0, self.n_members) else old
 
     def jet_layers(self) -> list[nn.Module] | None:
         """The layer chain for :mod:`sobolev.jet` (``"layers"`` method; ``None`` for ``"vmap"``)."""
@@ -219,9 +224,12 @@ class Ensemble(nn.Module):
         if self.method == "layers":
             return self.net(x)
         xs = x.reshape(n, -1, *x.shape[1:])
-        a = self.active
-        params = {k: p[a] for k, p in zip(self._names, self.params)}
-        buffers = {k: getattr(self, f"buffer{i}")[a] for i, k in enumerate(self._buffer_names)}
+        a = None if n == self.n_members else self.active
+        params = {k: p if a is None else p[a] for k, p in zip(self._names, self.params)}
+        buffers = {
+            k: b if a is None else b[a]
+            for k, b in ((k, getattr(self, f"buffer{i}")) for i, k in enumerate(self._buffer_names))
+        }
         base = self._base[0]
 
         def one(p: dict[str, Tensor], b: dict[str, Tensor], xi: Tensor) -> Tensor:
