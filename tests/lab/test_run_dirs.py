@@ -83,7 +83,7 @@ def _interrupting(how):
         (out / "partial.txt").write_text("half a new run")
         if how == "training":
             raise TrainingInterrupted("interrupted at step 3; checkpoint saved")
-        os.kill(os.getpid(), how)
+        signal.raise_signal(how)  # to this thread: os.kill may wake another
         time.sleep(5)  # the signal arrives before this ends
         raise AssertionError("not interrupted")
 
