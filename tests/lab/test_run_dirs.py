@@ -83,6 +83,10 @@ def _interrupting(how):
         (out / "partial.txt").write_text("half a new run")
         if how == "training":
             raise TrainingInterrupted("interrupted at step 3; checkpoint saved")
+        # isolate from the signal state earlier tests may leave: the default action, unblocked
+        if how == signal.SIGINT:  # SIGTERM keeps the handler the CLI installs
+            signal.signal(how, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {how})
         signal.raise_signal(how)  # to this thread: os.kill may wake another
         time.sleep(5)  # the signal arrives before this ends
         raise AssertionError("not interrupted")
