@@ -39,6 +39,11 @@ FULL_RUNS: tuple[tuple[str, str, bool], ...] = (
     ("diffusion-paper", "diffusion", True),
     ("differential-ml", "differential-ml", False),
 )
+#: committed runs made on another machine (a lent GPU) and collected with their provenance (the
+#: summary's ``provenance``): ``make results`` does not re-run them on a CPU
+COLLECTED_RUNS: tuple[tuple[str, str, bool], ...] = (("diffusion-paper-gpu", "diffusion", True),)
+#: every committed run under ``docs/results``
+COMMITTED_RUNS = FULL_RUNS + COLLECTED_RUNS
 
 
 def load_summary(key: str, root: Path = RESULTS_DIR) -> dict:
@@ -288,9 +293,10 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "A Sobolev loss gives DDPM samples closer to the data than L2 (final FD and KD)",
-        "diffusion-paper",
+        "diffusion-paper-gpu",
         _diffusion,
-        "Adam lr {lr:g}, batch {batch_size}, {epochs} epochs",
+        "Adam lr {lr:g}, batch {batch_size}, {epochs} epochs, {n_train} training images, "
+        "UNet base {base}",
     ),
     Claim(
         "Differential training beats standard training in price and delta error "
@@ -751,6 +757,15 @@ PROSE_CLAIMS: dict[str, ProseClaim] = {
     ),
     "diffusion-paper.kd-below-l2": ProseClaim(
         "diffusion-paper", _losses(("results", "pred_x0"), "final_kd")
+    ),
+    "diffusion-paper-gpu.fd-below-l2": ProseClaim(
+        "diffusion-paper-gpu", _losses(("results", "pred_x0"), "final_fd")
+    ),
+    "diffusion-paper-gpu.kd-below-l2": ProseClaim(
+        "diffusion-paper-gpu", _losses(("results", "pred_x0"), "final_kd")
+    ),
+    "diffusion-paper-gpu.best-fd-below-l2": ProseClaim(
+        "diffusion-paper-gpu", _losses(("results", "pred_x0"), "best_fd")
     ),
     "differential-ml.below-standard": ProseClaim("differential-ml", _dml_below_standard),
     "differential-ml.match-baskets": ProseClaim("differential-ml", _dml_match(lambda d: d > 1)),

@@ -1,5 +1,6 @@
 """The ``sobolev`` command: ``sobolev demo``, ``sobolev run NAME``, ``sobolev list``,
-``sobolev report``: the click layer over :mod:`sobolev_lab.runs` and :mod:`sobolev_lab.results`.
+``sobolev merge``, ``sobolev report``: the click layer over :mod:`sobolev_lab.runs` and
+:mod:`sobolev_lab.results`.
 
 ``--nproc N`` trains data-parallel in N processes on this machine: it launches ``torchrun
 --standalone --nproc_per_node N -m sobolev_lab …`` with the same command (``torchrun … -m
@@ -16,7 +17,7 @@ import click
 from sobolev import distributed as D
 
 from . import experiments
-from .runs import RunError, execute, launch, relaunch_args
+from .runs import RunError, execute, launch, merge, relaunch_args
 
 _run_options = [
     click.option(
@@ -168,6 +169,31 @@ def demo(
         resume=resume,
         overwrite=overwrite,
         nproc=nproc,
+    )
+
+
+@main.command("merge")
+@click.argument(
+    "run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False)
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The merged run's directory (new or empty).",
+)
+@click.option(
+    "--note",
+    default="",
+    help="Where and how the runs were made (machine, versions, commit), kept as the provenance.",
+)
+def merge_(run_dirs: tuple[Path, ...], out: Path, note: str) -> None:
+    """Merge finished runs of one experiment that split a comparison (one loss per run, made in
+    parallel or on another machine) into one run directory, to report or collect like any run."""
+    summary = merge(list(run_dirs), out, note)
+    click.echo(
+        f"merged {len(run_dirs)} runs of {summary['experiment']!r} into {out}/summary.json",
+        err=True,
     )
 
 

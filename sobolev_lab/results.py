@@ -282,7 +282,7 @@ def write_document(path: Path, root: Path = RESULTS_DIR) -> bool:
 
 
 #: what may follow an experiment's name in a results key (:func:`default_key`)
-KEY_SUFFIXES = ("", "-paper", "-quick", "-paper-quick")
+KEY_SUFFIXES = ("", "-paper", "-quick", "-paper-quick", "-gpu", "-paper-gpu")
 
 
 def _is_file(path: Path) -> bool:

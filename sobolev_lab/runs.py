@@ -43,7 +43,7 @@ from . import experiments
 from .experiments.checks import check_config
 from .report import json_safe
 
-__all__ = ["RunError", "apply_overrides", "execute", "launch", "relaunch_args"]
+__all__ = ["RunError", "apply_overrides", "execute", "launch", "merge", "relaunch_args"]
 
 
 class RunError(click.ClickException):
@@ -669,3 +669,87 @@ def launch(args: Sequence[str], nproc: int) -> int:
     ]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     return subprocess.run(cmd, env=env, check=False).returncode
+
+
+def _finished_summary(run_dir: Path) -> dict[str, Any]:
+    """The ``summary.json`` of a finished run (a regular file; a link is not followed)."""
+    path = run_dir / "summary.json"
+    if path.is_symlink() or not path.is_file():
+        raise RunError(f"{run_dir} has no summary.json (a regular file): only finished runs merge")
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise RunError(f"cannot read {path} ({e})") from None
+    if not isinstance(summary, dict) or type(summary.get("experiment")) is not str:
+        raise RunError(f"{path} names no experiment: not a summary of `sobolev run`")
+    return summary
+
+
+def merge(run_dirs: Sequence[Path], out: Path, note: str = "") -> dict:
+    """Merge finished runs of one experiment that split a comparison between processes or
+    machines (one loss per run, say) into the run directory ``out``, new or empty, and return its
+    summary. The experiment's ``merge(summaries)`` checks that the runs fit together and returns
+    the merged config and results, its ``merge_figures(summary, run_dirs, out)`` draws the
+    merged run's figures into ``out``; ``note`` (where and how the runs were made) is kept as
+    the summary's ``provenance``. Every check runs before ``out`` is written; the runs are only
+    read."""
+    if len(run_dirs) < 2:
+        raise click.UsageError("merge needs at least two run directories")
+    summaries = [_finished_summary(Path(d)) for d in run_dirs]
+    name = summaries[0]["experiment"]
+    mod = _module(name)
+    for d, s in zip(run_dirs, summaries):
+        if (s["experiment"], s.get("setting"), s.get("quick")) != (
+            name,
+            summaries[0].get("setting"),
+            summaries[0].get("quick"),
+        ):
+            raise RunError(
+                f"{d} is a run of {s['experiment']!r} ({s.get('setting')}"
+                f"{', quick' if s.get('quick') else ''}), {run_dirs[0]} of {name!r} "
+                f"({summaries[0].get('setting')}{', quick' if summaries[0].get('quick') else ''}): "
+                "only runs of one experiment and setting merge"
+            )
+    if not hasattr(mod, "merge"):
+        raise RunError(f"experiment {name!r} cannot merge runs (it has no merge)")
+    _refuse_nested(out)
+    for d in run_dirs:
+        if Path(d).resolve() == out.resolve() or Path(d).resolve() in out.resolve().parents:
+            raise RunError(f"--out {out} is (inside) the merged run {d}: choose a new directory")
+    _check_dir(out, resume=False, overwrite=False)
+    try:
+        config, body = mod.merge(summaries)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    prepared = _prepare_dir(out, resume=False)
+    try:
+        saved = {
+            "experiment": name,
+            "setting": summaries[0].get("setting", "ours"),
+            "quick": bool(summaries[0].get("quick")),
+            "config": config,
+        }
+        (out / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
+        summary = {
+            **saved,
+            "wall_time_s": sum(s["wall_time_s"] for s in summaries),
+            "one_pass": False,  # the parts ran separately: their wall times are summed
+            "merged_from": [
+                {"run": Path(d).name, "wall_time_s": s["wall_time_s"]}
+                for d, s in zip(run_dirs, summaries)
+            ],
+            "provenance": " ".join(note.split()),
+            **body,
+        }
+        summary["figures"] = mod.merge_figures(summary, [Path(d) for d in run_dirs], out)
+        (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n")
+        if hasattr(mod, "tables"):
+            (out / "table.md").write_text(mod.tables(summary))
+    except BaseException as e:
+        prepared.restore()
+        shutil.rmtree(out, ignore_errors=True)
+        if isinstance(e, ValueError):
+            raise RunError(f"{e}; nothing was merged into {out}") from None
+        raise
+    prepared.finish()
+    return summary

@@ -47,7 +47,7 @@ from ..report import (
 )
 from ..seeds import over_seeds, paired_runs, paired_wins
 from .denoising import EXTRA_COLORS
-from .seeded import train_config
+from .seeded import config_of, train_config
 
 #: the names ``--set losses=…`` accepts (checked by :mod:`sobolev_lab.experiments.checks`)
 LOSS_NAMES = IMAGE_LOSS_NAMES
@@ -307,6 +307,73 @@ def run(cfg: Config, out: Path) -> dict:
     )
 
 
+def merge(summaries: list[dict]) -> tuple[dict, dict]:
+    """Runs that differ only in their losses (one loss per process, say, several processes on one
+    GPU) as one comparison: the merged config (the losses in the order of the runs) and results.
+    Each run trained its own feature classifier, so the first run's classifier and floor stand for
+    all, and each run's are kept under ``runs``; a ValueError names a setting that differs."""
+    cfgs = [s["config"] for s in summaries]
+    losses = [name for c in cfgs for name in c["losses"]]
+    if len(set(losses)) != len(losses):
+        raise ValueError(f"the runs to merge must train different losses, got {losses}")
+    for i, s in enumerate(summaries[1:], 1):
+        differ = sorted(
+            k for k in {*cfgs[0], *cfgs[i]} - {"losses"} if cfgs[0].get(k) != cfgs[i].get(k)
+        )
+        if differ or s["data"] != summaries[0]["data"]:
+            raise ValueError(
+                f"run {i + 1} differs from run 1 in {', '.join(differ) or 'its data'}: only runs "
+                "that differ in their losses merge"
+            )
+    results = {
+        obj: {k: v for s in summaries for k, v in s["results"][obj].items()}
+        for obj in cfgs[0]["objectives"]
+    }
+    curves = {
+        obj: {k: v for s in summaries for k, v in s["curves"][obj].items()}
+        for obj in cfgs[0]["objectives"]
+    }
+    first = summaries[0]
+    body = {
+        "results": results,
+        "curves": curves,
+        "floor": first["floor"],
+        "fd_label": first["fd_label"],
+        "classifier": first["classifier"],
+        "data": first["data"],
+        "memory_method": first["memory_method"],
+        "runs": [
+            {"losses": s["config"]["losses"], "classifier": s["classifier"], "floor": s["floor"]}
+            for s in summaries
+        ],
+    }
+    return {**cfgs[0], "losses": losses}, body
+
+
+def merge_figures(summary: dict, run_dirs: list[Path], out: Path) -> list[str]:
+    """The merged run's figures in ``out``: the distance curves of every loss (drawn from the
+    summary; the floor line is the first run's) and each objective's sample grids of the runs
+    side by side (their images, equal in height)."""
+    import matplotlib.image as mpimg
+    import numpy as np
+    from PIL import Image
+
+    cfg = config_of(Config, summary)
+    names = [_distance_curves(cfg, summary["curves"], summary["floor"], out)]
+    for obj in cfg.objectives:
+        grids = [mpimg.imread(Path(d) / f"samples_{obj}.png") for d in run_dirs]
+        if len({g.shape[0] for g in grids}) != 1:
+            raise ValueError(f"the runs' samples_{obj}.png differ in height: cannot join them")
+        strip = np.concatenate([g[..., :3] for g in grids], axis=1)  # no alpha to commit
+        if np.array_equal(strip.min(-1), strip.max(-1)):  # gray images: one channel
+            strip = strip[..., 0]
+        Image.fromarray((strip * 255).round().astype(np.uint8)).save(
+            out / f"samples_{obj}.png", optimize=True
+        )
+        names.append(f"samples_{obj}.png")
+    return names
+
+
 def tables(summary: dict) -> str:
     """Markdown tables from the summary alone: FD/KD by epoch (median [min, max] over seeds), final
     and best values with paired wins against the first loss, and cost per epoch."""
@@ -329,7 +396,20 @@ def tables(summary: dict) -> str:
         f"{clf['test_accuracy']:.3f}; real-vs-real floor ({cfg['n_fd_samples']} held-out images): "
         f"FD {floor['fd']:.4g}, KD {floor['kd']:.4g}."
     )
-    parts = []
+    if "runs" in summary:  # merged from runs that each trained their own classifier
+        head += (
+            f" Merged from {len(summary['runs'])} runs, one per loss group, each with its own "
+            "classifier (test accuracy / floor FD: "
+            + "; ".join(
+                f"{', '.join(r['losses'])} {r['classifier']['test_accuracy']:.4f} / "
+                f"{r['floor']['fd']:.3g}"
+                for r in summary["runs"]
+            )
+            + "): the epoch-0 row (the same initial network for every loss) shows that "
+            "classifier noise."
+        )
+
+    parts = [f"Provenance: {summary['provenance']}\n"] if summary.get("provenance") else []
     for obj, res in summary["results"].items():
         bands = summary["curves"][obj]
         epochs = next(iter(bands.values()))["fd"]["x"]

@@ -42,7 +42,7 @@ def test_documents_are_the_readme_the_docs_pages_and_the_mutation_results():
     assert all((ROOT / n).is_file() for n in names)
 
 
-@pytest.mark.parametrize("key, experiment", [(k, e) for k, e, _ in results.FULL_RUNS])
+@pytest.mark.parametrize("key, experiment", [(k, e) for k, e, _ in claims.COMMITTED_RUNS])
 def test_every_committed_run_is_rendered_on_its_experiments_page(key, experiment):
     page = ROOT / claims.page(experiment)
     assert page.is_file(), f"{experiment} has no page {claims.page(experiment)}"
@@ -73,7 +73,7 @@ def test_every_committed_run_is_complete():
         assert not list(d.glob("*.pt")), f"{d.name}: checkpoints must not be committed"
 
 
-@pytest.mark.parametrize("key, experiment, paper", results.FULL_RUNS)
+@pytest.mark.parametrize("key, experiment, paper", claims.COMMITTED_RUNS)
 def test_the_overview_command_reproduces_the_committed_run(key, experiment, paper):
     from sobolev_lab.runs import apply_overrides
 
@@ -410,3 +410,10 @@ def test_a_run_set_aside_by_a_killed_collect_is_reported_where_it_is(tmp_path, r
     assert str(aside / "regression") in str(e.value)
     table = results.overview_table(repo)  # the hidden copy is not a committed run
     assert "`theory`" in table and "regression" not in table
+
+
+def test_every_run_under_docs_results_is_listed_and_a_collected_one_says_where_it_was_made():
+    committed = {k for k, _, _ in claims.COMMITTED_RUNS}
+    assert committed == {d.name for d in (ROOT / results.RESULTS_DIR).iterdir() if d.is_dir()}
+    for key, _, _ in claims.COLLECTED_RUNS:
+        assert results.load_summary(key, ROOT / results.RESULTS_DIR)["provenance"], key
