@@ -128,6 +128,16 @@ def _theory_flow(s: dict) -> str:
     return f"T_L / T_H to `{target}`: {', '.join(cells)} (one seed)"
 
 
+def _student_teacher_budget(c: dict) -> str:
+    lrs = c.get("lrs") or ()
+    rate = (
+        f"lr {min(lrs):g} to {max(lrs):g} ({len(lrs)} rates, each loss at its best)"
+        if lrs
+        else f"lr {c['lr']:g}"
+    )
+    return f"{c['optimizer']} {rate}, batch {c['batch_size']}, {c['steps']} steps"
+
+
 def _student_teacher(s: dict) -> str:
     return ", ".join(
         f"{act} {_below(per, 'H1', 'value_rel_err')}" for act, per in s["results"].items()
@@ -210,14 +220,15 @@ class Claim:
     """One row of the README's claims table.
 
     ``verdict(summary)`` says in how many seeds the claim held in the committed run ``key``;
-    ``budget`` is a format string over a config (None shown as ``all``), filled from the run's
-    config (ours) and from its experiment's ``Config.paper()`` (the paper's, where there is one).
+    ``budget`` is a format string over a config (None shown as ``all``), or a function of the
+    config, filled from the run's config (ours) and from its experiment's ``Config.paper()`` (the
+    paper's, where there is one).
     """
 
     text: str
     key: str
     verdict: Callable[[dict], str]
-    budget: str
+    budget: str | Callable[[dict], str]
 
 
 #: the claims of the papers tested here, one row each in the README
@@ -246,13 +257,13 @@ CLAIMS: tuple[Claim, ...] = (
         "H1 ends below L2 in test value error, shallow student–teacher (paper setting: plain SGD)",
         "student-teacher-paper",
         _student_teacher,
-        "{optimizer} lr {lr:g}, batch {batch_size}, {steps} steps",
+        _student_teacher_budget,
     ),
     Claim(
         "H1 ends below L2 in test value error, shallow student–teacher (ours: Adam)",
         "student-teacher",
         _student_teacher,
-        "{optimizer} lr {lr:g}, batch {batch_size}, {steps} steps",
+        _student_teacher_budget,
     ),
     Claim(
         "H1 ends below L2 in test value MSE, per architecture",
@@ -308,7 +319,9 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
-def _budget(fmt: str, config: dict[str, Any]) -> str:
+def _budget(fmt: str | Callable[[dict], str], config: dict[str, Any]) -> str:
+    if callable(fmt):
+        return fmt(config)
     return fmt.format(**{k: "all" if v is None else v for k, v in config.items()})
 
 

@@ -73,7 +73,10 @@ def _coerce(text: str, default: Any, hint: Any) -> Any:
         if args and Ellipsis not in args and len(items) != len(args):
             raise ValueError(f"expected {len(args)} comma-separated values, got {len(items)}")
         elem = default[0] if default else None
-        return tuple(_coerce(str(i), elem, None) if elem is not None else i for i in items)
+        elem_hint = args[0] if len(args) == 2 and args[1] is Ellipsis else None  # tuple[T, ...]
+        if elem is None and elem_hint is None:
+            return tuple(items)
+        return tuple(_coerce(str(i), elem, elem_hint) for i in items)
     if isinstance(default, int) or hint is int:
         return int(text)
     if isinstance(default, float) or hint is float:

@@ -13,12 +13,15 @@ value errors (:func:`sobolev.metrics.first_reach`).
 from __future__ import annotations
 
 import dataclasses
+import math
+import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from sobolev.derivatives import derivatives
 from sobolev.losses import SobolevLoss, loss_order
@@ -38,7 +41,15 @@ from ..report import (
     wins_cell,
 )
 from ..seeds import paired_runs, paired_wins
-from .seeded import config_of, finals_over_seeds, fit_seeds, setting_note, train_config
+from .seeded import (
+    config_of,
+    diverged_seeds,
+    finals_over_seeds,
+    fit_seeds,
+    records_or_diverged,
+    setting_note,
+    train_config,
+)
 
 MODELS = ("shallow", "mlp")
 
@@ -47,7 +58,12 @@ MODELS = ("shallow", "mlp")
 class Config:
     """``model``: ``"shallow"`` (Σ_i σ(w_i·x), a_i = 1) or ``"mlp"`` (``depth`` hidden layers) for
     student (``width``) and teacher (``teacher_width``); ``batch_size`` 0 = full batch; the
-    ``thresholds`` are test value relative errors for the time-to-accuracy table."""
+    ``thresholds`` are test value relative errors for the time-to-accuracy table.
+
+    ``lrs``: learning rates to sweep. Each loss is then trained at every rate (same seeds, data
+    and initialisations) and compared at its own best rate: the one with the lowest median final
+    value error on ``n_val`` validation points (fresh teacher samples, not the test points);
+    empty: ``lr`` alone."""
 
     activations: tuple[str, ...] = ("relu", "leaky_relu", "gelu", "tanh", "sine")
     losses: tuple[str, ...] = ("L2", "H1")
@@ -68,6 +84,8 @@ class Config:
     dtype: str = "float64"
     device: str = "auto"
     ensemble: bool = True
+    lrs: tuple[float, ...] = ()
+    n_val: int = 1000
 
     @classmethod
     def quick(cls) -> Config:
@@ -77,11 +95,27 @@ class Config:
     def paper(cls, quick: bool = False) -> Config:
         """The paper's statement: plain minibatch SGD on the empirical risk, L2 vs H1, for ReLU,
         LeakyReLU, GELU, tanh and sine. No official code exists for this experiment: everything
-        else (d, widths, n, learning rate, batch, steps, seeds) is our choice, see the README. With
-        ``quick``: 400 steps, 2 seeds, smaller data."""
-        full = cls(optimizer="sgd", lr=0.05, batch_size=100, steps=8000, seeds=5)
+        else (d, widths, n, batch, steps, seeds) is our choice, see the README; the paper states
+        no learning rate, so each loss is compared at its best of a sweep (``lrs``). With
+        ``quick``: 400 steps, 2 seeds, 3 rates, smaller data."""
+        full = cls(
+            optimizer="sgd",
+            lr=0.05,
+            lrs=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5),
+            batch_size=100,
+            steps=8000,
+            seeds=5,
+        )
         return (
-            dataclasses.replace(full, n_train=400, n_test=500, steps=400, seeds=2, log_every=25)
+            dataclasses.replace(
+                full,
+                n_train=400,
+                n_test=500,
+                steps=400,
+                seeds=2,
+                log_every=25,
+                lrs=(0.02, 0.1, 0.5),
+            )
             if quick
             else full
         )
@@ -101,39 +135,60 @@ FINALS = {"value_rel_err": "d0_rel", "grad_rel_err": "d1_rel", "train_time_s": "
 """Summary key -> record key of the final values stored per seed."""
 
 
-def _compare(cfg: Config, act: str, out: Path) -> dict[str, list]:
-    """Every loss with activation ``act`` over paired seeds: per loss, each seed's records."""
-    dtype = getattr(torch, cfg.dtype)
+def _evaluator(teacher: nn.Module, x_test: Tensor, x_val: Tensor | None) -> Callable:
+    """Test errors (``d0_rel``, ``d1_rel``) and, with ``x_val``, validation errors (``val_…``)."""
+    test = heldout_evaluator(teacher, x_test, 1)
+    if x_val is None:
+        return test
+    val = heldout_evaluator(teacher, x_val, 0)
+    return lambda model: {**test(model), **{f"val_{k}": v for k, v in val(model).items()}}
 
-    def prepare(s: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+
+def _compare(cfg: Config, act: str, out: Path, lr: float | None = None) -> dict[str, list]:
+    """Every loss with activation ``act`` over paired seeds (at learning rate ``lr`` of a sweep,
+    also evaluated on the validation points): per loss, each seed's records."""
+    dtype = getattr(torch, cfg.dtype)
+    if lr is not None:
+        cfg, out = dataclasses.replace(cfg, lr=lr), out / act / f"lr{lr:g}"
+    else:
+        out = out / act
+
+    def prepare(s: int) -> tuple[nn.Module, Tensor, Tensor, Tensor | None]:
         seed_everything(10_000 + s)
         teacher = make_network(cfg.model, cfg.d, cfg.teacher_width, act, cfg.depth).to(dtype)
         gen = torch.Generator().manual_seed(20_000 + s)
         x_train = torch.randn(cfg.n_train, cfg.d, generator=gen, dtype=dtype)
         x_test = torch.randn(cfg.n_test, cfg.d, generator=gen, dtype=dtype)
-        return teacher, x_train, x_test
+        x_val = (
+            torch.randn(cfg.n_val, cfg.d, generator=gen, dtype=dtype) if lr is not None else None
+        )
+        return teacher, x_train, x_test, x_val
 
     def train(name: str, s: int, shared: tuple) -> list[dict]:
-        teacher, x_train, x_test = shared
+        teacher, x_train, x_test, x_val = shared
         k = loss_order(name)
         student = make_network(cfg.model, cfg.d, cfg.width, act, cfg.depth)
-        hist = fit(
-            student,
-            SobolevLoss(k),
-            (x_train, *derivatives(teacher, x_train, k, create_graph=False)),
-            train_config(cfg, seed=s, checkpoint_every=max(cfg.steps // 4, 1), progress=False),
-            out_dir=out / act / name / f"seed{s}",
-            evaluate=heldout_evaluator(teacher, x_test, 1),
-            desc=f"{act} {name} seed {s}",
+        return records_or_diverged(
+            lambda: fit(
+                student,
+                SobolevLoss(k),
+                (x_train, *derivatives(teacher, x_train, k, create_graph=False)),
+                train_config(cfg, seed=s, checkpoint_every=max(cfg.steps // 4, 1), progress=False),
+                out_dir=out / name / f"seed{s}",
+                evaluate=_evaluator(teacher, x_test, x_val),
+                desc=f"{act} {name} seed {s}",
+            ),
+            out / name / f"seed{s}",
+            cfg.steps,
+            cfg.log_every,
         )
-        return hist.records
 
     def train_seeds(name: str, seeds: list[int], shared: list[tuple]) -> list[list[dict]]:
         k = loss_order(name)
         per_seed = dict(zip(seeds, shared))
 
         def data(s: int) -> tuple:
-            teacher, x_train, _ = per_seed[s]
+            teacher, x_train, _, _ = per_seed[s]
             return (x_train, *derivatives(teacher, x_train, k, create_graph=False))
 
         return fit_seeds(
@@ -144,8 +199,8 @@ def _compare(cfg: Config, act: str, out: Path) -> dict[str, list]:
                 cfg, seed=seeds[0], checkpoint_every=max(cfg.steps // 4, 1), progress=False
             ),
             seeds,
-            out_dir=out / act / name / "ensemble",
-            evaluate=[heldout_evaluator(t, x_test, 1) for t, _, x_test in shared],
+            out_dir=out / name / "ensemble",
+            evaluate=[_evaluator(t, x_test, x_val) for t, _, x_test, x_val in shared],
             desc=f"{act} {name} {len(seeds)} seeds",
         )[1]
 
@@ -163,24 +218,53 @@ def validate(cfg: Config) -> None:
     settings of every run, as :func:`run` builds them."""
     if cfg.model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {cfg.model!r}")
+    if not all(math.isfinite(lr) and lr > 0 for lr in cfg.lrs) or len(set(cfg.lrs)) != len(cfg.lrs):
+        raise ValueError(f"lrs must be distinct positive learning rates, got {list(cfg.lrs)}")
+    if cfg.lrs and cfg.n_val < 1:
+        raise ValueError(f"n_val must be ≥ 1 to choose among lrs, got {cfg.n_val}")
     train_config(cfg, seed=0, checkpoint_every=max(cfg.steps // 4, 1), progress=False)
+
+
+def _finals(cfg: Config, runs: list[list[dict]]) -> dict[str, Any]:
+    return {
+        **finals_over_seeds(runs, FINALS),
+        "reach_value_err": reach_over_seeds(runs, "d0_rel", cfg.thresholds),
+        "reach_grad_err": reach_over_seeds(runs, "d1_rel", cfg.thresholds),
+    }
+
+
+def _best_lr(swept: dict[float, list[list[dict]]]) -> float:
+    """The rate whose median final validation value error is lowest (a diverged seed counts as
+    +inf; ties: the smaller rate)."""
+    return min(
+        swept,
+        key=lambda lr: (statistics.median(r[-1]["val_d0_rel"] for r in swept[lr]), lr),
+    )
 
 
 def run(cfg: Config, out: Path) -> dict:
     records: dict[str, dict[str, list]] = {}
     results: dict[str, dict] = {}
+    sweep: dict[str, dict] = {}
     for act in cfg.activations:
-        records[act] = _compare(cfg, act, out)
-        results[act] = {
-            name: {
-                **finals_over_seeds(runs, FINALS),
-                "reach_value_err": reach_over_seeds(runs, "d0_rel", cfg.thresholds),
-                "reach_grad_err": reach_over_seeds(runs, "d1_rel", cfg.thresholds),
+        if not cfg.lrs:
+            records[act] = _compare(cfg, act, out)
+            results[act] = {name: _finals(cfg, runs) for name, runs in records[act].items()}
+            continue
+        by_lr = {lr: _compare(cfg, act, out, lr) for lr in cfg.lrs}
+        records[act], results[act], sweep[act] = {}, {}, {}
+        for name in cfg.losses:
+            swept = {lr: by_lr[lr][name] for lr in cfg.lrs}
+            best = _best_lr(swept)
+            records[act][name] = swept[best]
+            results[act][name] = {**_finals(cfg, swept[best]), "lr": best}
+            sweep[act][name] = {
+                f"{lr:g}": finals_over_seeds(runs, {**FINALS, "val_value_rel_err": "val_d0_rel"})
+                for lr, runs in swept.items()
             }
-            for name, runs in records[act].items()
-        }
     figures = [_curves(cfg, records, out, x, f"curves_{x}.png") for x in ("step", "time")]
-    return json_safe({"results": results, "figures": figures})
+    summary = {"results": results, "figures": figures}
+    return json_safe({**summary, "sweep": sweep} if cfg.lrs else summary)
 
 
 def _curves(cfg: Config, records: dict, out: Path, x: str, fname: str) -> str:
@@ -204,6 +288,7 @@ def tables(summary: dict[str, Any]) -> str:
     steps and seconds to reach each value error, from a run's summary."""
     cfg = config_of(Config, summary)
     thr = [f"{t:g}" for t in cfg.thresholds]
+    swept = "sweep" in summary
     rows = []
     for act, per in summary["results"].items():
         for name, r in per.items():
@@ -215,6 +300,7 @@ def tables(summary: dict[str, Any]) -> str:
                 [
                     act,
                     name,
+                    *([f"{r['lr']:g}"] if swept else []),
                     spread_cell(r, "value_rel_err"),
                     spread_cell(r, "grad_rel_err"),
                     *vs,
@@ -225,16 +311,24 @@ def tables(summary: dict[str, Any]) -> str:
     head = (
         f"### Student–teacher ({setting_note(summary, cfg.seeds)}): {cfg.model}, d = {cfg.d}, "
         f"width {cfg.width}, "
-        f"n = {cfg.n_train}, {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size or 'full'}, "
+        f"n = {cfg.n_train}, {cfg.optimizer} "
+        + (
+            f"at each loss's best lr of {', '.join(f'{lr:g}' for lr in cfg.lrs)} (lowest median "
+            f"final value error on {cfg.n_val} validation points)"
+            if swept
+            else f"lr {cfg.lr:g}"
+        )
+        + f", batch {cfg.batch_size or 'full'}, "
         f"{cfg.steps} steps; "
         "test errors relative to the teacher, median [min, max] over seeds; time to a value "
         "error: median over "
         f"the seeds that reach it\n\n"
     )
-    return head + markdown_table(
+    table = head + markdown_table(
         [
             "activation",
             "loss",
+            *(["lr"] if swept else []),
             "test value err",
             "test grad err",
             "value err < L2's (seeds)",
@@ -243,4 +337,31 @@ def tables(summary: dict[str, Any]) -> str:
             *(f"value err ≤ {t}: steps / s (seeds)" for t in thr),
         ],
         rows,
+    )
+    if not swept:
+        return table
+    lrs = [f"{lr:g}" for lr in cfg.lrs]
+    sweep_rows = [
+        [
+            act,
+            name,
+            *(
+                spread_cell(sw[lr], "val_value_rel_err")
+                + (
+                    f" ({k}/{cfg.seeds} diverged)"
+                    if (k := diverged_seeds(sw[lr], "val_value_rel_err"))
+                    else ""
+                )
+                + (" ←" if float(lr) == summary["results"][act][name]["lr"] else "")
+                for lr in lrs
+            ),
+        ]
+        for act, per in summary["sweep"].items()
+        for name, sw in per.items()
+    ]
+    return (
+        table + f"\n### Student–teacher learning-rate sweep ({setting_note(summary, cfg.seeds)}): "
+        f"final validation value error by lr, median [min, max] over seeds (← the rate the "
+        "comparison uses; a diverged seed counts as ∞)\n\n"
+        + markdown_table(["activation", "loss", *(f"lr {lr}" for lr in lrs)], sweep_rows)
     )

@@ -59,6 +59,7 @@ def test_student_teacher_sgd_h1_beats_l2_in_every_seed(tmp_path, as_cli):
         log_every=50,
         n_train=128,
         n_test=128,
+        lrs=(),
     )
     s = student_teacher.run(cfg, tmp_path)
     for act in ("tanh", "sine"):
@@ -71,3 +72,52 @@ def test_student_teacher_sgd_h1_beats_l2_in_every_seed(tmp_path, as_cli):
         assert h1["range"]["value_rel_err"][1] < 0.2 and h1["range"]["grad_rel_err"][1] < 0.4
         assert l2["range"]["value_rel_err"][0] > 0.15 and l2["range"]["grad_rel_err"][0] > 0.25
     assert "2/2" in student_teacher.tables(as_cli(s, cfg, "paper"))
+
+
+def test_the_sweep_compares_each_loss_at_its_best_rate_on_validation_points(tmp_path, as_cli):
+    """Each rate of a sweep is the plain run at that rate (same seeds, data, initialisations);
+    each loss's result is the rate with the lowest median final validation value error; a rate
+    at which SGD diverges counts as infinitely bad and is shown so."""
+    cfg = dataclasses.replace(
+        student_teacher.Config.paper(quick=True),
+        activations=("relu",),
+        seeds=2,
+        steps=40,
+        log_every=20,
+        n_train=64,
+        n_test=64,
+        n_val=50,
+        lrs=(0.01, 0.2, 1e4),
+    )
+    s = student_teacher.run(cfg, tmp_path / "sweep")
+    for loss in ("L2", "H1"):
+        sweep = s["sweep"]["relu"][loss]
+        assert set(sweep) == {"0.01", "0.2", "10000"}
+        assert sweep["10000"]["range"]["val_value_rel_err"] == [None, None]  # diverged: +inf
+        medians = {float(lr): r["val_value_rel_err"] for lr, r in sweep.items() if lr != "10000"}
+        best = min(medians, key=medians.get)
+        assert s["results"]["relu"][loss]["lr"] == best
+    for loss in ("L2", "H1"):
+        got = s["results"]["relu"][loss]
+        plain = student_teacher.run(
+            dataclasses.replace(cfg, lrs=(), lr=got["lr"], losses=(loss,)), tmp_path / loss
+        )
+        want = plain["results"]["relu"][loss]
+        for key in ("value_rel_err", "grad_rel_err"):
+            assert [p[key] for p in got["per_seed"]] == [p[key] for p in want["per_seed"]]
+    table = student_teacher.tables(as_cli(s, cfg, "paper"))
+    assert "best lr of 0.01, 0.2, 10000" in table and "learning-rate sweep" in table
+    assert "(2/2 diverged)" in table and table.count("] ←") == 2
+
+
+def test_sweep_settings_are_checked():
+    from sobolev_lab.experiments.checks import check_config
+
+    for lrs, words in (((0.1, 0.1), "distinct"), ((0.1, -1.0), "positive")):
+        cfg = dataclasses.replace(student_teacher.Config(), lrs=lrs)
+        try:
+            check_config(cfg, student_teacher)
+        except ValueError as e:
+            assert "lrs" in str(e) and words in str(e)
+        else:
+            raise AssertionError(f"lrs={lrs} accepted")

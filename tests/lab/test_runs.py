@@ -310,3 +310,11 @@ def test_cli_nproc_relaunches_the_checked_command_under_torchrun(tmp_path, monke
         main, ["demo", "--quick", "--nproc", "2", "--out", str(tmp_path / "demo")]
     )
     assert res.exit_code == 7
+
+
+def test_coerce_a_list_with_an_empty_default_takes_the_element_type_of_the_annotation():
+    assert _coerce("0.01,0.5", (), tuple[float, ...]) == (0.01, 0.5)
+    assert _coerce("[1, 2]", (), tuple[int, ...]) == (1, 2)
+    assert _coerce("a,b", (), None) == ("a", "b")
+    with pytest.raises(ValueError):
+        _coerce("0.1,fast", (), tuple[float, ...])
