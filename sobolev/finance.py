@@ -5,15 +5,20 @@ distribution, one path is simulated from t1 to the maturity t2, and the labels a
 payoff and its *pathwise* derivative ∂payoff/∂x. Both are noisy but unbiased: E[payoff | x] is
 the price at t1 and E[∂payoff/∂x | x] its delta, so a Sobolev loss on them converges to the
 price and the deltas. Pathwise derivatives are taken here by torch autograd through the
-simulation (one path per sample, float64); directional ones (∂payoff/∂x · v) by one forward-mode
-pass, as a simulator with tangent mode would give them.
+simulation (float64); directional ones (∂payoff/∂x · v) by one forward-mode pass, as a simulator
+with tangent mode would give them.
+
+Antithetic labels (``antithetic=True``, the default, as in the paper's notebooks): each sample's
+labels are the mean over the pair of paths driven by Z and −Z from the same spots, still unbiased
+and with much less noise (the payoff's linear part in Z cancels).
 
 Models (zero rates, as in the paper's notebooks):
 
 * :class:`BlackScholesCall`: one input, S2 = S1·exp(−σ²τ/2 + σ√τ Z), payoff (S2 − K)⁺.
-* :class:`BachelierBasket`: d inputs, correlated arithmetic Brownian spots, payoff (a·S2 − K)⁺;
-  random correlation, weights and volatilities (seeded), normalised so the basket's volatility
-  is ``basket_vol``; the price is then Bachelier's formula in the basket a·S1.
+* :class:`BachelierBasket`: d inputs (d = 1: the one-asset Bachelier call), correlated
+  arithmetic Brownian spots, payoff (a·S2 − K)⁺; random correlation, weights and volatilities
+  (seeded), normalised so the basket's volatility is ``basket_vol``; the price is then
+  Bachelier's formula in the basket a·S1.
 
 Shapes: inputs x (N, d); labels as a derivative stack, payoff (N, 1) and gradient (N, 1, d)
 (directional: (N, 1, 1)), so ``(x, payoff, grad)`` is the data of a :class:`sobolev.SobolevLoss`.
@@ -28,6 +33,16 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 from torch.func import jvp
+
+__all__ = [
+    "MODELS",
+    "BachelierBasket",
+    "BlackScholesCall",
+    "HeldOutSet",
+    "PricingModel",
+    "Samples",
+    "pricing_model",
+]
 
 DTYPE = torch.float64
 
@@ -66,6 +81,12 @@ def _check_positive(**kw: float) -> None:
             raise ValueError(f"{name} must be a positive finite number, got {v!r}")
 
 
+def _flag(antithetic: bool) -> bool:
+    if antithetic is not True and antithetic is not False:
+        raise ValueError(f"antithetic must be True or False, got {antithetic!r}")
+    return antithetic
+
+
 def _check_n(n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
@@ -79,6 +100,8 @@ class PricingModel(ABC):
     d: int
     t1: float
     t2: float
+    #: labels average the antithetic pair of paths Z, −Z (set by the constructor)
+    antithetic: bool = True
 
     @property
     def tau(self) -> float:
@@ -118,11 +141,22 @@ class PricingModel(ABC):
             )
 
     def labels(
-        self, x: Tensor, z: Tensor, directions: Tensor | None = None
+        self,
+        x: Tensor,
+        z: Tensor,
+        directions: Tensor | None = None,
+        *,
+        antithetic: bool | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Payoff (n, 1) and its pathwise derivative on the paths ``z``: the full gradient
         (n, 1, d) by reverse mode, or with ``directions`` v (n, d) the derivative along v,
-        (n, 1, 1), by one forward-mode pass. Results are detached."""
+        (n, 1, 1), by one forward-mode pass. With ``antithetic`` (default: the model's
+        :attr:`antithetic`) both are the means over the paths ``z`` and ``−z``. Results are
+        detached."""
+        if self.antithetic if antithetic is None else antithetic:
+            y, g = self.labels(x, z, directions, antithetic=False)
+            ya, ga = self.labels(x, -z, directions, antithetic=False)
+            return (y + ya) / 2, (g + ga) / 2
         self._check_x(x)
         x = x.detach().to(DTYPE)
         if directions is not None:
@@ -140,9 +174,9 @@ class PricingModel(ABC):
         return y.detach(), g.unsqueeze(1)
 
     def sample(self, n: int, *, generator: torch.Generator, directional: bool = False) -> Samples:
-        """n training samples, one path each: x (n, d), payoff (n, 1), pathwise gradient (n, 1, d);
-        with ``directional`` only the derivative along a random v ~ N(0, I) per
-        sample, (n, 1, 1)."""
+        """n training samples, one path (an antithetic pair: :attr:`antithetic`) each: x (n, d),
+        payoff (n, 1), pathwise gradient (n, 1, d); with ``directional`` only the derivative along
+        a random v ~ N(0, I) per sample, (n, 1, 1)."""
         _check_n(n)
         x = self.draw_spots(n, generator)
         z = self.draw_noise(n, generator)
@@ -167,12 +201,13 @@ class BlackScholesCall(PricingModel):
         t2: float = 2.0,
         strike: float = 1.10,
         vol_mult: float = 1.5,
+        antithetic: bool = True,
     ) -> None:
         _check_positive(spot=spot, vol=vol, t1=t1, strike=strike, vol_mult=vol_mult)
         if not t2 > t1:
             raise ValueError(f"t2 must be after t1={t1}, got {t2!r}")
         self.d, self.spot, self.vol, self.t1, self.t2 = 1, spot, vol, t1, t2
-        self.strike, self.vol_mult = strike, vol_mult
+        self.strike, self.vol_mult, self.antithetic = strike, vol_mult, _flag(antithetic)
 
     def draw_spots(self, n: int, generator: torch.Generator) -> Tensor:
         s = self.vol * self.vol_mult
@@ -228,7 +263,9 @@ class BachelierBasket(PricingModel):
         t2: float = 2.0,
         strike: float = 1.10,
         vol_mult: float = 1.5,
+        antithetic: bool = True,
     ) -> None:
+        self.antithetic = _flag(antithetic)
         if isinstance(d, bool) or not isinstance(d, int) or d < 1:
             raise ValueError(f"d must be a positive integer, got {d!r}")
         _check_positive(basket_vol=basket_vol, t1=t1, strike=strike, vol_mult=vol_mult)
@@ -289,7 +326,20 @@ class BachelierBasket(PricingModel):
         return HeldOutSet(x, self.price(x), self.delta(x))
 
 
-def pricing_model(d: int, *, seed: int = 0) -> PricingModel:
-    """The paper's example of dimension d: Black–Scholes call for d = 1, Bachelier
-    basket otherwise."""
-    return BlackScholesCall() if d == 1 else BachelierBasket(d, seed=seed)
+#: the pricing models by name (``"auto"``: Black–Scholes at d = 1, the Bachelier basket above)
+MODELS = ("auto", "black-scholes", "bachelier")
+
+
+def pricing_model(
+    d: int, *, seed: int = 0, kind: str = "auto", antithetic: bool = True
+) -> PricingModel:
+    """The paper's example of dimension d: ``kind="black-scholes"`` (d = 1 only), ``"bachelier"``
+    (the basket of any d; d = 1 is the notebooks' one-asset Bachelier case), or ``"auto"``
+    (Black–Scholes for d = 1, the basket otherwise); ``antithetic`` labels as in the notebooks."""
+    if kind not in MODELS:
+        raise ValueError(f"kind must be one of {MODELS}, got {kind!r}")
+    if kind == "black-scholes" and d != 1:
+        raise ValueError(f"kind='black-scholes' has one asset: d must be 1, got {d!r}")
+    if kind == "black-scholes" or (kind == "auto" and d == 1):
+        return BlackScholesCall(antithetic=antithetic)
+    return BachelierBasket(d, seed=seed, antithetic=antithetic)

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from sobolev.derivatives import DerivativeStack, derivatives
-from sobolev.finance import HeldOutSet, PricingModel, pricing_model
+from sobolev.finance import MODELS, HeldOutSet, PricingModel, pricing_model
 from sobolev.losses import SobolevLoss, sobolev_loss
 from sobolev.models import MLP
 from sobolev.normalize import Normalizer, Surrogate
@@ -68,11 +68,15 @@ METRICS = {"price_rmse": "test price RMSE", "delta_rmse": "test delta RMSE"}
 
 @dataclass
 class Config:
-    """``dims``: 1 is the Black–Scholes call, >1 the Bachelier basket; ``sizes``: training set
-    sizes (nested: the first n paths of one simulation per seed); network ``depth`` × ``width``
-    ``activation``; ``high_d`` = 0 skips the high-dimensional case."""
+    """``dims``: with ``model="auto"`` 1 is the Black–Scholes call, >1 the Bachelier basket
+    (``"bachelier"``: the basket at every d, d = 1 the one-asset Bachelier call); ``antithetic``:
+    labels averaged over the antithetic pair of paths (:mod:`sobolev.finance`); ``sizes``:
+    training set sizes (nested: the first n paths of one simulation per seed); network ``depth``
+    × ``width`` ``activation``; ``high_d`` = 0 skips the high-dimensional case."""
 
     dims: tuple[int, ...] = (1, 7, 20)
+    model: str = "auto"
+    antithetic: bool = True
     sizes: tuple[int, ...] = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
     match_at: tuple[int, ...] = (1024, 8192)
     seeds: int = 5
@@ -122,6 +126,12 @@ class Config:
             raise ValueError(f"match_at must be among sizes {self.sizes}, got {self.match_at!r}")
         if self.seeds < 1:
             raise ValueError(f"seeds must be ≥ 1, got {self.seeds}")
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.model == "black-scholes" and set(self.dims) != {1}:
+            raise ValueError(
+                f"model 'black-scholes' has one asset: dims must be 1, got {self.dims}"
+            )
         if self.min_batch > self.max_batch:
             raise ValueError(f"min_batch ({self.min_batch}) must be ≤ max_batch ({self.max_batch})")
 
@@ -282,7 +292,7 @@ def _labelled_paths(
 def _compare(cfg: Config, d: int) -> dict[str, Any]:
     """Standard vs differential for one dimension: errors per method and size, and sample
     efficiency."""
-    model = pricing_model(d, seed=cfg.basket_seed)
+    model = pricing_model(d, seed=cfg.basket_seed, kind=cfg.model, antithetic=cfg.antithetic)
     test = model.test_set(cfg.n_test, torch.Generator().manual_seed(7))
     n_max = max(cfg.sizes)
 
@@ -370,7 +380,7 @@ def _high_d(cfg: Config) -> dict[str, Any]:
     """Full pathwise gradients vs one derivative label per sample (fixed direction) vs the full
     gradient along one fresh random direction per step, at d = ``high_d``."""
     d = cfg.high_d
-    model = pricing_model(d, seed=cfg.basket_seed)
+    model = pricing_model(d, seed=cfg.basket_seed, kind=cfg.model, antithetic=cfg.antithetic)
     test = model.test_set(cfg.n_test, torch.Generator().manual_seed(7))
     n_max = max(cfg.high_d_sizes)
 
