@@ -103,6 +103,32 @@ def check_weights(weights: Sequence[float] | None, n: int, what: str) -> list[fl
     return weights
 
 
+def _check_input_weights(lam: Sequence[float] | Tensor | None, partials: bool) -> Tensor | None:
+    if lam is None:
+        return None
+    if partials:
+        raise ValueError("input_weights weigh whole orders; with partials give explicit weights")
+    try:
+        t = torch.as_tensor(lam, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        t = None
+    ok = t is not None and t.ndim == 1 and t.numel() > 0
+    if not (ok and torch.isfinite(t).all() and (t > 0).all()):
+        raise ValueError(f"input_weights must be a sequence of d positive numbers, got {lam!r}")
+    return t
+
+
+def _weigh_inputs(stack: Sequence[Tensor], lam: Tensor) -> list[Tensor]:
+    """Dʲu (B, m, d, …, d) times λ along each of its j input axes."""
+    out = [stack[0]]
+    for j, t in enumerate(stack[1:], 1):
+        w = lam
+        for _ in range(j - 1):
+            w = w[..., None] * lam
+        out.append(t * w)
+    return out
+
+
 def _per_sample(err: Tensor, p: float, directional: bool) -> Tensor:
     """Σ |err|^p over all non-batch axes (averaged over the last, direction axis if
     directional): (B,)."""
@@ -227,6 +253,11 @@ class SobolevLoss(nn.Module):
             per output), as differential machine learning does for k = 1 (value weight
             1/(1+d), derivative weight d/(1+d) on per-entry means), so the balance between
             orders and the loss scale do not drift with the input dimension d.
+        input_weights: λ (d,), per input: an order-j error entry at inputs (i₁, …, iⱼ) is
+            weighted by λ_{i₁}···λ_{iⱼ} inside the norm, i.e. derivatives are matched in the
+            coordinates x_i/λ_i (for k = 1, differential ML's ``(λ_j (ŷ'_j − y'_j))²``; see
+            :meth:`sobolev.Normalizer.derivative_weights`). Directional terms use the directions
+            λ∘v, an unbiased estimate of the same weighted term. Not with ``partials``.
         generator: random source for directions (default: torch's global generator).
     """
 
@@ -240,6 +271,7 @@ class SobolevLoss(nn.Module):
         partials: Sequence[Sequence[int]] | None = None,
         weighting: Literal["none", "dimension"] = "none",
         reduction: Reduction = "mean",
+        input_weights: Sequence[float] | Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -275,6 +307,7 @@ class SobolevLoss(nn.Module):
             weights, len(partials) if partials else order + 1, "partial" if partials else "order"
         )
         self.weighting, self.reduction, self.generator = weighting, reduction, generator
+        self.input_weights = _check_input_weights(input_weights, partials is not None)
 
     def extra_repr(self) -> str:
         return (
@@ -324,10 +357,15 @@ class SobolevLoss(nn.Module):
                     dtype=x.dtype,
                     device=x.device,
                 )
+            lam = self._input_weights(x)
+            if lam is not None and V is not None:
+                V = V * lam  # D^j e[λ∘v₁, …]: the weighted term, estimated
             pred = derivatives(
                 model, x, self.order, directions=V, create_graph=create_graph, check_finite=False
             )
             tgt = self._target_stack(target, x, V)
+            if lam is not None and V is None:
+                pred, tgt = _weigh_inputs(pred, lam), _weigh_inputs(tgt, lam)
         check_targets = check_finite or callable(target) and not isinstance(target, Tensor)
         total, terms = sobolev_loss(
             pred,
@@ -342,6 +380,17 @@ class SobolevLoss(nn.Module):
         if divisor != 1:
             total = total / divisor
         return (total, terms) if return_terms else total
+
+    def _input_weights(self, x: Tensor) -> Tensor | None:
+        """λ as a tensor of ``x``'s dtype and device; a ValueError when its length is not d."""
+        lam = self.input_weights
+        if lam is None:
+            return None
+        if lam.shape[0] != x.shape[-1]:
+            raise ValueError(
+                f"input_weights has {lam.shape[0]} entries but x has d = {x.shape[-1]} inputs"
+            )
+        return lam.to(dtype=x.dtype, device=x.device)
 
     def _check_direction_sets(self, V: Tensor, x: Tensor) -> None:
         want = (self.directions, max(self.order, 1), x.shape[0], x.shape[1])

@@ -144,6 +144,24 @@ class Normalizer:
         sx, sy = self._cast(g, self.x_std, self.y_std)
         return g * sy[None, :, None] / sx[None, None, :]
 
+    def derivative_weights(self, dydx: Any) -> Tensor:
+        """Per-input weights of the derivative term, (d,) float64: λ_j = 1 / rms of the
+        normalised derivative labels ∂y_n/∂x_n,j over samples (and outputs), so that every
+        input's derivative errors count alike (differential ML's ``lambda_j``; pass them as
+        ``SobolevLoss(input_weights=…)``). ``dydx`` (N, m, d) or (N, d) in original units; an
+        input whose labels are all zero has no scale: a ValueError names it."""
+        g = self.dydx_to(dydx).to(torch.float64)
+        rms = g.square().mean(dim=(0, 1)).sqrt()
+        if not torch.isfinite(rms).all():
+            raise ValueError("dydx contains NaN or Inf")
+        if (rms == 0).any():
+            j = int(torch.nonzero(rms == 0)[0, 0])
+            raise ValueError(
+                f"dydx is zero for input {j} in every sample: no scale for its weight (drop the "
+                "input, or give input_weights yourself)"
+            )
+        return 1 / rms
+
     def directional_to(self, v: Any, dv: Any) -> tuple[Tensor, Tensor]:
         """A derivative ``dv`` (N, m, S) or (N,) along directions ``v`` (N, d) as the normalised
         derivative along w = v/σ_x: returns ``(w (N, d), dv/σ_y (N, m, S))``."""

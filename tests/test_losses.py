@@ -10,6 +10,7 @@ generators, so the suite is reproducible; there is no wall-clock deadline.
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -148,6 +149,81 @@ def test_directional_loss_is_unbiased(order):
     a = SobolevLoss(order, directions=3, generator=g1)(net, x, f)
     b = SobolevLoss(order, directions=3, generator=g2)(net, x, stack)
     assert a.item() == pytest.approx(b.item())
+
+
+def test_input_weights_give_the_differential_ml_loss_of_the_notebooks():
+    """k = 1 with λ (d,): α·MSE(values) + β·MSE(λ_j·(ŷ'_j − y'_j)), α = 1/(1+d), β = d/(1+d),
+    the loss of the reference notebooks (``diff_training_graph``), written out with NumPy."""
+    torch.manual_seed(0)
+    d = 4
+    net = MLP(d, 1, width=8, depth=1).double()
+    f = lambda x: torch.sin(x).sum(-1, keepdim=True) * x[:, :1]
+    x = torch.randn(10, d)
+    lam = [0.5, 2.0, 1.0, 3.0]
+    got = SobolevLoss(1, weighting="dimension", input_weights=lam)(net, x, f)
+    u, du = (t.detach().numpy() for t in derivatives(net, x, 1))
+    v, dv = (t.numpy() for t in derivatives(f, x, 1, create_graph=False))
+    lam_np = np.array(lam)
+    want = ((u - v) ** 2).mean() / (1 + d) + d / (1 + d) * (
+        ((du[:, 0] - dv[:, 0]) * lam_np) ** 2
+    ).mean()
+    assert got.item() == pytest.approx(want, rel=1e-12)
+
+
+def test_input_weights_at_order_two_weigh_each_entry_by_both_inputs():
+    torch.manual_seed(1)
+    d = 3
+    net = MLP(d, 2, width=8, depth=2).double()
+    f = lambda x: torch.stack([torch.sin(x).prod(-1), (x**2).sum(-1)], -1)
+    x = torch.randn(5, d)
+    lam = torch.tensor([0.5, 2.0, 1.5])
+    _, terms = SobolevLoss(2, input_weights=lam)(net, x, f, return_terms=True)
+    pe = [p - t for p, t in zip(derivatives(net, x, 2), derivatives(f, x, 2))]
+    want1 = ((pe[1] * lam) ** 2).sum((1, 2)).mean()
+    want2 = ((pe[2] * lam[:, None] * lam[None, :]) ** 2).sum((1, 2, 3)).mean()
+    assert terms["D1"].item() == pytest.approx(want1.item(), rel=1e-12)
+    assert terms["D2"].item() == pytest.approx(want2.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_directional_input_weights_estimate_the_weighted_term(order):
+    """Directions λ∘v: unbiased for the weighted full term (z-score over many draws)."""
+    torch.manual_seed(0)
+    net = MLP(5, 1, width=16, depth=2).double()
+    f = lambda x: torch.sin(x).sum(-1, keepdim=True) + x[:, :1] ** 3
+    x = torch.randn(8, 5)
+    lam = [0.3, 1.0, 2.0, 0.7, 1.5]
+    full = SobolevLoss(order, input_weights=lam)(net, x, f, return_terms=True)[1][f"D{order}"]
+    est = SobolevLoss(
+        order, directions=2, input_weights=lam, generator=torch.Generator().manual_seed(2)
+    )
+    samples = torch.tensor(
+        [est(net, x, f, return_terms=True)[1][f"D{order}"].item() for _ in range(400)]
+    )
+    z = (samples.mean() - full.item()) / (samples.std() / math.sqrt(len(samples)))
+    assert abs(z) < 4.5
+    plain = SobolevLoss(order)(net, x, f, return_terms=True)[1][f"D{order}"].item()
+    assert abs(full.item() - plain) > 10 * samples.std() / math.sqrt(len(samples))  # weights bite
+
+
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        ({"input_weights": [1.0, -1.0]}, "positive numbers"),
+        ({"input_weights": [[1.0]]}, "positive numbers"),
+        ({"input_weights": "ab"}, "positive numbers"),
+        ({"input_weights": [1.0], "partials": [(1,)]}, "with partials"),
+    ],
+)
+def test_bad_input_weights_are_refused(kw, words):
+    with pytest.raises(ValueError, match=words):
+        SobolevLoss(1, **kw)
+
+
+def test_input_weights_of_the_wrong_length_name_d():
+    net = MLP(3, 1, width=4, depth=1).double()
+    with pytest.raises(ValueError, match="d = 3"):
+        SobolevLoss(1, input_weights=[1.0, 2.0])(net, torch.randn(4, 3), lambda x: x.sum(-1))
 
 
 def test_partials_loss():

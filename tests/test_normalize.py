@@ -1,6 +1,7 @@
 """Normalizer: round trips, derivative scaling against autodiff through an explicit affine map, the
 wrapped surrogate's values and deltas in original units, and a quant's end-to-end example."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -121,3 +122,17 @@ def test_quant_example_runs_and_learns_price_and_deltas():
     p_err = float((price.double() - test.price).norm() / test.price.norm())
     d_err = float((delta.double() - test.delta).norm() / test.delta.norm())
     assert p_err < 0.08 and d_err < 0.15, (p_err, d_err)  # measured 0.036, 0.077
+
+
+def test_derivative_weights_are_one_over_the_rms_of_the_normalised_labels():
+    """Differential ML's lambda_j = 1/sqrt(mean_i (dydx_n[i, j])²), with dydx_n = dydx·σ_x/σ_y,
+    written out with NumPy on a small example."""
+    x = np.array([[0.0, 1.0], [1.0, 3.0], [2.0, 2.0], [4.0, 0.0]])
+    y = np.array([1.0, 2.0, 0.0, 5.0])
+    dydx = np.array([[1.0, 0.1], [2.0, -0.2], [-1.0, 0.0], [0.5, 0.3]])
+    norm = Normalizer.fit(x, y)
+    sx, sy = x.std(0, ddof=1), y.std(ddof=1)
+    want = 1 / np.sqrt(((dydx * sx / sy) ** 2).mean(0))
+    np.testing.assert_allclose(norm.derivative_weights(dydx).numpy(), want, rtol=1e-12)
+    with pytest.raises(ValueError, match="zero for input 1"):
+        norm.derivative_weights(np.array([[1.0, 0.0]] * 4))
