@@ -46,7 +46,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from itertools import chain
+from itertools import chain, pairwise
 from pathlib import Path
 from typing import Any, Self
 
@@ -79,7 +79,35 @@ Objective = Callable[[nn.Module, tuple[Tensor, ...]], "Tensor | tuple[Tensor, di
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
-SCHEDULES = ("constant", "cosine", "exponential", "step")
+SCHEDULES = ("constant", "cosine", "exponential", "step", "one-cycle", "piecewise-linear")
+#: the one-cycle schedule of the differential ML notebooks (Huge & Savine), as (fraction of the
+#: horizon, factor of ``lr``) knots: from ~0 up to ``lr`` at 20 %, down to lr/10 at 60 %, to
+#: lr·1e-5 at 90 %, ~0 at the end (with lr = 0.1, the notebooks' rates exactly)
+ONE_CYCLE_KNOTS: tuple[tuple[float, float], ...] = (
+    (0.0, 1e-7),
+    (0.2, 1.0),
+    (0.6, 0.1),
+    (0.9, 1e-5),
+    (1.0, 1e-7),
+)
+_KNOTS = Rule(
+    "(fraction, factor) pairs with fractions increasing from 0 to 1 and factors ≥ 0",
+    lambda k: (
+        not isinstance(k, str)
+        and len(k) >= 2
+        and all(len(p) == 2 and all(math.isfinite(float(v)) for v in p) for p in k)
+        and float(k[0][0]) == 0.0
+        and float(k[-1][0]) == 1.0
+        and all(float(a[0]) < float(b[0]) for a, b in pairwise(k))
+        and all(float(p[1]) >= 0 for p in k)
+    ),
+)
+
+
+def _schedule_rule(v: object) -> bool:
+    return callable(v) or v in SCHEDULES
+
+
 WEIGHT_DECAY_ON = ("all", "weights")
 _BETAS = Rule(
     "two numbers in [0, 1)",
@@ -95,8 +123,12 @@ class TrainConfig:
     experiments switch at half the budget). ``batch_size=None`` trains full-batch; distributed,
     ``batch_size`` is the global batch, split over the ranks.
     ``schedule``: ``constant``, ``cosine`` (to ``lr·lr_min_factor``), ``exponential``
-    (factor ``gamma`` per step) or ``step`` (×``gamma`` every ``step_size`` steps); it applies to
-    the first optimiser only.
+    (factor ``gamma`` per step), ``step`` (×``gamma`` every ``step_size`` steps),
+    ``piecewise-linear`` (``lr`` × the factor interpolated linearly between the ``lr_knots``
+    (fraction of the steps, factor)), ``one-cycle`` (piecewise-linear on :data:`ONE_CYCLE_KNOTS`,
+    the differential ML notebooks' schedule with peak ``lr``), or any callable ``f(step) ->
+    factor of lr`` (saved by its qualified name: a resume needs the same function); it applies to
+    the first optimiser only, whose steps (up to ``lbfgs_at``) are the horizon.
     ``betas``, ``eps``: Adam's. ``weight_decay_on``: ``"all"`` parameters, or ``"weights"`` only
     (parameters with ≥ 2 dimensions: not biases or normalisation gains); Adam and SGD.
     ``dtype``: ``None`` keeps the model's floating dtype (data are cast to it); ``"float32"`` or
@@ -119,7 +151,13 @@ class TrainConfig:
     lbfgs_line_search: str | None = field(
         default="strong_wolfe", metadata=rules(one_of(("strong_wolfe",)))
     )
-    schedule: str = field(default="constant", metadata=rules(one_of(SCHEDULES)))
+    schedule: str | Callable[[int], float] = field(
+        default="constant",
+        metadata=rules(Rule(f"one of {SCHEDULES} or a callable step -> factor", _schedule_rule)),
+    )
+    lr_knots: tuple[tuple[float, float], ...] = field(
+        default=ONE_CYCLE_KNOTS, metadata=rules(_KNOTS)
+    )
     gamma: float = field(default=0.1, metadata=rules(positive))
     step_size: int = field(default=1000, metadata=rules(integer(1)))
     lr_min_factor: float = field(default=0.0, metadata=rules(between(0, 1)))
@@ -145,6 +183,7 @@ class TrainConfig:
                 "use schedule='constant' with optimizer='lbfgs'"
             )
         self.betas = tuple(float(b) for b in self.betas)
+        self.lr_knots = tuple((float(f), float(v)) for f, v in self.lr_knots)
         resolve_device(self.device)  # a device this machine lacks is refused here, not mid-run
 
 
@@ -232,14 +271,33 @@ def _make_optimizer(name: str, model: nn.Module, cfg: TrainConfig) -> torch.opti
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
+def _interpolate(knots: tuple[tuple[float, float], ...], t: float) -> float:
+    """The factor at fraction ``t`` of the horizon, linear between the knots (the last factor
+    after 1)."""
+    return float(np.interp(t, [f for f, _ in knots], [v for _, v in knots]))
+
+
+def schedule_name(schedule: str | Callable[[int], float]) -> str:
+    """A schedule as stored in checkpoints: its name, or ``callable:module.qualname``."""
+    if callable(schedule):
+        mod = getattr(schedule, "__module__", None) or "?"
+        return f"callable:{mod}.{getattr(schedule, '__qualname__', type(schedule).__name__)}"
+    return schedule
+
+
 def _make_schedule(
     opt: torch.optim.Optimizer, cfg: TrainConfig
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
     """The learning-rate schedule of the first optimiser (``None`` for a constant rate)."""
     if cfg.schedule == "constant":
         return None
+    if callable(cfg.schedule):
+        return torch.optim.lr_scheduler.LambdaLR(opt, cfg.schedule)
     horizon = cfg.lbfgs_at if cfg.lbfgs_at is not None else cfg.steps
+    knots = ONE_CYCLE_KNOTS if cfg.schedule == "one-cycle" else cfg.lr_knots
     lr_at: Callable[[int], float] = {
+        "one-cycle": lambda s: _interpolate(knots, s / max(horizon, 1)),
+        "piecewise-linear": lambda s: _interpolate(knots, s / max(horizon, 1)),
         "cosine": lambda s: (
             cfg.lr_min_factor
             + (1 - cfg.lr_min_factor)
@@ -615,7 +673,12 @@ def _check_scale(data: tuple[Tensor, ...], dtype: torch.dtype, ctx: D.Dist) -> t
 
 def _run_config(cfg: TrainConfig, dtype: torch.dtype) -> dict[str, Any]:
     """The settings that define a run: ``cfg`` with ``dtype`` resolved to the one trained in."""
-    return {**asdict(cfg), "dtype": str(dtype).removeprefix("torch.")}
+    return {
+        **asdict(cfg),
+        "dtype": str(dtype).removeprefix("torch."),
+        "schedule": schedule_name(cfg.schedule),
+        "lr_knots": [list(k) for k in cfg.lr_knots],
+    }
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
@@ -668,7 +731,9 @@ def _check_resumable(
             f"the checkpoint in {out_dir} is at step {ck['step']} > steps={run_config['steps']}: "
             "use a new out_dir or a larger steps"
         )
-    saved = {**asdict(TrainConfig()), **ck["config"]}
+    defaults = _run_config(TrainConfig(), torch.get_default_dtype())
+    del defaults["dtype"]  # a checkpoint always records its dtype
+    saved = {**defaults, **ck["config"]}
     if isinstance(saved["betas"], list):
         saved["betas"] = tuple(saved["betas"])
     diff = sorted(

@@ -215,8 +215,17 @@ def test_grad_clip_bounds_the_step_norm():
             lambda s: 0.1 * (0.2 + 0.8 * 0.5 * (1 + math.cos(math.pi * s / 8))),
         ),
         (dict(schedule="cosine"), lambda s: 0.1 * 0.5 * (1 + math.cos(math.pi * s / 8))),
+        (  # the notebooks' one-cycle rates (absolute, as they write them) at lr = 0.1
+            dict(schedule="one-cycle"),
+            lambda s: np.interp(s / 8, [0, 0.2, 0.6, 0.9, 1], [1e-8, 0.1, 0.01, 1e-6, 1e-8]),
+        ),
+        (
+            dict(schedule="piecewise-linear", lr_knots=((0, 1.0), (0.5, 0.5), (1, 0.0))),
+            lambda s: 0.1 * (1 - s / 8) if s <= 4 else 0.1 * (0.5 - (s - 4) / 8),
+        ),
+        (dict(schedule=lambda s: 1 / (1 + s)), lambda s: 0.1 / (1 + s)),
     ],
-    ids=["exponential", "step", "cosine-min", "cosine"],
+    ids=["exponential", "step", "cosine-min", "cosine", "one-cycle", "piecewise", "callable"],
 )
 def test_schedule_learning_rates(kw, lr_at):
     X, y = _data()
@@ -224,6 +233,21 @@ def test_schedule_learning_rates(kw, lr_at):
     steps, lrs = hist.series("lr")
     assert steps == list(range(9))
     assert lrs == pytest.approx([lr_at(s) for s in steps], rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize(
+    "knots",
+    [((0.1, 1.0), (1.0, 0.0)), ((0.0, 1.0), (0.5, 1.0), (0.4, 0.0), (1.0, 0.0)), ((0, -1), (1, 1))],
+    ids=["not-from-0", "not-increasing", "negative"],
+)
+def test_bad_knots_are_refused(knots):
+    with pytest.raises(ValueError, match="lr_knots must be"):
+        TrainConfig(schedule="piecewise-linear", lr_knots=knots)
+
+
+def test_a_schedule_that_is_neither_a_name_nor_callable_is_refused():
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        TrainConfig(schedule="linear-warmup")
 
 
 def test_cosine_schedule_ends_at_lbfgs_at_and_lbfgs_uses_lbfgs_lr():

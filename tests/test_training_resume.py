@@ -28,6 +28,7 @@ from sobolev import (
     fit,
     seed_everything,
 )
+from sobolev.training import ONE_CYCLE_KNOTS
 
 pytestmark = pytest.mark.usefixtures("double")
 
@@ -162,6 +163,10 @@ def _without_time(records):
     return [{k: v for k, v in r.items() if k != "time"} for r in records]
 
 
+def _halving(step: int) -> float:
+    return 0.5 ** (step // 7)
+
+
 def _interrupted_and_resumed(tmp_path, cfg: TrainConfig, stop_at: int):
     loss = lambda: SobolevLoss(1, directions=1)
     ref_model, run_model = _sched_model(), _sched_model()
@@ -220,6 +225,7 @@ def test_checkpoints_are_written_every_checkpoint_every_steps_and_at_the_end(tmp
             _cfg(optimizer="sgd", lr=0.05, steps=5, checkpoint_every=2, log_every=3)
         ),
         "dtype": "float64",
+        "lr_knots": [list(k) for k in ONE_CYCLE_KNOTS],  # plain lists: JSON-like data
     }
     assert len(c["rng_ranks"]) == 1 and set(c["rng_ranks"][0]) == {
         "torch",
@@ -452,8 +458,11 @@ def test_resume_restores_python_numpy_torch_and_data_streams(tmp_path):
         dict(schedule="cosine", lr_min_factor=0.1),
         dict(schedule="exponential", gamma=0.95, optimizer="sgd", momentum=0.9),
         dict(schedule="step", gamma=0.5, step_size=7, weight_decay=1e-3),
+        dict(schedule="one-cycle"),
+        dict(schedule="piecewise-linear", lr_knots=((0, 1), (0.3, 0.2), (1, 0.05))),
+        dict(schedule=_halving),
     ],
-    ids=["cosine", "exponential", "step"],
+    ids=["cosine", "exponential", "step", "one-cycle", "piecewise", "callable"],
 )
 def test_resume_restores_the_schedule(tmp_path, kw):
     ref, resumed, ref_model, run_model = _interrupted_and_resumed(
@@ -826,6 +835,22 @@ def test_every_rank_must_plan_like_rank_0(monkeypatch):
         else:
             with pytest.raises(ValueError, match=msg):
                 run()
+
+
+def test_resume_refuses_another_schedule_function(tmp_path):
+    cfg = _sched_cfg(schedule=_halving, steps=10)
+    with pytest.raises(TrainingInterrupted):
+        fit(
+            _sched_model(),
+            SobolevLoss(1),
+            _sched_data(),
+            cfg,
+            out_dir=tmp_path,
+            evaluate=_stop_at_logged_step(5, cfg.log_every),
+        )
+    other = dataclasses.replace(cfg, schedule=lambda s: 1.0)
+    with pytest.raises(ValueError, match="schedule"):
+        fit(_sched_model(), SobolevLoss(1), _sched_data(), other, out_dir=tmp_path)
 
 
 def test_resume_refuses_other_steps_when_a_cosine_schedule_runs_over_them(tmp_path):
