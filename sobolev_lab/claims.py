@@ -523,6 +523,35 @@ def _student_teacher_steps(s: dict) -> str:
     return "; ".join(head + rest)
 
 
+def _student_teacher_best_lrs(s: dict) -> str:
+    """The rate each loss was compared at, grouped by activations that share it."""
+    from .report import fmt
+
+    groups: dict[tuple, list[str]] = {}
+    for act, per in s["results"].items():
+        groups.setdefault(tuple(per[l]["lr"] for l in per), []).append(NAMES.get(act, act))
+    losses = list(next(iter(s["results"].values())))
+    return "; ".join(
+        ", ".join(f"{l} {fmt(lr, 2)}" for l, lr in zip(losses, lrs))
+        + ("" if len(groups) == 1 else f" for {_and(acts)}")
+        for lrs, acts in groups.items()
+    )
+
+
+def _student_teacher_l2_round_off(s: dict) -> str:
+    """The seeds in which L2, at its rate, ends at round-off with the smooth activations."""
+    return grouped(
+        {
+            a: (
+                sum(e < ROUND_OFF for e in _seeds(s["results"][a]["L2"], "value_rel_err")),
+                len(s["results"][a]["L2"]["per_seed"]),
+            )
+            for a in ("gelu", "tanh", "sine")
+            if a in s["results"]
+        }
+    )
+
+
 def _student_teacher_smooth(s: dict) -> str:
     from .report import fmt
 
@@ -721,6 +750,12 @@ PROSE_CLAIMS: dict[str, ProseClaim] = {
     "student-teacher-paper.steps": ProseClaim("student-teacher-paper", _student_teacher_steps),
     "student-teacher-paper.smooth": ProseClaim("student-teacher-paper", _student_teacher_smooth),
     "student-teacher-paper.kinked": ProseClaim("student-teacher-paper", _student_teacher_kinked),
+    "student-teacher-paper.best-lrs": ProseClaim(
+        "student-teacher-paper", _student_teacher_best_lrs
+    ),
+    "student-teacher-paper.l2-round-off": ProseClaim(
+        "student-teacher-paper", _student_teacher_l2_round_off
+    ),
     "student-teacher.below-l2": ProseClaim("student-teacher", _groups(_R, "value_rel_err")),
     "conditioning.kappa": ProseClaim("conditioning", _conditioning_kappa_words),
     "conditioning.rate": ProseClaim("conditioning", _groups(_R, "rate_measured")),
