@@ -445,6 +445,11 @@ def fit_ensemble(
             "fit_ensemble trains with adam or sgd: L-BFGS is not elementwise over the members "
             "(its line search and history mix them); train L-BFGS runs with sobolev.fit"
         )
+    if cfg.validation_split:
+        raise ValueError(
+            "fit_ensemble has no validation_split / early stopping (each member would stop at "
+            "its own step): hold out data yourself and pass evaluate, or train with sobolev.fit"
+        )
     if isinstance(objective, SobolevLoss):
         if objective.reduction == "none":
             raise ValueError("objective: a SobolevLoss with reduction 'mean' or 'sum' is needed")

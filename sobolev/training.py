@@ -104,6 +104,9 @@ _KNOTS = Rule(
 )
 
 
+_SPLIT = Rule("a fraction in [0, 1)", lambda v: 0 <= float(v) < 1)
+
+
 def _schedule_rule(v: object) -> bool:
     return callable(v) or v in SCHEDULES
 
@@ -135,6 +138,12 @@ class TrainConfig:
     ``"float64"`` casts model and data. ``checkpoint_every=0`` checkpoints only at the end and on
     an interrupt. ``device``: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:N"``
     …; a device this machine lacks is refused here.
+
+    Early stopping: ``validation_split`` holds out that fraction of the samples (drawn with
+    ``seed``, never trained on) and logs the objective on them as ``val_loss`` at every logged
+    step; with ``patience`` training stops after that many logged steps without a lower
+    ``val_loss``; with ``restore_best`` the run ends with the weights of the lowest ``val_loss``
+    (:attr:`History.best_step`). Resuming restores all of it.
 
     Each setting's rule is in its field's metadata, checked by :func:`sobolev.config.validate`
     (``lbfgs_at`` ≤ ``steps`` and L-BFGS without a schedule are checked after it).
@@ -172,9 +181,14 @@ class TrainConfig:
     betas: tuple[float, float] = field(default=(0.9, 0.999), metadata=rules(_BETAS))
     eps: float = field(default=1e-8, metadata=rules(positive))
     weight_decay_on: str = field(default="all", metadata=rules(one_of(WEIGHT_DECAY_ON)))
+    validation_split: float = field(default=0.0, metadata=rules(_SPLIT))
+    patience: int | None = field(default=None, metadata=rules(integer(1)))
+    restore_best: bool = field(default=True, metadata=rules(boolean))
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.patience is not None and self.validation_split == 0:
+            raise error("patience", "None without a validation_split > 0", self.patience)
         if self.lbfgs_at is not None and self.lbfgs_at > self.steps:
             raise error("lbfgs_at", f"None or in [0, steps={self.steps}]", self.lbfgs_at)
         if self.optimizer == "lbfgs" and self.schedule != "constant":
@@ -198,11 +212,16 @@ class History:
 
     ``diverged``: for a member of :func:`sobolev.fit_ensemble` whose loss became NaN or Inf, the
     message :func:`fit` raises (as ``FloatingPointError``) in that case; its records stop there.
+    With a ``validation_split``: ``best_step``, the logged step of the lowest ``val_loss`` (the
+    weights the run ends with under ``restore_best``), and ``stopped_at``, the step at which
+    ``patience`` ran out (``None`` if the budget did).
     """
 
     records: list[dict[str, Any]] = field(default_factory=list)
     resumed_from: int | None = None
     diverged: str | None = None
+    best_step: int | None = None
+    stopped_at: int | None = None
 
     def series(self, key: str) -> tuple[list[int], list[float]]:
         """(steps, values) of one logged quantity."""
@@ -865,8 +884,12 @@ class _Run:
         out: Path | None,
         evaluate: Callable[[nn.Module], dict[str, float]] | None,
         scale: tuple[float, float] = (0.0, 0.0),
+        val: tuple[Tensor, ...] | None = None,
     ) -> None:
-        self.scale = scale
+        self.scale, self.val = scale, val
+        self.best: float | None = None
+        self.best_state: dict[str, Tensor] | None = None
+        self.bad, self.stopped = 0, False
         self.model, self.objective, self.data, self.cfg, self.ctx, self.evaluate_fn = (
             model,
             objective,
@@ -918,6 +941,11 @@ class _Run:
         _set_rng_state(rngs[self.ctx.rank % len(rngs)], self.data_gen)
         self.history.resumed_from = self.step
         self.history.records = records
+        es = ck.get("early_stopping")
+        if es is not None:
+            self.best, self.bad, self.stopped = es["best"], es["bad"], es["stopped"]
+            self.best_state = es["state"]
+            self.history.best_step, self.history.stopped_at = es["best_step"], es["stopped_at"]
 
     def _batch(self) -> tuple[Tensor, ...]:
         if self.ctx.enabled:
@@ -948,6 +976,8 @@ class _Run:
             self.opt = _make_optimizer(self.phase, self.model, cfg)
         logging = self.step % cfg.log_every == 0
         evals = self._evaluate() if logging else {}
+        if logging:  # at the parameters this step starts from, which the best state keeps
+            self._early_stopping(evals)
         batch = self._batch()
         sink: dict[str, Any] = {}
 
@@ -983,8 +1013,38 @@ class _Run:
         return sink["halt"]
 
     def live(self) -> bool:
-        """Whether anything is left to train (an ensemble stops when every member diverged)."""
-        return True
+        """Whether anything is left to train (not after early stopping; an ensemble stops when
+        every member diverged)."""
+        return not self.stopped
+
+    def _validate(self) -> dict[str, float]:
+        """``val_loss``: the objective on the held-out samples (none without a split)."""
+        if self.val is None:
+            return {}
+        was = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():  # derivatives w.r.t. x still work
+                loss, _, _ = self._loss(_local_batch(self.val, None, self.ctx), False)
+        finally:
+            self.model.train(was)
+        return {"val_loss": self._value(loss)}
+
+    def _early_stopping(self, evals: dict[str, float]) -> None:
+        """Keep the weights of the lowest ``val_loss`` so far; stop after ``patience`` logged
+        steps without one."""
+        if "val_loss" not in evals:
+            return
+        v = evals["val_loss"]
+        if self.best is None or v < self.best:
+            self.best, self.bad, self.history.best_step = v, 0, self.step
+            if self.cfg.restore_best:
+                state = self.model.state_dict()
+                self.best_state = {k: t.detach().clone() for k, t in state.items()}
+            return
+        self.bad += 1
+        if self.cfg.patience is not None and self.bad >= self.cfg.patience:
+            self.stopped, self.history.stopped_at = True, self.step + 1
 
     def _value(self, t: Tensor) -> Any:
         """A logged value: a float (one run), or a list of floats, one per member (ensembles)."""
@@ -1014,7 +1074,10 @@ class _Run:
         )
 
     def final(self) -> None:
-        """Log the loss, terms and evaluation at the final parameters (no optimiser step)."""
+        """Log the loss, terms and evaluation at the final parameters (no optimiser step): with
+        ``restore_best``, those of the lowest ``val_loss``."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
         batch = self._batch()
         with torch.no_grad():  # derivatives w.r.t. x still work; no graph to the parameters
             loss, terms, _ = self._loss(batch, False)
@@ -1027,11 +1090,12 @@ class _Run:
         )
 
     def _evaluate(self) -> dict[str, float]:
+        val = self._validate()
         if self.evaluate_fn is None:
-            return {}
+            return val
         self.model.eval()
         try:
-            return {k: float(v) for k, v in self.evaluate_fn(self.model).items()}
+            return {**val, **{k: float(v) for k, v in self.evaluate_fn(self.model).items()}}
         finally:
             self.model.train()
 
@@ -1088,7 +1152,18 @@ class _Run:
             )
 
     def _extra_state(self) -> dict[str, Any]:
-        return {}
+        if self.val is None:
+            return {}
+        return {
+            "early_stopping": {
+                "best": self.best,
+                "bad": self.bad,
+                "stopped": self.stopped,
+                "state": self.best_state,
+                "best_step": self.history.best_step,
+                "stopped_at": self.history.stopped_at,
+            }
+        }
 
 
 def fit(
@@ -1138,12 +1213,33 @@ def fit(
     dtype = DTYPES[cfg.dtype] if cfg.dtype is not None else _model_dtype(model)
     data = _as_data(data, device, dtype)
     scale = _check_scale(data, dtype, ctx)
+    train, val = validation_split(data, cfg)
 
     def make_run(plan: _Plan, out: Path | None) -> _Run:
         model.to(device=device, dtype=dtype)  # once the run is known to be valid
-        return _Run(model, objective, data, cfg, plan, ctx, out, evaluate, scale)
+        return _Run(model, objective, train, cfg, plan, ctx, out, evaluate, scale, val)
 
     return run_locked(out_dir, _run_config(cfg, dtype), _data_id(data), ctx, make_run, desc)
+
+
+def validation_split(
+    data: tuple[Tensor, ...], cfg: TrainConfig
+) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...] | None]:
+    """The training and held-out samples of ``data`` under ``cfg.validation_split``: a random
+    ``round(fraction · N)`` of the rows (at least one, drawn with ``cfg.seed``) are held out;
+    ``(data, None)`` without a split. A ValueError when nothing would be left to train on."""
+    n = data[0].shape[0]
+    if cfg.validation_split == 0:
+        return data, None
+    n_val = max(1, round(cfg.validation_split * n))
+    if n_val >= n:
+        raise ValueError(
+            f"validation_split={cfg.validation_split} of {n} samples leaves none to train on"
+        )
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + 1_000_003))
+    keep, held = perm[: n - n_val].sort().values, perm[n - n_val :].sort().values
+    keep, held = keep.to(data[0].device), held.to(data[0].device)
+    return tuple(t[keep] for t in data), tuple(t[held] for t in data)
 
 
 def run_locked(
