@@ -281,8 +281,18 @@ def write_document(path: Path, root: Path = RESULTS_DIR) -> bool:
     return new != text
 
 
-#: what may follow an experiment's name in a results key (:func:`default_key`)
+#: what may follow an experiment's name in a results key (:func:`default_key`); a committed
+#: study of one experiment may also add words of its own (``architectures-siren``):
+#: :func:`is_study_key`
 KEY_SUFFIXES = ("", "-paper", "-quick", "-paper-quick", "-gpu", "-paper-gpu")
+
+
+def is_study_key(key: object) -> bool:
+    """``<experiment>-<word>[-<word>…]`` with lower-case letters and digits in each word, for a
+    registered experiment: a name directly under ``docs/results`` (no separator, no dots)."""
+    return isinstance(key, str) and any(
+        re.fullmatch(rf"{re.escape(name)}(?:-[a-z0-9]+)+", key) for name in experiments.EXPERIMENTS
+    )
 
 
 def _is_file(path: Path) -> bool:
@@ -316,7 +326,8 @@ def destination(key: str, root: Path = RESULTS_DIR, source: str = "") -> Path:
     name = f"results key {key!r}{source}"
     expected = (
         f"expected the name of a registered experiment ({', '.join(experiments.EXPERIMENTS)}), "
-        f"optionally followed by {', '.join(KEY_SUFFIXES[1:])}, or of a run already in {root}"
+        f"optionally followed by {', '.join(KEY_SUFFIXES[1:])} or by words of lower-case letters "
+        f"and digits (-siren), or of a run already in {root}"
     )
     if (
         not isinstance(key, str)
@@ -327,7 +338,7 @@ def destination(key: str, root: Path = RESULTS_DIR, source: str = "") -> Path:
         or os.path.isabs(key)
     ):
         raise ValueError(f"{name} is not a name of a directory directly in {root}: {expected}")
-    if key not in results_keys(root):
+    if key not in results_keys(root) and not is_study_key(key):
         raise ValueError(f"{name} is not a results key: {expected}")
     dest = root / key
     if os.path.islink(dest):

@@ -15,6 +15,7 @@ then L-BFGS lr 0.01 for 25,000 epochs, 20 repeats); the default is ours, scaled 
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,10 +152,32 @@ class Config:
         )
 
 
+def siren_w0(name: str, cfg: Config) -> float | None:
+    """ω₀ of the SIREN model ``name``: ``"siren"`` has ``cfg.siren_w0``, ``"siren@W"`` has W
+    (several ω₀ in one comparison, e.g. ``models=siren@1,siren@30``); ``None`` for another
+    model or a W that is not a positive number."""
+    if name == "siren":
+        return cfg.siren_w0
+    if not name.startswith("siren@"):
+        return None
+    try:
+        w0 = float(name.removeprefix("siren@"))
+    except ValueError:
+        return None
+    return w0 if math.isfinite(w0) and w0 > 0 else None
+
+
 def validate(cfg: Config) -> None:
     """Settings the shared config checks do not cover; ``ValueError`` naming the setting."""
+    bad = [m for m in cfg.models if m not in MODELS and siren_w0(m, cfg) is None]
+    if bad or not cfg.models or len(set(cfg.models)) != len(cfg.models):
+        raise ValueError(
+            f"models must be distinct names among {MODELS} or 'siren@W' (SIREN with ω₀ = W > 0), "
+            f"got {cfg.models}"
+        )
+    if cfg.model_variant == "official" and any(m not in MODELS for m in cfg.models):
+        raise ValueError("models: 'siren@W' is a network of ours, not of model_variant 'official'")
     for name, value, allowed in (
-        ("models", cfg.models, MODELS),
         ("model_variant", (cfg.model_variant,), VARIANTS),
         ("reach_on", (cfg.reach_on,), tuple(REACH_KEYS)),
         ("lbfgs_line_search", (cfg.lbfgs_line_search,), ("none", "strong_wolfe")),
@@ -169,16 +192,17 @@ def validate(cfg: Config) -> None:
 
 
 def make_model(name: str, cfg: Config) -> nn.Module:
-    """The 1-D network ``name`` (one of ``MODELS``) of the config's variant and sizes."""
-    if name not in MODELS:
-        raise ValueError(f"models must be among {MODELS}, got {name!r}")
+    """The 1-D network ``name`` (one of ``MODELS``, or ``"siren@W"``) of the config's variant and
+    sizes."""
+    if name not in MODELS and siren_w0(name, cfg) is None:
+        raise ValueError(f"models must be among {MODELS} or 'siren@W', got {name!r}")
     if cfg.model_variant == "official":
         return paper_model(name, cfg.width)
     if name == "mlp":
         return MLP(1, 1, cfg.width, cfg.depth, "tanh")
     if name == "fourier":
         return FourierFeatureMLP(1, 1, cfg.ff_features, cfg.ff_sigma, cfg.width, cfg.depth, "tanh")
-    return SIREN(1, 1, cfg.width, cfg.depth, cfg.siren_w0)
+    return SIREN(1, 1, cfg.width, cfg.depth, siren_w0(name, cfg))
 
 
 def _compare(cfg: Config, fname: str, mname: str, out: Path) -> dict[str, list]:
@@ -306,7 +330,7 @@ def tables(summary: dict[str, Any]) -> str:
     models = (
         "the official networks (trainable sin(2π·) features, plain sine MLP, Kaiming/Xavier init)"
         if cfg.model_variant == "official"
-        else ", ".join(described[m] for m in cfg.models)
+        else ", ".join(described.get(m, f"SIREN ω₀ = {siren_w0(m, cfg):g}") for m in cfg.models)
     )
     head = (
         f"### 1-D targets × architectures ({setting_note(summary, cfg.seeds)}): {models}; Adam lr "

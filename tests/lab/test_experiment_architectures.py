@@ -152,3 +152,29 @@ def test_paper_models_use_the_official_initialisations():
         init_linear_weights(nn.Linear(2, 2), "orthogonal")
     with pytest.raises(ValueError, match="models"):
         paper_model("resnet")
+
+
+def test_siren_at_w_is_a_siren_with_that_w0():
+    cfg = architectures.Config()
+    torch.manual_seed(0)
+    a = architectures.make_model("siren@3", cfg)
+    torch.manual_seed(0)
+    b = architectures.make_model("siren", dataclasses.replace(cfg, siren_w0=3.0))
+    x = torch.linspace(-1, 1, 7).unsqueeze(1)
+    assert torch.equal(a(x), b(x))
+    assert architectures.siren_w0("siren@0.5", cfg) == 0.5
+    assert architectures.siren_w0("mlp", cfg) is None
+
+
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        (dict(models=("siren@-1",)), "siren@W"),
+        (dict(models=("siren@x",)), "siren@W"),
+        (dict(models=("siren@1", "siren@1")), "distinct"),
+        (dict(models=("siren@1",), model_variant="official"), "not of model_variant"),
+    ],
+)
+def test_bad_models_are_refused(kw, words):
+    with pytest.raises(ValueError, match=words):
+        architectures.validate(dataclasses.replace(architectures.Config(), **kw))

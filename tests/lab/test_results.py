@@ -258,7 +258,20 @@ def _run_dir(parent: Path, experiment: str = "regression", **cfg) -> Path:
     return run
 
 
-BAD_KEYS = ["../../x", "ABSOLUTE", "a/b", "regression/../theory", "theory/nested", "demo", "..", ""]
+BAD_KEYS = [
+    "../../x",
+    "ABSOLUTE",
+    "a/b",
+    "regression/../theory",
+    "theory/nested",
+    "demo",
+    "..",
+    "",
+    "regression-",
+    "regression-a.b",
+    "regression-../x",
+    "regression-Siren",
+]
 
 
 @pytest.mark.parametrize("via", ["config.json", "key"])
@@ -298,6 +311,8 @@ def test_collect_accepts_experiment_variants_and_keys_already_collected(tmp_path
     assert (repo / "custom" / "table.md").read_text() == "new table\n"
     with pytest.raises(ValueError, match="'custom2'"):
         results.collect(run, "custom2", repo)
+    # a study of one experiment: its name, then words of lower-case letters and digits
+    assert results.collect(run, "architectures-siren-w0", repo) == repo / "architectures-siren-w0"
 
 
 @pytest.mark.parametrize("entry", ["summary.json", "config.json", "table.md", "fit.png"])
