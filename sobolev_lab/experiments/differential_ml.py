@@ -23,6 +23,7 @@ number of steps capped (``max_batch``, ``max_steps``) to fit the CPU budget.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -38,7 +40,7 @@ from sobolev.finance import MODELS, HeldOutSet, PricingModel, pricing_model
 from sobolev.losses import SobolevLoss, sobolev_loss
 from sobolev.models import MLP
 from sobolev.normalize import Normalizer, Surrogate
-from sobolev.training import fit
+from sobolev.training import ONE_CYCLE_KNOTS, fit
 
 from ..report import (
     fmt,
@@ -64,6 +66,10 @@ COLORS = {
     "random direction per step": "tab:red",
 }
 METRICS = {"price_rmse": "test price RMSE", "delta_rmse": "test delta RMSE"}
+#: the learning-rate schedules of the experiment (``Config.schedule``)
+DML_SCHEDULES = ("cosine", "one-cycle")
+#: initialisations of the network (``Config.init``)
+INITS = ("torch", "glorot")
 
 
 @dataclass
@@ -72,7 +78,13 @@ class Config:
     (``"bachelier"``: the basket at every d, d = 1 the one-asset Bachelier call); ``antithetic``:
     labels averaged over the antithetic pair of paths (:mod:`sobolev.finance`); ``sizes``:
     training set sizes (nested: the first n paths of one simulation per seed); network ``depth``
-    × ``width`` ``activation``; ``high_d`` = 0 skips the high-dimensional case."""
+    × ``width`` ``activation``; ``high_d`` = 0 skips the high-dimensional case. ``schedule``:
+    ``"cosine"`` (to ``lr·lr_min_factor``) or ``"one-cycle"`` (the notebooks' rates, constant
+    within an epoch, peak ``lr``); ``input_weights``: the derivative term weighs each input by
+    λ_j (:meth:`sobolev.Normalizer.derivative_weights`, the notebooks' ``lambda_j``; seed by
+    seed, as λ_j depend on each seed's labels); ``init``: ``"torch"`` (PyTorch's default) or
+    ``"glorot"`` (Glorot-uniform weights, zero biases: TensorFlow's dense layers, the
+    notebooks')."""
 
     dims: tuple[int, ...] = (1, 7, 20)
     model: str = "auto"
@@ -97,6 +109,46 @@ class Config:
     dtype: str = "float32"
     device: str = "cpu"
     ensemble: bool = True
+    schedule: str = "cosine"
+    input_weights: bool = False
+    init: str = "torch"
+
+    @classmethod
+    def paper(cls, quick: bool = False) -> Config:
+        """The reference notebooks' recipe (Huge & Savine, ``DifferentialMLTF2.ipynb``): 4×20
+        softplus, Glorot-uniform weights and zero biases, float32, standardised data, λ_j,
+        α = 1/(1+d) (``weighting="dimension"``), Adam with the one-cycle rates (peak 0.1,
+        constant within an epoch), batch max(256, m/16), 100 epochs, antithetic labels; the
+        Black–Scholes call (d = 1) and baskets d = 7 and 20 at 1024, 8192 and 65536 samples
+        (the notebooks run 1024–16384 and no fixed seeds), 5 seeds. With ``quick``: d = 1 and 7,
+        1024 and 4096 samples, 10 epochs, 2 seeds."""
+        full = cls(
+            dims=(1, 7, 20),
+            sizes=(1024, 8192, 65536),
+            match_at=(1024,),
+            seeds=5,
+            width=20,
+            depth=4,
+            activation="softplus",
+            epochs=100,
+            batches_per_epoch=16,
+            min_batch=256,
+            max_batch=2**30,
+            max_steps=2**30,
+            lr=0.1,
+            n_test=4096,
+            high_d=0,
+            antithetic=True,
+            dtype="float32",
+            schedule="one-cycle",
+            input_weights=True,
+            init="glorot",
+        )
+        if quick:
+            return dataclasses.replace(
+                full, dims=(1, 7), sizes=(1024, 4096), epochs=10, seeds=2, n_test=1024
+            )
+        return full
 
     @classmethod
     def quick(cls) -> Config:
@@ -132,6 +184,10 @@ class Config:
             raise ValueError(
                 f"model 'black-scholes' has one asset: dims must be 1, got {self.dims}"
             )
+        if self.schedule not in DML_SCHEDULES:
+            raise ValueError(f"schedule must be one of {DML_SCHEDULES}, got {self.schedule!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if self.min_batch > self.max_batch:
             raise ValueError(f"min_batch ({self.min_batch}) must be ≤ max_batch ({self.max_batch})")
 
@@ -151,7 +207,7 @@ def validate(cfg: Config) -> None:
             cfg,
             seed=0,
             steps=steps,
-            schedule="cosine",
+            schedule=cfg.schedule,
             batch_size=bs,
             log_every=max(steps, 1),
             checkpoint_every=0,
@@ -178,11 +234,14 @@ def directional_objective(
 
 
 def heldout_errors(surrogate: Surrogate, test: HeldOutSet) -> dict[str, float]:
-    """RMSE of the surrogate's price and deltas (all entries) against the closed form."""
+    """RMSE of the surrogate's price, of its deltas (all entries) and of its first asset's delta
+    (the notebooks' delta error) against the closed form."""
     price, delta = surrogate.predict(test.x)
+    err = delta.double() - test.delta
     return {
         "price_rmse": float((price.double() - test.price).square().mean().sqrt()),
-        "delta_rmse": float((delta.double() - test.delta).square().mean().sqrt()),
+        "delta_rmse": float(err.square().mean().sqrt()),
+        "delta1_rmse": float(err[..., 0].square().mean().sqrt()),
     }
 
 
@@ -212,14 +271,29 @@ def power_law_size(sizes: tuple[int, ...], errors: list[float], target: float) -
     return math.exp(mx + (math.log(target) - my) / slope) if slope < 0 else None
 
 
+class EpochOneCycle:
+    """The notebooks' one-cycle rate factor, constant within an epoch: ``ONE_CYCLE_KNOTS``
+    interpolated at ``epoch / epochs`` (:data:`sobolev.training.ONE_CYCLE_KNOTS`)."""
+
+    def __init__(self, steps_per_epoch: int, epochs: int) -> None:
+        self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
+
+    def __call__(self, step: int) -> float:
+        t = (step // self.steps_per_epoch) / self.epochs
+        return float(np.interp(t, *zip(*ONE_CYCLE_KNOTS)))
+
+
 def _settings(cfg: Config, seed: int, n: int) -> Any:
     """The training settings of a network on ``n`` samples."""
     bs, steps = cfg.plan(n)
+    schedule = (
+        EpochOneCycle(math.ceil(n / bs), cfg.epochs) if cfg.schedule == "one-cycle" else "cosine"
+    )
     return train_config(
         cfg,
         seed=seed,
         steps=steps,
-        schedule="cosine",
+        schedule=schedule,
         batch_size=bs,
         log_every=max(steps, 1),
         checkpoint_every=0,
@@ -227,12 +301,23 @@ def _settings(cfg: Config, seed: int, n: int) -> Any:
     )
 
 
+def network(cfg: Config, d: int) -> nn.Module:
+    """A fresh ``depth`` × ``width`` MLP on d inputs, initialised as ``cfg.init`` says."""
+    net = MLP(d, 1, cfg.width, cfg.depth, cfg.activation)
+    if cfg.init == "glorot":
+        for layer in net.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
+    return net
+
+
 def _train(
     cfg: Config, d: int, seed: int, objective: Any, data: tuple[Tensor, ...]
 ) -> tuple[nn.Module, float]:
     """A fresh network trained on ``data`` (in a :func:`sobolev_lab.seeds.paired_runs` run, which
     seeds its initialisation); returns it and its training seconds."""
-    net = MLP(d, 1, cfg.width, cfg.depth, cfg.activation)
+    net = network(cfg, d)
     hist = fit(net, objective, data, _settings(cfg, seed, data[0].shape[0]))
     return net.cpu(), hist.records[-1]["time"]
 
@@ -246,7 +331,7 @@ def _train_seeds(
         return None
     by_seed = dict(zip(seeds, data))
     nets, records = fit_seeds(
-        lambda: MLP(d, 1, cfg.width, cfg.depth, cfg.activation),
+        lambda: network(cfg, d),
         objective,
         lambda s: by_seed[s],
         _settings(cfg, seeds[0], data[0][0].shape[0]),
@@ -302,6 +387,13 @@ def _compare(cfg: Config, d: int) -> dict[str, Any]:
         k = METHODS[name]
         return norm, norm.transform(p["x"][:n], p["y"][:n], p["dydx"][:n])[: 2 + k]
 
+    def loss(setting: tuple[int, str], p: dict[str, Any], norm: Normalizer) -> SobolevLoss:
+        n, name = setting
+        lam = (
+            norm.derivative_weights(p["dydx"][:n]) if cfg.input_weights and METHODS[name] else None
+        )
+        return SobolevLoss(METHODS[name], weighting="dimension", input_weights=lam)
+
     def result(setting: tuple[int, str], p: dict[str, Any], norm, net, secs) -> dict[str, float]:
         return {
             **heldout_errors(norm.wrap(net), test),
@@ -309,16 +401,16 @@ def _compare(cfg: Config, d: int) -> dict[str, Any]:
             "label_time_s": p["label_s"] * setting[0] / n_max,
         }
 
-    def loss(setting: tuple[int, str]) -> SobolevLoss:
-        return SobolevLoss(METHODS[setting[1]], weighting="dimension")
-
     def train(setting: tuple[int, str], s: int, p: dict[str, Any]) -> dict[str, float]:
         norm, data = problem(setting, p)
-        return result(setting, p, norm, *_train(cfg, d, s, loss(setting), data))
+        return result(setting, p, norm, *_train(cfg, d, s, loss(setting, p, norm), data))
 
     def train_seeds(setting: tuple[int, str], seeds: list[int], ps: list) -> list | None:
+        if cfg.input_weights and METHODS[setting[1]]:
+            return None  # λ_j differ from seed to seed: one objective cannot serve every member
         problems = [problem(setting, p) for p in ps]
-        trained = _train_seeds(cfg, d, seeds, loss(setting), [data for _, data in problems])
+        objective = loss(setting, ps[0], problems[0][0])
+        trained = _train_seeds(cfg, d, seeds, objective, [data for _, data in problems])
         if trained is None:
             return None
         return [result(setting, p, pr[0], *t) for p, pr, t in zip(ps, problems, trained)]
@@ -474,18 +566,31 @@ def tables(summary: dict) -> str:
         **{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()}
     )
     setting = summary.get("setting", "ours")
-    net = f"{cfg.depth} hidden layers × {cfg.width} {cfg.activation}"
+    net = f"{cfg.depth} hidden layers × {cfg.width} {cfg.activation}" + (
+        " (Glorot-uniform weights, zero biases)" if cfg.init == "glorot" else ""
+    )
+    rate = (
+        f"one-cycle to peak {cfg.lr:g} (per epoch)"
+        if cfg.schedule == "one-cycle"
+        else f"{cfg.lr:g} cosine to {cfg.lr * cfg.lr_min_factor:g}"
+    )
+    caps = (
+        f" clipped to [{cfg.min_batch}, {cfg.max_batch}]"
+        if cfg.max_batch < 2**30
+        else (f" (at least {cfg.min_batch})")
+    )
     head = (
         f"setting: {setting}; {cfg.seeds} seeds (paired: same paths and initialisation for every "
-        "method); "
-        f"network {net}; Adam lr {cfg.lr:g} cosine to {cfg.lr * cfg.lr_min_factor:g}, {cfg.epochs} "
-        "epochs, batch "
-        f"n/{cfg.batches_per_epoch} clipped to [{cfg.min_batch}, {cfg.max_batch}], at most "
-        f"{cfg.max_steps} steps; "
-        f"{cfg.n_test} test points; cells: median [min, max] over seeds; wall-clock seconds on one "
-        "CPU thread"
+        f"method); network {net}; Adam lr {rate}, {cfg.epochs} epochs, batch "
+        f"n/{cfg.batches_per_epoch}{caps}"
+        + (f", at most {cfg.max_steps} steps" if cfg.max_steps < 2**30 else "")
+        + ("; labels: antithetic pairs" if cfg.antithetic else "; labels: one path each")
+        + ("; derivative term weighted per input (λ_j)" if cfg.input_weights else "")
+        + f"; {cfg.n_test} test points; cells: median [min, max] over seeds; wall-clock seconds "
+        "on one CPU thread"
     )
     out = [f"### Differential ML: test error vs training size ({head})\n"]
+    first = "delta1_rmse" in summary["results"][str(cfg.dims[0])]["standard"][str(cfg.sizes[0])]
     rows = []
     for d in cfg.dims:
         r = summary["results"][str(d)]
@@ -501,6 +606,11 @@ def tables(summary: dict) -> str:
                     spread_cell(a, "delta_rmse"),
                     spread_cell(b, "delta_rmse"),
                     wins_cell(paired_wins(b, a, "delta_rmse")),
+                    *(
+                        [f"{spread_cell(a, 'delta1_rmse')} / {spread_cell(b, 'delta1_rmse')}"]
+                        if first
+                        else []
+                    ),
                     f"{fmt(a['train_time_s'], 2)} / {fmt(b['train_time_s'], 2)}",
                 ]
             )
@@ -515,6 +625,7 @@ def tables(summary: dict) -> str:
                 "delta RMSE standard",
                 "delta RMSE differential",
                 "differential lower (seeds)",
+                *(["first asset's delta RMSE standard / differential"] if first else []),
                 "train wall s standard / differential",
             ],
             rows,

@@ -1,9 +1,11 @@
 """The differential-ml experiment: its helpers against hand computations, and `sobolev run
 differential-ml --quick` end to end, with assertions that fail if the derivative term is broken."""
 
+import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -97,3 +99,45 @@ def test_the_pricing_model_settings_are_checked():
     with pytest.raises(ValueError, match="dims must be 1"):
         dml.Config(model="black-scholes", dims=(1, 7))
     assert dml.Config(model="bachelier", dims=(1,)).antithetic is True
+
+
+def test_the_paper_setting_is_the_notebooks_recipe():
+    cfg = dml.Config.paper()
+    assert (cfg.width, cfg.depth, cfg.activation, cfg.init) == (20, 4, "softplus", "glorot")
+    assert (cfg.epochs, cfg.lr, cfg.schedule, cfg.dtype) == (100, 0.1, "one-cycle", "float32")
+    assert cfg.antithetic and cfg.input_weights
+    for n in (1024, 8192, 65536):  # batch max(256, m // 16), 16 batches an epoch, 100 epochs
+        bs, steps = cfg.plan(n)
+        assert bs == max(256, n // 16) and steps == 100 * math.ceil(n / bs)
+
+
+def test_the_one_cycle_rates_are_the_notebooks_per_epoch():
+    sched = dml.EpochOneCycle(steps_per_epoch=4, epochs=10)
+    notebook = lambda e: np.interp(e / 10, [0, 0.2, 0.6, 0.9, 1], [1e-8, 0.1, 0.01, 1e-6, 1e-8])
+    for step in range(40):
+        assert 0.1 * sched(step) == pytest.approx(notebook(step // 4), rel=1e-9, abs=1e-15)
+
+
+def test_glorot_initialisation_has_zero_biases_and_glorot_bounds():
+    torch.manual_seed(0)
+    net = dml.network(dataclasses.replace(dml.Config.paper(), init="glorot"), 7)
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 5
+    for layer in linears:
+        fan_out, fan_in = layer.weight.shape
+        assert torch.all(layer.bias == 0)
+        assert layer.weight.abs().max() <= math.sqrt(6 / (fan_in + fan_out))
+        assert layer.weight.abs().max() > 0.8 * math.sqrt(6 / (fan_in + fan_out))
+
+
+def test_quick_paper_run_records_both_delta_errors(tmp_path):
+    cfg = dataclasses.replace(
+        dml.Config.paper(quick=True), dims=(1, 3), sizes=(512, 1024), match_at=(512,), epochs=2
+    )
+    s = dml.run(cfg, tmp_path)
+    for d in ("1", "3"):
+        for m in ("standard", "differential"):
+            r = s["results"][d][m]["1024"]
+            assert {"price_rmse", "delta_rmse", "delta1_rmse"} <= set(r)
+    one = s["results"]["1"]["differential"]["1024"]
+    assert one["delta1_rmse"] == pytest.approx(one["delta_rmse"])  # d = 1: the same entry
