@@ -517,6 +517,35 @@ def run(cfg: Config, out: Path) -> dict:
     return json_safe(summary)
 
 
+def merge(summaries: list[dict]) -> tuple[dict, dict]:
+    """Runs that differ only in their ``dims`` (one dimension per session, say) as one run: the
+    merged config (the dims in the order of the runs) and results; a ValueError names a setting
+    that differs. Runs with a high-dimensional case do not merge."""
+    cfgs = [s["config"] for s in summaries]
+    dims = [d for c in cfgs for d in c["dims"]]
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"the runs to merge must cover different dims, got {dims}")
+    if any(c["high_d"] for c in cfgs):
+        raise ValueError("runs with a high-dimensional case (high_d) do not merge: set high_d=0")
+    for i, c in enumerate(cfgs[1:], 1):
+        differ = sorted(k for k in {*cfgs[0], *c} - {"dims"} if cfgs[0].get(k) != c.get(k))
+        if differ:
+            raise ValueError(
+                f"run {i + 1} differs from run 1 in {', '.join(differ)}: only runs that differ "
+                "in their dims merge"
+            )
+    results = {k: v for s in summaries for k, v in s["results"].items()}
+    return {**cfgs[0], "dims": dims}, {"results": results}
+
+
+def merge_figures(summary: dict, run_dirs: list[Path], out: Path) -> list[str]:
+    """The merged run's error-vs-size figure, drawn from its summary."""
+    cfg = Config(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()}
+    )
+    return [_figure(cfg, summary["results"], out)]
+
+
 def _band(ax, sizes: tuple[int, ...], per_size: dict[str, Any], metric: str, label: str) -> None:
     med = [per_size[str(n)][metric] for n in sizes]
     lo = [per_size[str(n)]["range"][metric][0] for n in sizes]

@@ -50,7 +50,7 @@ def runs(tmp_path_factory):
     return made
 
 
-COSTS = ("time_per_epoch_s", "peak_step_memory_mb")  # measured, not results
+COSTS = ("time_per_epoch_s", "peak_step_memory_mb", "train_time_s", "label_time_s")  # measured
 
 
 def _without_costs(x):
@@ -137,3 +137,34 @@ def test_cli_merge(runs, tmp_path):
     assert "merged 2 runs of 'diffusion'" in res.output
     res = CliRunner().invoke(main, ["merge", str(runs["L2"]), "--out", str(tmp_path / "n")])
     assert res.exit_code != 0 and "at least two" in res.output
+
+
+def test_differential_ml_runs_of_one_dimension_each_merge_into_the_run_of_both(tmp_path):
+    tiny = (
+        "sizes=256,512",
+        "match_at=256",
+        "seeds=1",
+        "epochs=2",
+        "high_d=0",
+        "n_test=64",
+        "min_batch=128",
+    )
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    for name, dims in (("one", "1"), ("three", "3"), ("both", "1,3")):
+        execute(
+            "differential-ml",
+            quick=True,
+            out=tmp_path / name,
+            sets=(*tiny, f"dims={dims}"),
+            resume=False,
+            overwrite=False,
+        )
+    torch.set_num_threads(old)
+    summary = merge([tmp_path / "one", tmp_path / "three"], tmp_path / "merged")
+    both = json.loads((tmp_path / "both" / "summary.json").read_text())
+    assert summary["config"] == both["config"]
+    assert _without_costs(summary["results"]) == _without_costs(both["results"])
+    assert (tmp_path / "merged" / "error_vs_size.png").stat().st_size > 1000
+    with pytest.raises(RunError, match="different dims"):
+        merge([tmp_path / "one", tmp_path / "both"], tmp_path / "again")
