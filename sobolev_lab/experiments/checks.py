@@ -104,6 +104,8 @@ NONNEGATIVE_FLOATS = frozenset({"noise_sigma", "sinusoid_amplitude"})
 POSITIVE_FLOAT_LISTS = frozenset({"thresholds", "loss_tols", "param_tols"})
 #: settings that are lists of integers ≥ 1
 POSITIVE_INT_LISTS = frozenset({"dims", "widths", "flow_widths", "mults", "sizes", "high_d_sizes"})
+#: lists of positive finite numbers that may be empty (empty: the feature is off)
+OPTIONAL_POSITIVE_FLOAT_LISTS = frozenset({"lrs"})
 #: float settings in [0, 1]
 FRACTIONS = frozenset({"lr_min_factor"})
 DTYPES = ("float32", "float64")
@@ -120,12 +122,15 @@ def _among(choices: Any) -> Rule:
 
 
 def _by_name(f: dataclasses.Field) -> tuple[Rule, ...]:
-    """The rules of an experiment setting, from its name; no setting may be an empty list."""
+    """The rules of an experiment setting, from its name; no setting may be an empty list but
+    those of :data:`OPTIONAL_POSITIVE_FLOAT_LISTS`."""
     from sobolev.data import FUNCTIONS
     from sobolev.models import ACTIVATIONS
 
     key = f.name
     default = f.default
+    if key in OPTIONAL_POSITIVE_FLOAT_LISTS:
+        return (each(positive_finite),)
     if key in NONNEGATIVE_INTS:
         rule = integer(0)
     elif key in POSITIVE_INTS or key.startswith("n_"):
