@@ -119,12 +119,13 @@ class Config:
         softplus, Glorot-uniform weights and zero biases, float32, standardised data, λ_j,
         α = 1/(1+d) (``weighting="dimension"``), Adam with the one-cycle rates (peak 0.1,
         constant within an epoch), batch max(256, m/16), 100 epochs, antithetic labels; the
-        Black–Scholes call (d = 1) and baskets d = 7 and 20 at 1024, 8192 and 65536 samples
-        (the notebooks run 1024–16384 and no fixed seeds), 5 seeds. With ``quick``: d = 1 and 7,
+        Black–Scholes call (d = 1) and baskets d = 7 and 20 at the notebooks' sizes (1024 to
+        16384) and at 65536 samples, 5 seeds; tables put the notebook's stored errors
+        (:data:`NOTEBOOK`) beside ours. With ``quick``: d = 1 and 7,
         1024 and 4096 samples, 10 epochs, 2 seeds."""
         full = cls(
             dims=(1, 7, 20),
-            sizes=(1024, 8192, 65536),
+            sizes=(1024, 4096, 8192, 16384, 65536),
             match_at=(1024,),
             seeds=5,
             width=20,
@@ -733,4 +734,95 @@ def tables(summary: dict) -> str:
                 rows,
             )
         )
+    if summary.get("setting") == "paper":
+        out.append(notebook_table(cfg, summary["results"]))
     return "".join(out)
+
+
+#: The errors in the stored outputs of the reference notebook ``DifferentialML.ipynb``
+#: (differential-machine-learning/notebooks at 155055eb, the figures of cells 36, 42, 45 and 48,
+#: one run each with an unrecorded seed), in its units: 100 × RMSE with spot 1, the delta of the
+#: first asset; (case, d) -> n -> method -> (price, delta). Its baskets are drawn from its own
+#: random seed, not ours.
+NOTEBOOK: dict[tuple[str, int], dict[int, dict[str, tuple[float, float]]]] = {
+    ("black-scholes", 1): {
+        1024: {"standard": (0.59, 3.89), "differential": (0.35, 2.47)},
+        8192: {"standard": (0.13, 2.18), "differential": (0.13, 2.13)},
+    },
+    ("bachelier", 1): {
+        1024: {"standard": (0.17, 0.65), "differential": (0.11, 0.54)},
+        8192: {"standard": (0.07, 0.77), "differential": (0.06, 0.28)},
+    },
+    ("bachelier", 7): {
+        4096: {"standard": (0.77, 0.70), "differential": (0.24, 0.30)},
+        8192: {"standard": (0.50, 0.40), "differential": (0.14, 0.10)},
+        16384: {"standard": (0.21, 0.30), "differential": (0.11, 0.09)},
+    },
+    ("bachelier", 20): {
+        4096: {"standard": (2.02, 1.29), "differential": (0.23, 0.16)},
+        8192: {"standard": (1.19, 0.70), "differential": (0.13, 0.07)},
+        16384: {"standard": (0.62, 0.41), "differential": (0.10, 0.05)},
+    },
+}
+
+
+def notebook_case(model: str, d: int) -> tuple[str, int]:
+    """The :data:`NOTEBOOK` case of a run's pricing ``model`` setting at dimension d."""
+    return ("black-scholes" if model in ("auto", "black-scholes") and d == 1 else "bachelier", d)
+
+
+def notebook_table(cfg: Config, results: dict[str, Any]) -> str:
+    """Ours beside the notebook's stored outputs, in its units (100 × RMSE; delta of the first
+    asset), at the cases and sizes both ran: where the notebook's one run falls in our seeds'
+    range, and its ratio to our median."""
+    rows = []
+    for d in cfg.dims:
+        ref = NOTEBOOK.get(notebook_case(cfg.model, d), {})
+        for n, per in ref.items():
+            if str(n) not in results[str(d)]["standard"]:
+                continue
+            for m, (price, delta) in per.items():
+                r = results[str(d)][m][str(n)]
+                for label, key, nb in (
+                    ("price", "price_rmse", price),
+                    ("delta", "delta1_rmse", delta),
+                ):
+                    if key not in r:
+                        continue
+                    lo, hi = (100 * v for v in r["range"][key])
+                    med = 100 * r[key]
+                    where = "within" if lo <= nb <= hi else "below" if nb < lo else "above"
+                    rows.append(
+                        [
+                            notebook_case(cfg.model, d)[0],
+                            d,
+                            n,
+                            m,
+                            label,
+                            fmt(nb, 3),
+                            f"{fmt(med, 3)} [{fmt(lo, 3)}, {fmt(hi, 3)}]",
+                            where,
+                            f"{fmt(nb / med, 2)}×",
+                        ]
+                    )
+    if not rows:
+        return ""
+    return (
+        f"\n### Against the reference notebook's stored outputs (100 × RMSE, spot 1; delta of the "
+        f"first asset; the notebook: one run, its own basket and seed; ours: median [min, max] "
+        f"over {cfg.seeds} seeds)\n"
+        + markdown_table(
+            [
+                "case",
+                "d",
+                "n",
+                "method",
+                "error",
+                "notebook",
+                "ours",
+                "notebook vs our seeds",
+                "notebook ÷ our median",
+            ],
+            rows,
+        )
+    )

@@ -130,7 +130,7 @@ def test_glorot_initialisation_has_zero_biases_and_glorot_bounds():
         assert layer.weight.abs().max() > 0.8 * math.sqrt(6 / (fan_in + fan_out))
 
 
-def test_quick_paper_run_records_both_delta_errors(tmp_path):
+def test_quick_paper_run_records_both_delta_errors(tmp_path, as_cli):
     cfg = dataclasses.replace(
         dml.Config.paper(quick=True), dims=(1, 3), sizes=(512, 1024), match_at=(512,), epochs=2
     )
@@ -141,3 +141,8 @@ def test_quick_paper_run_records_both_delta_errors(tmp_path):
             assert {"price_rmse", "delta_rmse", "delta1_rmse"} <= set(r)
     one = s["results"]["1"]["differential"]["1024"]
     assert one["delta1_rmse"] == pytest.approx(one["delta_rmse"])  # d = 1: the same entry
+    table = dml.tables(as_cli(s, cfg, "paper"))
+    assert "Against the reference notebook" in table
+    assert "| black-scholes | 1 | 1024 | standard | price | 0.59 |" in table
+    assert "| black-scholes | 1 | 1024 | differential | delta | 2.47 |" in table
+    assert "Against the reference notebook" not in dml.tables(as_cli(s, cfg, "ours"))
