@@ -84,7 +84,9 @@ class Config:
     λ_j (:meth:`sobolev.Normalizer.derivative_weights`, the notebooks' ``lambda_j``; seed by
     seed, as λ_j depend on each seed's labels); ``init``: ``"torch"`` (PyTorch's default) or
     ``"glorot"`` (Glorot-uniform weights, zero biases: TensorFlow's dense layers, the
-    notebooks')."""
+    notebooks'). Seeds: ``basket_seed`` (the basket's correlation, weights and volatilities),
+    ``paths_seed`` (seed s simulates its paths from ``paths_seed + s``), ``test_seed`` (the test
+    states)."""
 
     dims: tuple[int, ...] = (1, 7, 20)
     model: str = "auto"
@@ -112,6 +114,8 @@ class Config:
     schedule: str = "cosine"
     input_weights: bool = False
     init: str = "torch"
+    paths_seed: int = 1000
+    test_seed: int = 7
 
     @classmethod
     def paper(cls, quick: bool = False) -> Config:
@@ -342,7 +346,7 @@ def _train_seeds(
 
 
 def _paths(model: PricingModel, n: int, seed: int) -> tuple[Tensor, Tensor]:
-    g = torch.Generator().manual_seed(1_000 + seed)
+    g = torch.Generator().manual_seed(seed)
     return model.draw_spots(n, g), model.draw_noise(n, g)
 
 
@@ -355,11 +359,12 @@ def _timed(f: Callable[[], Any]) -> tuple[Any, float]:
 def _labelled_paths(
     model: PricingModel, n: int, seed: int, direction_seed: int | None = None
 ) -> dict[str, Any]:
-    """One seed's ``n`` training paths: spots ``x``, payoffs ``y``, pathwise deltas ``dydx`` and
-    the seconds their simulation took (``label_s``); with ``direction_seed``, also one random
-    direction ``w`` per path (drawn in normalised coordinates, w ~ N(0, I)), its directional
-    derivative ``dv`` along ``σ_x·w`` (the simulator's units; forward mode) and their seconds
-    (``dir_s``), and the normaliser of all ``n`` paths (``norm_all``)."""
+    """One seed's ``n`` training paths (simulated from ``seed``): spots ``x``, payoffs ``y``,
+    pathwise deltas ``dydx`` and the seconds their simulation took (``label_s``); with
+    ``direction_seed``, also one random direction ``w`` per path (drawn in normalised
+    coordinates, w ~ N(0, I)), its directional derivative ``dv`` along ``σ_x·w`` (the
+    simulator's units; forward mode) and their seconds (``dir_s``), and the normaliser of all
+    ``n`` paths (``norm_all``)."""
     x, z = _paths(model, n, seed)
     model.labels(x[:2], z[:2])  # warm-up: time the simulation, not the first call's set-up
     if direction_seed is not None:
@@ -375,11 +380,23 @@ def _labelled_paths(
     return paths
 
 
+def label_noise(model: PricingModel, x: Tensor, y: Tensor, dydx: Tensor) -> dict[str, float]:
+    """RMS of the labels' Monte-Carlo noise around the closed form at the training states: the
+    price labels against the price, the delta labels against the deltas (all entries, and the
+    first asset's)."""
+    err = dydx - model.delta(x)
+    return {
+        "price_rmse": float((y - model.price(x)).square().mean().sqrt()),
+        "delta_rmse": float(err.square().mean().sqrt()),
+        "delta1_rmse": float(err[..., 0].square().mean().sqrt()),
+    }
+
+
 def _compare(cfg: Config, d: int) -> dict[str, Any]:
     """Standard vs differential for one dimension: errors per method and size, and sample
     efficiency."""
     model = pricing_model(d, seed=cfg.basket_seed, kind=cfg.model, antithetic=cfg.antithetic)
-    test = model.test_set(cfg.n_test, torch.Generator().manual_seed(7))
+    test = model.test_set(cfg.n_test, torch.Generator().manual_seed(cfg.test_seed))
     n_max = max(cfg.sizes)
 
     def problem(setting: tuple[int, str], p: dict[str, Any]) -> tuple:
@@ -416,12 +433,19 @@ def _compare(cfg: Config, d: int) -> dict[str, Any]:
             return None
         return [result(setting, p, pr[0], *t) for p, pr, t in zip(ps, problems, trained)]
 
+    noise: list[dict[str, float]] = []
+
+    def prepare(s: int) -> dict[str, Any]:
+        p = _labelled_paths(model, n_max, cfg.paths_seed + s)
+        noise.append(label_noise(model, p["x"], p["y"], p["dydx"]))
+        return p
+
     settings = [(n, m) for n in cfg.sizes for m in METHODS]
     runs = paired_runs(
         settings,
         range(cfg.seeds),
         train,
-        lambda s: _labelled_paths(model, n_max, s),
+        prepare,
         train_seeds=train_seeds,
     )
     res: dict[str, Any] = {
@@ -447,6 +471,7 @@ def _compare(cfg: Config, d: int) -> dict[str, Any]:
             r["reached"] = sum(row["standard_size"] is not None for row in rows)
             eff[metric][str(n0)] = r
     res["efficiency"] = eff
+    res["label_noise"] = over_seeds(noise)
     return res
 
 
@@ -474,11 +499,11 @@ def _high_d(cfg: Config) -> dict[str, Any]:
     gradient along one fresh random direction per step, at d = ``high_d``."""
     d = cfg.high_d
     model = pricing_model(d, seed=cfg.basket_seed, kind=cfg.model, antithetic=cfg.antithetic)
-    test = model.test_set(cfg.n_test, torch.Generator().manual_seed(7))
+    test = model.test_set(cfg.n_test, torch.Generator().manual_seed(cfg.test_seed))
     n_max = max(cfg.high_d_sizes)
 
     def prepare(s: int) -> dict[str, Any]:
-        return _labelled_paths(model, n_max, s, direction_seed=2_000 + s)
+        return _labelled_paths(model, n_max, cfg.paths_seed + s, direction_seed=2_000 + s)
 
     def result(n: int, norm: Normalizer, label_s: float, net, secs: float) -> dict[str, float]:
         return {
@@ -736,6 +761,25 @@ def tables(summary: dict) -> str:
         )
     if summary.get("setting") == "paper":
         out.append(notebook_table(cfg, summary["results"]))
+    if all("label_noise" in summary["results"][str(d)] for d in cfg.dims):
+        rows = [
+            [
+                d,
+                *(
+                    spread_cell(summary["results"][str(d)]["label_noise"], k)
+                    for k in ("price_rmse", "delta_rmse", "delta1_rmse")
+                ),
+            ]
+            for d in cfg.dims
+        ]
+        out.append(
+            "\n### Noise of the training labels: RMS of label − closed form at the training "
+            f"states ({max(cfg.sizes)} paths{', antithetic pairs' if cfg.antithetic else ''}; median "
+            "[min, max] over seeds; ×100 for the notebook's units)\n"
+            + markdown_table(
+                ["d", "price labels", "delta labels", "first asset's delta labels"], rows
+            )
+        )
     return "".join(out)
 
 

@@ -146,3 +146,8 @@ def test_quick_paper_run_records_both_delta_errors(tmp_path, as_cli):
     assert "| black-scholes | 1 | 1024 | standard | price | 0.59 |" in table
     assert "| black-scholes | 1 | 1024 | differential | delta | 2.47 |" in table
     assert "Against the reference notebook" not in dml.tables(as_cli(s, cfg, "ours"))
+    # the label noise against the closed form: antithetic labels of a call are noisy, but far
+    # less than the price scale; at d = 1 the first asset's delta is the delta
+    noise = s["results"]["1"]["label_noise"]
+    assert 0.005 < noise["price_rmse"] < 0.2 and noise["delta1_rmse"] == noise["delta_rmse"]
+    assert "Noise of the training labels" in table
