@@ -774,8 +774,9 @@ def tables(summary: dict) -> str:
         ]
         out.append(
             "\n### Noise of the training labels: RMS of label − closed form at the training "
-            f"states ({max(cfg.sizes)} paths{', antithetic pairs' if cfg.antithetic else ''}; median "
-            "[min, max] over seeds; ×100 for the notebook's units)\n"
+            f"states ({max(cfg.sizes)} paths"
+            + (", antithetic pairs" if cfg.antithetic else "")
+            + "; median [min, max] over seeds; ×100 for the notebook's units)\n"
             + markdown_table(
                 ["d", "price labels", "delta labels", "first asset's delta labels"], rows
             )
