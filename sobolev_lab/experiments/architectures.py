@@ -330,7 +330,10 @@ def tables(summary: dict[str, Any]) -> str:
     models = (
         "the official networks (trainable sin(2π·) features, plain sine MLP, Kaiming/Xavier init)"
         if cfg.model_variant == "official"
-        else ", ".join(described.get(m, f"SIREN ω₀ = {siren_w0(m, cfg):g}") for m in cfg.models)
+        else ", ".join(
+            described[m] if m in described else f"SIREN ω₀ = {siren_w0(m, cfg):g}"
+            for m in cfg.models
+        )
     )
     head = (
         f"### 1-D targets × architectures ({setting_note(summary, cfg.seeds)}): {models}; Adam lr "
