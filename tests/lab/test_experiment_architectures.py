@@ -178,3 +178,23 @@ def test_siren_at_w_is_a_siren_with_that_w0():
 def test_bad_models_are_refused(kw, words):
     with pytest.raises(ValueError, match=words):
         architectures.validate(dataclasses.replace(architectures.Config(), **kw))
+
+
+def test_a_run_over_siren_w0_names_each_in_its_table(tmp_path, check_outputs):
+    cfg = dataclasses.replace(
+        architectures.Config.quick(),
+        models=("siren@1", "siren@30"),
+        losses=("L2",),
+        n_train=32,
+        n_test=8,
+        width=8,
+        depth=1,
+        steps=4,
+        lbfgs_at=4,
+        log_every=2,
+        seeds=1,
+    )
+    s = architectures.run(cfg, tmp_path)
+    table = check_outputs(architectures, cfg, s, tmp_path, 1)
+    assert set(s["results"]["f1"]) == {"siren@1", "siren@30"}
+    assert "SIREN ω₀ = 1, SIREN ω₀ = 30" in table
