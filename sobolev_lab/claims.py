@@ -201,6 +201,12 @@ def _diffusion(s: dict) -> str:
     )
 
 
+def _dml_budget(c: dict) -> str:
+    rate = "one-cycle to peak" if c.get("schedule") == "one-cycle" else "cosine from"
+    cap = f" (at most {c['max_steps']} steps)" if c["max_steps"] < 2**30 else ""
+    return f"Adam {rate} {c['lr']:g}, {c['epochs']} epochs{cap}"
+
+
 def _differential_ml(s: dict) -> str:
     return ", ".join(
         f"d = {d} "
@@ -314,7 +320,7 @@ CLAIMS: tuple[Claim, ...] = (
         "at every training size",
         "differential-ml",
         _differential_ml,
-        "Adam lr {lr:g}, {epochs} epochs (at most {max_steps} steps)",
+        _dml_budget,
     ),
 )
 

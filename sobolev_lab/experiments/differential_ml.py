@@ -618,7 +618,10 @@ def _size_cell(r: dict[str, Any], key: str, missing: str) -> str:
 
 def tables(summary: dict) -> str:
     cfg = Config(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()}
+        **{
+            "antithetic": False,  # runs from before antithetic labels had one path per label
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()},
+        }
     )
     setting = summary.get("setting", "ours")
     net = f"{cfg.depth} hidden layers × {cfg.width} {cfg.activation}" + (
