@@ -64,7 +64,7 @@ def test_paper_settings_are_the_official_ones():
     [
         (numdiff_targets, {"steps", "seeds", "log_every", "n_test"}),
         (architectures, {"steps", "lbfgs_at", "seeds", "log_every", "functions"}),
-        (student_teacher, {"steps", "seeds", "log_every", "n_train", "n_test"}),
+        (student_teacher, {"steps", "seeds", "log_every", "n_train", "n_test", "lrs"}),
     ],
 )
 def test_paper_quick_scales_down_only_budget_fields(mod, scaled):
