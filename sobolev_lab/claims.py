@@ -32,6 +32,7 @@ FULL_RUNS: tuple[tuple[str, str, bool], ...] = (
     ("student-teacher", "student-teacher", False),
     ("student-teacher-paper", "student-teacher", True),
     ("architectures", "architectures", False),
+    ("architectures-siren", "architectures", False),
     ("conditioning", "conditioning", False),
     ("numdiff-targets", "numdiff-targets", False),
     ("denoising-autoencoder", "denoising-autoencoder", False),
@@ -777,6 +778,12 @@ PROSE_CLAIMS: dict[str, ProseClaim] = {
         "architectures", _groups(_R, "d1_rel_err", inner=("siren",))
     ),
     "architectures.h2-above-l2": ProseClaim("architectures", _architectures_h2_above_l2),
+    **{
+        f"architectures-siren.w{w}": ProseClaim(
+            "architectures-siren", _groups(_R, "d0_mse", inner=(f"siren@{w}",))
+        )
+        for w in (1, 3, 10, 30)
+    },
     "numdiff-targets.below-l2": ProseClaim("numdiff-targets", _losses(("results_2d",), "d0_mse")),
     "numdiff-targets.reach": ProseClaim("numdiff-targets", _numdiff_reach),
     **{
