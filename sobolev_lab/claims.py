@@ -39,6 +39,7 @@ FULL_RUNS: tuple[tuple[str, str, bool], ...] = (
     ("denoising-autoencoder-paper", "denoising-autoencoder", True),
     ("diffusion-paper", "diffusion", True),
     ("differential-ml", "differential-ml", False),
+    ("differential-ml-paper", "differential-ml", True),
 )
 #: committed runs made on another machine (a lent GPU) and collected with their provenance (the
 #: summary's ``provenance``): ``make results`` does not re-run them on a CPU
