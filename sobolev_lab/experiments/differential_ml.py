@@ -53,7 +53,7 @@ from ..report import (
     wins_cell,
 )
 from ..seeds import over_seeds, paired_runs, paired_wins
-from .seeded import fit_seeds, train_config
+from .seeded import config_of, fit_seeds, train_config
 
 #: training methods of the main comparison: name -> Sobolev order
 METHODS = {"standard": 0, "differential": 1}
@@ -566,10 +566,7 @@ def merge(summaries: list[dict]) -> tuple[dict, dict]:
 
 def merge_figures(summary: dict, run_dirs: list[Path], out: Path) -> list[str]:
     """The merged run's error-vs-size figure, drawn from its summary."""
-    cfg = Config(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in summary["config"].items()}
-    )
-    return [_figure(cfg, summary["results"], out)]
+    return [_figure(config_of(Config, summary), summary["results"], out)]
 
 
 def _band(ax, sizes: tuple[int, ...], per_size: dict[str, Any], metric: str, label: str) -> None:

@@ -354,22 +354,21 @@ def merge_figures(summary: dict, run_dirs: list[Path], out: Path) -> list[str]:
     """The merged run's figures in ``out``: the distance curves of every loss (drawn from the
     summary; the floor line is the first run's) and each objective's sample grids of the runs
     side by side (their images, equal in height)."""
-    import matplotlib.image as mpimg
     import numpy as np
     from PIL import Image
 
     cfg = config_of(Config, summary)
     names = [_distance_curves(cfg, summary["curves"], summary["floor"], out)]
     for obj in cfg.objectives:
-        grids = [mpimg.imread(Path(d) / f"samples_{obj}.png") for d in run_dirs]
+        grids = [
+            np.asarray(Image.open(Path(d) / f"samples_{obj}.png").convert("RGB")) for d in run_dirs
+        ]  # no alpha to commit
         if len({g.shape[0] for g in grids}) != 1:
             raise ValueError(f"the runs' samples_{obj}.png differ in height: cannot join them")
-        strip = np.concatenate([g[..., :3] for g in grids], axis=1)  # no alpha to commit
+        strip = np.concatenate(grids, axis=1)
         if np.array_equal(strip.min(-1), strip.max(-1)):  # gray images: one channel
             strip = strip[..., 0]
-        Image.fromarray((strip * 255).round().astype(np.uint8)).save(
-            out / f"samples_{obj}.png", optimize=True
-        )
+        Image.fromarray(strip).save(out / f"samples_{obj}.png", optimize=True)
         names.append(f"samples_{obj}.png")
     return names
 
