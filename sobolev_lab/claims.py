@@ -22,7 +22,7 @@ RESULTS_DIR = Path("docs/results")
 #: one Markdown page per experiment, ``docs/experiments/<experiment>.md``
 PAGES_DIR = Path("docs/experiments")
 BLOCK = re.compile(
-    r"(<!-- results: (?P<key>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.DOTALL
+    r"(<!-- results: (?P<key>[\w.~-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.DOTALL
 )
 
 #: the committed full runs: (key under docs/results, experiment, whether it is the paper setting)

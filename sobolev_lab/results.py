@@ -11,7 +11,9 @@ hold blocks
     <!-- /results -->
 
 whose content :func:`render_tables` makes: for a key under ``docs/results``, ``tables(summary)`` of
-the experiment behind ``docs/results/KEY/summary.json``; the keys ``claims`` (the README's claims
+the experiment behind ``docs/results/KEY/summary.json``; for ``KEY~REFERENCE``, its
+``versus(summary, reference)`` (one committed run against another of the same experiment, e.g.
+ours against ``--paper``); the keys ``claims`` (the README's claims
 table, :mod:`sobolev_lab.claims`), ``overview``, ``benchmarks`` and ``mutation`` are described
 there. Their prose states results in inline claims, ``<!-- claim: NAME -->…<!-- /claim -->``,
 whose words :func:`sobolev_lab.claims.render_claim` makes from a summary. :func:`render_document`
@@ -220,7 +222,8 @@ def overview_table(root: Path = RESULTS_DIR) -> str:
 
 def render_tables(key: str, root: Path = RESULTS_DIR) -> str:
     """The Markdown of the block ``key``: the tables of the committed run ``root/key``, as its
-    experiment's ``tables`` makes them; ``claims`` stands for :func:`claims_table`, ``overview``
+    experiment's ``tables`` makes them (``KEY~REFERENCE``: its ``versus`` table of the two runs);
+    ``claims`` stands for :func:`claims_table`, ``overview``
     for a list of every committed run, ``benchmarks`` for the committed
     ``benchmarks/results.json``, ``mutation`` for ``mutation/scores.json``."""
     if key == "claims":
@@ -233,6 +236,15 @@ def render_tables(key: str, root: Path = RESULTS_DIR) -> str:
     if key == "mutation":
         path = Path(root).resolve().parents[1] / "mutation" / "scores.json"
         return mutation_table(json.loads(path.read_text())).strip() + "\n"
+    if "~" in key:  # one committed run against another of its experiment
+        ours, ref = (load_summary(k, root) for k in key.split("~", 1))
+        mod = experiments.get(ours["experiment"])
+        if ref["experiment"] != ours["experiment"] or not hasattr(mod, "versus"):
+            raise ValueError(
+                f"results block {key!r}: KEY~REFERENCE needs two runs of one experiment that "
+                f"has a versus table, got {ours['experiment']!r} and {ref['experiment']!r}"
+            )
+        return _demote_headings(mod.versus(ours, ref)).strip() + "\n"
     summary = load_summary(key, root)
     mod = experiments.get(summary["experiment"])
     return _demote_headings(mod.tables(summary)).strip() + "\n"

@@ -11,7 +11,7 @@ from torch import nn
 
 from sobolev import derivatives, partial_derivatives, sample_directions
 from sobolev.derivatives import derivative_method
-from sobolev.models import MLP, Ensemble, EnsembleLinear, FourierFeatureMLP
+from sobolev.models import MLP, Ensemble, EnsembleLinear, EnsembleMean, FourierFeatureMLP
 
 pytestmark = pytest.mark.usefixtures("double")
 
@@ -79,6 +79,16 @@ def test_forward_is_each_members_forward(key):
     assert ens.method == method and ens.members == N
     x = _rows()
     _assert_cat_close(ens(x), [m(xn) for m, xn in zip(models, x.chunk(N))])
+
+
+@pytest.mark.parametrize("key", sorted(MAKERS))
+def test_ensemble_mean_is_the_mean_of_the_members_and_of_their_derivatives(key):
+    models, method = _members(key)
+    mean = EnsembleMean(models, method=method)
+    x = _rows(n=1, b=5)
+    for j, got in enumerate(derivatives(mean, x, 2)):
+        parts = [derivatives(m, x, 2)[j] for m in models]
+        torch.testing.assert_close(got, torch.stack(parts).mean(0), rtol=1e-12, atol=1e-13)
 
 
 @pytest.mark.parametrize("key", sorted(MAKERS))

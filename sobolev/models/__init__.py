@@ -2,7 +2,7 @@
 student–teacher net, and the image models of the experiments."""
 
 from .conv import ConvAutoencoder, ConvClassifier
-from .ensemble import Ensemble, EnsembleLinear
+from .ensemble import Ensemble, EnsembleLinear, EnsembleMean
 from .fourier import FourierFeatureMLP, FourierFeatures
 from .mlp import ACTIVATIONS, MLP, SIREN, Sine, TwoLayer
 from .unet import UNet
@@ -15,6 +15,7 @@ __all__ = [
     "ConvClassifier",
     "Ensemble",
     "EnsembleLinear",
+    "EnsembleMean",
     "FourierFeatureMLP",
     "FourierFeatures",
     "Sine",

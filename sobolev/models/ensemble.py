@@ -14,6 +14,9 @@ Two implementations, chosen by :class:`Ensemble` itself:
   same activations; the Taylor-mode jet applies to it;
 * ``"vmap"``: any other module, by ``torch.func.stack_module_state`` and ``functional_call``
   vectorised with ``torch.func.vmap`` over the member axis.
+
+:class:`EnsembleMean` is the members' mean prediction on shared rows (an ensemble of networks as
+one model).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-__all__ = ["ENSEMBLE_METHODS", "Ensemble", "EnsembleLinear"]
+__all__ = ["ENSEMBLE_METHODS", "Ensemble", "EnsembleLinear", "EnsembleMean"]
 
 #: how an :class:`Ensemble` evaluates its members (see the module doc)
 ENSEMBLE_METHODS = ("layers", "vmap")
@@ -271,3 +274,21 @@ class Ensemble(nn.Module):
 
     def extra_repr(self) -> str:
         return f"members={self.n_members}, method={self.method!r}"
+
+
+class EnsembleMean(nn.Module):
+    """The mean prediction of N networks of one architecture: (B, d) → (B, m).
+
+    Every member sees the same rows (one :class:`Ensemble` pass over the rows repeated per
+    member), so derivatives of the mean with respect to ``x`` are the means of the members'
+    derivatives. ``models`` are copied, as :class:`Ensemble` copies them.
+    """
+
+    def __init__(self, models: Sequence[nn.Module], method: str | None = None) -> None:
+        super().__init__()
+        self.ensemble = Ensemble(models, method=method)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n = self.ensemble.members
+        y = self.ensemble(x.repeat(n, *[1] * (x.ndim - 1)))
+        return y.reshape(n, x.shape[0], *y.shape[1:]).mean(dim=0)

@@ -66,6 +66,7 @@ POSITIVE_INTS = frozenset(
         "max_steps",
         "batches_per_epoch",
         "n_show",
+        "members",
     }
 )
 #: integer settings that must be ≥ 0
@@ -78,6 +79,7 @@ NONNEGATIVE_INTS = frozenset(
         "basket_seed",
         "high_d",
         "dim_batch_size",
+        "min_steps",
     }
 )
 #: float settings that must be > 0

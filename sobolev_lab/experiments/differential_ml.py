@@ -36,9 +36,10 @@ import torch
 from torch import Tensor, nn
 
 from sobolev.derivatives import DerivativeStack, derivatives
+from sobolev.ensemble_training import fit_ensemble
 from sobolev.finance import MODELS, HeldOutSet, PricingModel, pricing_model
 from sobolev.losses import SobolevLoss, sobolev_loss
-from sobolev.models import MLP
+from sobolev.models import MLP, Ensemble, EnsembleMean
 from sobolev.normalize import Normalizer, Surrogate
 from sobolev.training import ONE_CYCLE_KNOTS, fit
 
@@ -97,7 +98,9 @@ class Config:
     width: int = 20
     depth: int = 4
     activation: str = "softplus"
+    members: int = 1
     epochs: int = 100
+    min_steps: int = 0
     batches_per_epoch: int = 16
     min_batch: int = 256
     max_batch: int = 1024
@@ -197,10 +200,16 @@ class Config:
             raise ValueError(f"min_batch ({self.min_batch}) must be ≤ max_batch ({self.max_batch})")
 
     def plan(self, n: int) -> tuple[int, int]:
-        """(batch size, Adam steps) for n samples: ``epochs`` × ``batches_per_epoch`` batches of
+        """(batch size, Adam steps) for n samples: :meth:`epochs_at` epochs of batches of
         n/``batches_per_epoch`` (clipped to [min_batch, max_batch]), at most ``max_steps``."""
         bs = min(max(self.min_batch, n // self.batches_per_epoch), self.max_batch, n)
-        return bs, min(self.epochs * math.ceil(n / bs), self.max_steps)
+        return bs, min(self.epochs_at(n) * math.ceil(n / bs), self.max_steps)
+
+    def epochs_at(self, n: int) -> int:
+        """Epochs on n samples: ``epochs``, or more where that many epochs would be fewer than
+        ``min_steps`` steps (small training sets)."""
+        bs = min(max(self.min_batch, n // self.batches_per_epoch), self.max_batch, n)
+        return max(self.epochs, math.ceil(self.min_steps / math.ceil(n / bs)))
 
 
 def validate(cfg: Config) -> None:
@@ -225,14 +234,22 @@ def directional_objective(
 ) -> Callable[[nn.Module, tuple[Tensor, ...]], tuple[Tensor, dict[str, Tensor]]]:
     """H1 objective on labels given along one fixed direction per sample: batch ``(x, y, w, dw)``
     with x, w (B, d), y (B, 1), dw (B, 1, 1) = ∂y/∂x·w; divided by 1 + d like
-    ``SobolevLoss(weighting="dimension")`` (E(e·w)² = ‖e‖² for w ~ N(0, I))."""
+    ``SobolevLoss(weighting="dimension")`` (E(e·w)² = ‖e‖² for w ~ N(0, I)). On an
+    :class:`sobolev.models.Ensemble` (member-major rows), one loss per member."""
 
     def objective(model: nn.Module, batch: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, Tensor]]:
         x, y, w, dw = batch
         V = w[None, None]  # (S=1, k=1, B, d)
+        n = model.members if isinstance(model, Ensemble) else 0
         total, terms = sobolev_loss(
-            derivatives(model, x, 1, directions=V), DerivativeStack((y, dw), V), return_terms=True
+            derivatives(model, x, 1, directions=V),
+            DerivativeStack((y, dw), V),
+            reduction="none" if n else "mean",
+            return_terms=True,
         )
+        if n:  # per-sample values → one mean per member
+            total = total.reshape(n, -1).mean(1)
+            terms = {k: v.reshape(n, -1).mean(1) for k, v in terms.items()}
         return total / (1 + d), terms
 
     return objective
@@ -240,13 +257,16 @@ def directional_objective(
 
 def heldout_errors(surrogate: Surrogate, test: HeldOutSet) -> dict[str, float]:
     """RMSE of the surrogate's price, of its deltas (all entries) and of its first asset's delta
-    (the notebooks' delta error) against the closed form."""
+    (the notebooks' delta error) against the closed form; ``price_spread``: the standard
+    deviation of the predicted prices over that of the true ones (≈ 1 for a fit, ≈ 0 for a
+    collapsed, flat prediction)."""
     price, delta = surrogate.predict(test.x)
     err = delta.double() - test.delta
     return {
         "price_rmse": float((price.double() - test.price).square().mean().sqrt()),
         "delta_rmse": float(err.square().mean().sqrt()),
         "delta1_rmse": float(err[..., 0].square().mean().sqrt()),
+        "price_spread": float(price.double().std() / test.price.std()),
     }
 
 
@@ -292,7 +312,9 @@ def _settings(cfg: Config, seed: int, n: int) -> Any:
     """The training settings of a network on ``n`` samples."""
     bs, steps = cfg.plan(n)
     schedule = (
-        EpochOneCycle(math.ceil(n / bs), cfg.epochs) if cfg.schedule == "one-cycle" else "cosine"
+        EpochOneCycle(math.ceil(n / bs), cfg.epochs_at(n))
+        if cfg.schedule == "one-cycle"
+        else "cosine"
     )
     return train_config(
         cfg,
@@ -322,8 +344,14 @@ def _train(
 ) -> tuple[nn.Module, float]:
     """A fresh network trained on ``data`` (in a :func:`sobolev_lab.seeds.paired_runs` run, which
     seeds its initialisation); returns it and its training seconds."""
+    settings = _settings(cfg, seed, data[0].shape[0])
+    if cfg.members > 1:  # the mean of networks from their own initialisations and data orders
+        nets = [network(cfg, d) for _ in range(cfg.members)]
+        member_seeds = [cfg.members * seed + j for j in range(cfg.members)]
+        hists = fit_ensemble(nets, objective, data, settings, seeds=member_seeds)
+        return EnsembleMean(nets).cpu(), hists[0].records[-1]["time"]
     net = network(cfg, d)
-    hist = fit(net, objective, data, _settings(cfg, seed, data[0].shape[0]))
+    hist = fit(net, objective, data, settings)
     return net.cpu(), hist.records[-1]["time"]
 
 
@@ -332,7 +360,7 @@ def _train_seeds(
 ) -> list[tuple[nn.Module, float]] | None:
     """:func:`_train` for every seed at once (``data`` per seed; an ensemble, whose seconds are
     those of all seeds together), or ``None`` where an ensemble does not apply."""
-    if not cfg.ensemble or not isinstance(objective, SobolevLoss):
+    if not cfg.ensemble or cfg.members > 1 or not isinstance(objective, SobolevLoss):
         return None
     by_seed = dict(zip(seeds, data))
     nets, records = fit_seeds(
@@ -636,8 +664,9 @@ def tables(summary: dict) -> str:
     )
     head = (
         f"setting: {setting}; {cfg.seeds} seeds (paired: same paths and initialisation for every "
-        f"method); network {net}; Adam lr {rate}, {cfg.epochs} epochs, batch "
-        f"n/{cfg.batches_per_epoch}{caps}"
+        f"method); network {net}; Adam lr {rate}, {cfg.epochs} epochs"
+        + (f" (at least {cfg.min_steps} steps)" if cfg.min_steps else "")
+        + f", batch n/{cfg.batches_per_epoch}{caps}"
         + (f", at most {cfg.max_steps} steps" if cfg.max_steps < 2**30 else "")
         + ("; labels: antithetic pairs" if cfg.antithetic else "; labels: one path each")
         + ("; derivative term weighted per input (λ_j)" if cfg.input_weights else "")
@@ -686,6 +715,7 @@ def tables(summary: dict) -> str:
             rows,
         )
     )
+    out.append(_collapse_note(summary["results"], cfg))
     rows = []
     for d in cfg.dims:
         for metric, label in METRICS.items():
@@ -782,6 +812,87 @@ def tables(summary: dict) -> str:
             )
         )
     return "".join(out)
+
+
+#: a trained network whose predicted prices spread less than this fraction of the true prices'
+#: spread (``price_spread``) has collapsed to a (nearly) flat prediction
+FLAT = 0.5
+
+
+def _collapse_note(results: dict[str, Any], cfg: Config) -> str:
+    """A line naming the trained networks that collapsed to a flat prediction (``price_spread``
+    below :data:`FLAT`), per dimension, size and method; empty where none did or where the run
+    predates the measure."""
+    cells = []
+    for d in cfg.dims:
+        for m in METHODS:
+            for n in cfg.sizes:
+                per = results[str(d)][m][str(n)]["per_seed"]
+                if any("price_spread" not in p for p in per):
+                    return ""
+                flat = sum(p["price_spread"] < FLAT for p in per)
+                if flat:
+                    cells.append(f"d = {d}, n = {n}, {m}: {flat}/{len(per)} seeds")
+    if not cells:
+        return (
+            f"\nNo network collapsed to a flat prediction (predicted prices' spread ≥ {FLAT:g} × "
+            "the true prices' in every run).\n"
+        )
+    return (
+        f"\nCollapsed to a flat prediction (predicted prices' spread < {FLAT:g} × the true "
+        "prices'): " + "; ".join(cells) + ".\n"
+    )
+
+
+def versus(summary: dict, reference: dict) -> str:
+    """Our run against a reference run (``--paper``) cell by cell, where both ran the same
+    dimension, size and method: the medians of price and delta RMSE (all entries), their ratio
+    ours ÷ reference, and in how many seeds ours is lower (paired: the same paths and test set
+    per seed when both runs use the same basket, paths and test seeds)."""
+    ca, cb = summary["config"], reference["config"]
+    default = Config()  # a run from before a seed was a setting used its default
+    paired = all(
+        ca.get(k, getattr(default, k)) == cb.get(k, getattr(default, k))
+        for k in ("basket_seed", "paths_seed", "test_seed", "model")
+    )
+    ra, rb = summary["results"], reference["results"]
+    rows, held, cells = [], 0, 0
+    for d in (d for d in ca["dims"] if d in cb["dims"]):
+        for m in METHODS:
+            for n in (n for n in ca["sizes"] if n in cb["sizes"]):
+                a, b = ra[str(d)][m][str(n)], rb[str(d)][m][str(n)]
+                row = [d, n, m]
+                for key in ("price_rmse", "delta_rmse"):
+                    ratio = a[key] / b[key]
+                    cells += 1
+                    held += ratio <= 1
+                    row += [
+                        f"{fmt(a[key], 2)} / {fmt(b[key], 2)}",
+                        f"{fmt(ratio, 2)}×",
+                        wins_cell(paired_wins(a, b, key)) if paired else "–",
+                    ]
+                rows.append(row)
+    setting = lambda s: s.get("setting", "ours")
+    head = (
+        f"\n### {setting(summary)} against {setting(reference)}: median test RMSE per cell "
+        f"({'paired seeds: the same paths and test states' if paired else 'unpaired'}; "
+        f"median of {setting(summary)} at most that of {setting(reference)} in {held} of "
+        f"{cells} cells)\n"
+    )
+    return head + markdown_table(
+        [
+            "d",
+            "n",
+            "method",
+            f"price RMSE {setting(summary)} / {setting(reference)}",
+            "ratio",
+            f"{setting(summary)} lower (seeds)",
+            f"delta RMSE {setting(summary)} / {setting(reference)}",
+            "ratio",
+            f"{setting(summary)} lower (seeds)",
+        ],
+        rows,
+    )
 
 
 #: The errors in the stored outputs of the reference notebook ``DifferentialML.ipynb``

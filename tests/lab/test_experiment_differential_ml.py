@@ -10,9 +10,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from sobolev import MLP
+from sobolev import MLP, SobolevLoss
+from sobolev.models import Ensemble, EnsembleMean
 from sobolev_lab.cli import main
 from sobolev_lab.experiments import differential_ml as dml
+from sobolev_lab.experiments.checks import check_config
 
 
 def test_match_size_interpolates_the_log_log_curve():
@@ -36,6 +38,14 @@ def test_plan_follows_the_paper_protocol_within_the_caps():
         dml.Config(match_at=(3000,))
 
 
+def test_min_steps_adds_epochs_to_small_training_sets():
+    cfg = dataclasses.replace(dml.Config.paper(), min_steps=1000)
+    assert cfg.plan(1024) == (256, 1000) and cfg.epochs_at(1024) == 250  # 4 batches an epoch
+    assert cfg.plan(65536) == (4096, 1600) and cfg.epochs_at(65536) == 100  # 100 epochs suffice
+    odd = dataclasses.replace(cfg, min_steps=1001)
+    assert odd.epochs_at(1024) == 251 and odd.plan(1024) == (256, 1004)  # whole epochs
+
+
 def test_directional_objective_is_the_h1_loss_along_the_given_directions(double):
     d, B = 4, 64
     g = torch.Generator().manual_seed(0)
@@ -50,6 +60,36 @@ def test_directional_objective_is_the_h1_loss_along_the_given_directions(double)
     expected = ((u - y).square().mean() + ((du * w).sum(1) - dw[:, 0, 0]).square().mean()) / (1 + d)
     torch.testing.assert_close(loss, expected)
     assert set(terms) == {"D0", "D1"}
+
+
+def test_directional_objective_on_an_ensemble_is_each_members_own_loss(double):
+    d, B = 3, 16
+    g = torch.Generator().manual_seed(1)
+    nets = [MLP(d, 1, 8, 2, "softplus") for _ in range(2)]
+    batches = [
+        (
+            torch.randn(B, d, generator=g),
+            torch.randn(B, 1, generator=g),
+            torch.randn(B, d, generator=g),
+            torch.randn(B, 1, 1, generator=g),
+        )
+        for _ in nets
+    ]
+    objective = dml.directional_objective(d)
+    losses, terms = objective(Ensemble(nets), tuple(torch.cat(t) for t in zip(*batches)))
+    for n, (net, batch) in enumerate(zip(nets, batches)):
+        own, own_terms = objective(net, batch)
+        torch.testing.assert_close(losses[n], own)
+        torch.testing.assert_close(terms["D1"][n], own_terms["D1"])
+
+
+def test_members_train_a_mean_of_networks(tmp_path):
+    cfg = dataclasses.replace(dml.Config.paper(quick=True), members=3, epochs=1)
+    data = (torch.randn(512, 2), torch.randn(512, 1), torch.randn(512, 1, 2))
+    net, secs = dml._train(cfg, 2, 0, SobolevLoss(1, weighting="dimension"), data)
+    assert isinstance(net, EnsembleMean) and net.ensemble.n_members == 3 and secs > 0
+    with pytest.raises(ValueError, match="members"):
+        check_config(dml.Config(members=0), dml)
 
 
 def test_quick_run_reproduces_the_differential_advantage(tmp_path):
@@ -151,3 +191,63 @@ def test_quick_paper_run_records_both_delta_errors(tmp_path, as_cli):
     noise = s["results"]["1"]["label_noise"]
     assert 0.005 < noise["price_rmse"] < 0.2 and noise["delta1_rmse"] == noise["delta_rmse"]
     assert "Noise of the training labels" in table
+    assert 0 <= one["price_spread"] < 2
+    assert "flat prediction" in table  # the collapse line: none, or which cells
+
+
+def test_heldout_errors_against_the_closed_form(double):
+    model = dml.pricing_model(3, seed=0)
+    test = model.test_set(256, torch.Generator().manual_seed(0))
+
+    class Exact:  # the closed form itself, then a flat price at the mean
+        def __init__(self, flat: bool) -> None:
+            self.flat = flat
+
+        def predict(self, x):
+            price = test.price.mean().expand_as(test.price) if self.flat else test.price
+            return price, test.delta + 0.1
+
+    exact, flat = dml.heldout_errors(Exact(False), test), dml.heldout_errors(Exact(True), test)
+    assert exact["price_rmse"] == 0 and exact["price_spread"] == pytest.approx(1)
+    assert exact["delta_rmse"] == pytest.approx(0.1) and exact["delta1_rmse"] == pytest.approx(0.1)
+    assert flat["price_spread"] < 1e-12 and dml.FLAT > 0.1
+    assert flat["price_rmse"] == pytest.approx(float(test.price.std(unbiased=False)))
+
+
+def test_a_flat_prediction_is_named_in_the_tables(tmp_path, as_cli):
+    cfg = dataclasses.replace(
+        dml.Config.paper(quick=True), dims=(1,), sizes=(512, 1024), match_at=(512,), epochs=1
+    )
+    s = dml.run(cfg, tmp_path)
+    for m in dml.METHODS:  # one epoch: networks may be flat; mark every run as a fit ...
+        for n in cfg.sizes:
+            for per in s["results"]["1"][m][str(n)]["per_seed"]:
+                per["price_spread"] = 1.0
+    s["results"]["1"]["differential"]["1024"]["per_seed"][1]["price_spread"] = 0.01  # ... but one
+    table = dml.tables(as_cli(s, cfg, "paper"))
+    assert "Collapsed to a flat prediction" in table
+    assert "d = 1, n = 1024, differential: 1/2 seeds" in table
+
+
+def test_versus_compares_two_runs_cell_by_cell(tmp_path, as_cli):
+    cfg = dataclasses.replace(
+        dml.Config.paper(quick=True), dims=(1,), sizes=(512, 1024), match_at=(512,), epochs=1
+    )
+    ref = as_cli(dml.run(cfg, tmp_path), cfg, "paper")
+    ours = json.loads(json.dumps(ref)) | {"setting": "ours"}
+    for per in ours["results"]["1"]["differential"]["1024"]["per_seed"][:1]:
+        per["price_rmse"] /= 2  # ours lower in one seed's price, equal elsewhere
+    for m in ("standard", "differential"):
+        r = ours["results"]["1"][m]["512"]
+        r["delta_rmse"] *= 3  # ours 3× worse in the median delta error at n = 512
+        for per in r["per_seed"]:
+            per["delta_rmse"] *= 3
+    table = dml.versus(ours, ref)
+    assert "ours against paper" in table and "paired seeds" in table
+    assert "median of ours at most that of paper in 6 of 8 cells" in table
+    assert "| 1 | 512 | standard |" in table and "| 3× | 0/2 |" in table
+    row = next(r for r in table.splitlines() if r.startswith("| 1 | 1024 | differential |"))
+    assert "1/2" in row  # price lower in the one halved seed
+    unpaired = json.loads(json.dumps(ours))
+    unpaired["config"]["paths_seed"] += 1
+    assert "unpaired" in dml.versus(unpaired, ref)

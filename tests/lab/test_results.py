@@ -432,3 +432,12 @@ def test_every_run_under_docs_results_is_listed_and_a_collected_one_says_where_i
     assert committed == {d.name for d in (ROOT / results.RESULTS_DIR).iterdir() if d.is_dir()}
     for key, _, _ in claims.COLLECTED_RUNS:
         assert results.load_summary(key, ROOT / results.RESULTS_DIR)["provenance"], key
+
+
+def test_a_block_of_two_runs_renders_the_experiments_versus_table():
+    root = ROOT / results.RESULTS_DIR
+    table = results.render_tables("differential-ml~differential-ml-paper", root)
+    assert table.startswith("**ours against paper: median test RMSE per cell")
+    assert "| 7 | 65536 | differential |" in table
+    with pytest.raises(ValueError, match="two runs of one experiment"):
+        results.render_tables("differential-ml~regression", root)
