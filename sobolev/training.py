@@ -657,6 +657,7 @@ def _data_id(data: tuple[Tensor, ...]) -> dict[str, Any]:
     for t in data:
         flat = t.detach().reshape(-1)
         idx = torch.linspace(0, max(flat.numel() - 1, 0), min(flat.numel(), 4096)).long()
+        idx.clamp_(max=max(flat.numel() - 1, 0))  # float32 rounds indices above 2**24 up
         sample = flat[idx.to(flat.device)].cpu()
         h.update(f"{tuple(t.shape)}{t.dtype}".encode())
         h.update(sample.to(torch.float64 if t.is_floating_point() else torch.int64).numpy())

@@ -28,7 +28,7 @@ from sobolev import (
     fit,
     seed_everything,
 )
-from sobolev.training import ONE_CYCLE_KNOTS
+from sobolev.training import ONE_CYCLE_KNOTS, _data_id
 
 pytestmark = pytest.mark.usefixtures("double")
 
@@ -888,6 +888,21 @@ def test_resume_refuses_other_steps_when_a_cosine_schedule_runs_over_them(tmp_pa
     )
     assert ext.resumed_from == 20
     _assert_identical(ref, ext, ref_model, run_model, tmp_path / "x")
+
+
+def test_the_data_digest_reads_within_tensors_beyond_float32_indices():
+    """Above 2**24 entries float32 rounds the last sampled index up, past the end (a d = 50 run
+    of 5 seeds × 131072 samples raised IndexError); the digest still tells the data apart."""
+    n = 2**24 + 4  # n − 1 = 2**24 + 3 rounds to 2**24 + 4 in float32
+    a = torch.zeros(n, dtype=torch.uint8)
+    b = a.clone()
+    b[-1] = 1  # the last entry is sampled
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)  # as in a float32 run
+    try:
+        assert _data_id((a,))["digest"] != _data_id((b,))["digest"]
+    finally:
+        torch.set_default_dtype(default)
 
 
 def test_resume_refuses_other_data(tmp_path):
