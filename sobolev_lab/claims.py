@@ -41,6 +41,7 @@ FULL_RUNS: tuple[tuple[str, str, bool], ...] = (
     ("differential-ml", "differential-ml", False),
     ("differential-ml-paper", "differential-ml", True),
     ("differential-ml-paper-bachelier", "differential-ml", True),
+    ("differential-ml-paper-d50", "differential-ml", True),
 )
 #: committed runs made on another machine (a lent GPU) and collected with their provenance (the
 #: summary's ``provenance``): ``make results`` does not re-run them on a CPU
