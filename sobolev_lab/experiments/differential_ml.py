@@ -202,14 +202,16 @@ class Config:
     def plan(self, n: int) -> tuple[int, int]:
         """(batch size, Adam steps) for n samples: :meth:`epochs_at` epochs of batches of
         n/``batches_per_epoch`` (clipped to [min_batch, max_batch]), at most ``max_steps``."""
-        bs = min(max(self.min_batch, n // self.batches_per_epoch), self.max_batch, n)
+        bs = self._batch(n)
         return bs, min(self.epochs_at(n) * math.ceil(n / bs), self.max_steps)
 
     def epochs_at(self, n: int) -> int:
         """Epochs on n samples: ``epochs``, or more where that many epochs would be fewer than
         ``min_steps`` steps (small training sets)."""
-        bs = min(max(self.min_batch, n // self.batches_per_epoch), self.max_batch, n)
-        return max(self.epochs, math.ceil(self.min_steps / math.ceil(n / bs)))
+        return max(self.epochs, math.ceil(self.min_steps / math.ceil(n / self._batch(n))))
+
+    def _batch(self, n: int) -> int:
+        return min(max(self.min_batch, n // self.batches_per_epoch), self.max_batch, n)
 
 
 def validate(cfg: Config) -> None:
